@@ -1,0 +1,17 @@
+import { ScreamwatchError } from '../../protocol/errors.ts';
+
+export type AudioErrorCode =
+  | 'AUDIO_EMPTY'
+  | 'AUDIO_CORRUPT'
+  | 'AUDIO_TRUNCATED'
+  | 'AUDIO_UNSUPPORTED'
+  | 'AUDIO_READ_FAILED';
+
+/** A file that cannot be decoded; the message names the file and the problem. */
+export class AudioDecodeError extends ScreamwatchError {
+  declare readonly code: AudioErrorCode;
+  constructor(code: AudioErrorCode, file: string, problem: string, options?: { cause?: unknown }) {
+    super(code, `${file}: ${problem}`, { file }, options);
+    this.name = 'AudioDecodeError';
+  }
+}

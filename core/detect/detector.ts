@@ -1,0 +1,83 @@
+import { type FeatureWindow, WindowFeatureStream } from '../features/window-stream.ts';
+import type { ScreamModel } from '../model/scream-model.ts';
+import { type ConfirmedEvent, type ConfirmerOptions, type ConfirmerUpdate, ScreamConfirmer } from './confirmer.ts';
+
+export interface DetectorOptions extends Partial<ConfirmerOptions> {
+  /** Windows quieter than this (dBFS) score 0; defaults to the model's gate. */
+  levelGateDbfs?: number;
+}
+
+export interface DetectedWindow {
+  index: number;
+  startS: number;
+  endS: number;
+  probability: number;
+  levelDbfs: number;
+  features: Float64Array;
+}
+
+export interface DetectorOutput {
+  windows: DetectedWindow[];
+  updates: NonNullable<ConfirmerUpdate>[];
+}
+
+/**
+ * The whole detection path for one audio stream: 16 kHz samples in, scored windows and
+ * confirmed/ended events out. Pure computation: the daemon, the CLI, the dashboard's
+ * upload analysis and the browser's live mode all run this same class.
+ */
+export class StreamDetector {
+  readonly options: ConfirmerOptions & { levelGateDbfs: number };
+  private readonly stream = new WindowFeatureStream();
+  private readonly confirmer: ScreamConfirmer;
+
+  constructor(
+    readonly model: ScreamModel,
+    options: DetectorOptions = {},
+  ) {
+    const { levelGateDbfs, ...confirm } = options;
+    this.options = {
+      ...model.confirmerOptions(stripUndefined(confirm)),
+      levelGateDbfs: levelGateDbfs ?? model.meta.levelGateDbfs,
+    };
+    this.confirmer = new ScreamConfirmer(this.options);
+  }
+
+  push(samples16k: Float32Array): DetectorOutput {
+    return this.score(this.stream.push(samples16k));
+  }
+
+  /** Closes an event still open at the end of the stream. */
+  finish(): NonNullable<ConfirmerUpdate>[] {
+    const u = this.confirmer.finish();
+    return u ? [u] : [];
+  }
+
+  private score(windows: FeatureWindow[]): DetectorOutput {
+    const out: DetectorOutput = { windows: [], updates: [] };
+    if (windows.length === 0) return out;
+    const probs = this.model.predict(windows.map((w) => w.values));
+    windows.forEach((w, i) => {
+      const gated = w.levelDbfs < this.options.levelGateDbfs;
+      const probability = gated ? 0 : probs[i]!;
+      const scored: DetectedWindow = {
+        index: w.index,
+        startS: w.startS,
+        endS: w.endS,
+        probability,
+        levelDbfs: w.levelDbfs,
+        features: w.values,
+      };
+      out.windows.push(scored);
+      const u = this.confirmer.push(scored);
+      if (u) out.updates.push(u);
+    });
+    return out;
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export type { ConfirmedEvent };

@@ -1,0 +1,237 @@
+import Meyda from 'meyda';
+
+/** Features are computed on 0-4 kHz audio (see decimator.ts for why). */
+export const FEATURE_SAMPLE_RATE = 8000;
+/** 32 ms frames, no overlap: 31.25 frames a second. */
+export const FRAME_SIZE = 256;
+export const N_MFCC = 13;
+export const N_CHROMA = 12;
+/** Frames are gain-normalised to this RMS before spectral analysis (see FrameFeatureExtractor). */
+const FRAME_TARGET_RMS = 0.1;
+/** Below this a frame is digital silence: no spectral shape to speak of. */
+const SILENT_RMS = 1e-5;
+/** Pitch search range for the autocorrelation, 130 Hz - 1.6 kHz (speech to shrieks). */
+const MIN_LAG = Math.floor(FEATURE_SAMPLE_RATE / 1600);
+const MAX_LAG = Math.ceil(FEATURE_SAMPLE_RATE / 130);
+
+export interface FrameFeatures {
+  /** Raw frame level in dBFS (before normalisation). */
+  rmsDb: number;
+  silent: boolean;
+  /** MFCC 0..12 of the gain-normalised frame; 0 is (nearly) constant, 1..12 are the shape. */
+  mfcc: Float64Array;
+  chroma: Float64Array;
+  zcr: number;
+  centroidHz: number;
+  rolloffHz: number;
+  flatness: number;
+  spreadHz: number;
+  kurtosis: number;
+  /** Positive spectral change against the previous frame, on unit-energy spectra. */
+  flux: number;
+  /** Share of spectral energy in 2-4 kHz. */
+  highBandRatio: number;
+  /** Peak normalised autocorrelation in the pitch range (0 noise .. 1 periodic). */
+  harmonicity: number;
+  /** Estimated fundamental (Hz) of the autocorrelation peak. */
+  f0Hz: number;
+}
+
+const MEYDA_FEATURES = [
+  'mfcc',
+  'chroma',
+  'zcr',
+  'spectralCentroid',
+  'spectralRolloff',
+  'spectralFlatness',
+  'spectralSpread',
+  'spectralKurtosis',
+  'amplitudeSpectrum',
+] as const;
+
+interface MeydaGlobals {
+  bufferSize: number;
+  sampleRate: number;
+  melBands: number;
+  numberOfMFCCCoefficients: number;
+  windowingFunction: string;
+  melFilterBank?: unknown;
+  chromaFilterBank?: unknown;
+  barkScale?: unknown;
+  extract: (features: readonly string[], signal: Float32Array) => Record<string, unknown>;
+}
+const meyda = Meyda as unknown as MeydaGlobals;
+
+/**
+ * Meyda keeps its settings (and cached filter banks) on one global object, and only
+ * rebuilds the mel bank when the buffer size changes, not the sample rate. Anything else
+ * in the process (the browser page, a test) may have changed them, so reset before use.
+ */
+function configureMeyda(): void {
+  if (
+    meyda.bufferSize === FRAME_SIZE &&
+    meyda.sampleRate === FEATURE_SAMPLE_RATE &&
+    meyda.melBands === 26 &&
+    meyda.numberOfMFCCCoefficients === N_MFCC &&
+    meyda.windowingFunction === 'hanning'
+  ) {
+    return;
+  }
+  meyda.bufferSize = FRAME_SIZE;
+  meyda.sampleRate = FEATURE_SAMPLE_RATE;
+  meyda.melBands = 26;
+  meyda.numberOfMFCCCoefficients = N_MFCC;
+  meyda.windowingFunction = 'hanning';
+  meyda.melFilterBank = undefined;
+  meyda.chromaFilterBank = undefined;
+  meyda.barkScale = undefined;
+}
+
+/**
+ * Turns 8 kHz frames into FrameFeatures. Each frame is scaled to a fixed RMS before Meyda
+ * sees it, so every spectral feature is independent of loudness (Meyda's MFCC takes
+ * log(1 + power), which is not scale-invariant on its own). The level lives on only in
+ * `rmsDb`, which the window summary uses in relative terms.
+ */
+export class FrameFeatureExtractor {
+  private prevSpectrum: Float64Array | null = null;
+  private readonly scaled = new Float32Array(FRAME_SIZE);
+
+  extract(frame: Float32Array): FrameFeatures {
+    configureMeyda();
+    let sumSq = 0;
+    let mean = 0;
+    for (let i = 0; i < FRAME_SIZE; i++) mean += frame[i]!;
+    mean /= FRAME_SIZE;
+    for (let i = 0; i < FRAME_SIZE; i++) {
+      const v = frame[i]! - mean;
+      sumSq += v * v;
+    }
+    const rms = Math.sqrt(sumSq / FRAME_SIZE);
+    const rmsDb = 20 * Math.log10(Math.max(rms, 1e-10));
+    if (rms < SILENT_RMS) {
+      this.prevSpectrum = null;
+      return silentFrame(rmsDb);
+    }
+    const gain = FRAME_TARGET_RMS / rms;
+    for (let i = 0; i < FRAME_SIZE; i++) this.scaled[i] = (frame[i]! - mean) * gain;
+
+    const f = meyda.extract(MEYDA_FEATURES, this.scaled);
+    const amp = f.amplitudeSpectrum as Float32Array;
+    const spectrum = unitEnergy(amp);
+    let flux = 0;
+    if (this.prevSpectrum) {
+      for (let k = 0; k < spectrum.length; k++) {
+        const d = spectrum[k]! - this.prevSpectrum[k]!;
+        if (d > 0) flux += d * d;
+      }
+      flux = Math.sqrt(flux);
+    }
+    this.prevSpectrum = spectrum;
+    let high = 0;
+    let total = 0;
+    const half = spectrum.length >> 1;
+    for (let k = 0; k < spectrum.length; k++) {
+      const p = spectrum[k]! * spectrum[k]!;
+      total += p;
+      if (k >= half) high += p;
+    }
+    const binHz = FEATURE_SAMPLE_RATE / FRAME_SIZE;
+    const { harmonicity, f0Hz } = pitch(this.scaled);
+    return {
+      rmsDb,
+      silent: false,
+      mfcc: finiteArray(f.mfcc as number[]),
+      chroma: finiteArray(f.chroma as number[]),
+      zcr: finite(f.zcr as number) / FRAME_SIZE,
+      centroidHz: finite(f.spectralCentroid as number) * binHz, // Meyda returns a bin index
+      rolloffHz: finite(f.spectralRolloff as number),
+      flatness: finite(f.spectralFlatness as number),
+      spreadHz: finite(f.spectralSpread as number) * binHz,
+      kurtosis: clamp(finite(f.spectralKurtosis as number), -10, 100),
+      flux,
+      highBandRatio: total > 0 ? high / total : 0,
+      harmonicity,
+      f0Hz,
+    };
+  }
+}
+
+function silentFrame(rmsDb: number): FrameFeatures {
+  return {
+    rmsDb,
+    silent: true,
+    mfcc: new Float64Array(N_MFCC),
+    chroma: new Float64Array(N_CHROMA),
+    zcr: 0,
+    centroidHz: 0,
+    rolloffHz: 0,
+    flatness: 0,
+    spreadHz: 0,
+    kurtosis: 0,
+    flux: 0,
+    highBandRatio: 0,
+    harmonicity: 0,
+    f0Hz: 0,
+  };
+}
+
+function unitEnergy(amp: Float32Array): Float64Array {
+  let e = 0;
+  for (let k = 0; k < amp.length; k++) e += amp[k]! * amp[k]!;
+  const norm = e > 0 ? 1 / Math.sqrt(e) : 0;
+  const out = new Float64Array(amp.length);
+  for (let k = 0; k < amp.length; k++) out[k] = amp[k]! * norm;
+  return out;
+}
+
+/**
+ * Normalised autocorrelation pitch estimate. Screams are strongly voiced at a high
+ * fundamental (often 500 Hz - 1.5 kHz), speech sits at 100-300 Hz, noise has no peak.
+ */
+function pitch(x: Float32Array): { harmonicity: number; f0Hz: number } {
+  const n = x.length;
+  // prefix sums of energy give each lag's normalisation in O(1)
+  const cum = new Float64Array(n + 1);
+  for (let i = 0; i < n; i++) cum[i + 1] = cum[i]! + x[i]! * x[i]!;
+  let best = 0;
+  let bestLag = 0;
+  const r = new Float64Array(MAX_LAG + 2);
+  for (let lag = MIN_LAG - 1; lag <= MAX_LAG + 1; lag++) {
+    let acc = 0;
+    for (let i = 0; i + lag < n; i++) acc += x[i]! * x[i + lag]!;
+    const e0 = cum[n - lag]!;
+    const e1 = cum[n]! - cum[lag]!;
+    const denom = Math.sqrt(e0 * e1);
+    r[lag] = denom > 0 ? acc / denom : 0;
+  }
+  for (let lag = MIN_LAG; lag <= MAX_LAG; lag++) {
+    const v = r[lag]!;
+    if (v > best && v >= r[lag - 1]! && v >= r[lag + 1]!) {
+      best = v;
+      bestLag = lag;
+    }
+  }
+  if (bestLag === 0) return { harmonicity: 0, f0Hz: 0 };
+  // parabolic interpolation of the peak for sub-sample lag resolution
+  const a = r[bestLag - 1]!;
+  const b = r[bestLag]!;
+  const c = r[bestLag + 1]!;
+  const denom = a - 2 * b + c;
+  const shift = denom !== 0 ? clamp((0.5 * (a - c)) / denom, -0.5, 0.5) : 0;
+  return { harmonicity: clamp(best, 0, 1), f0Hz: FEATURE_SAMPLE_RATE / (bestLag + shift) };
+}
+
+function finite(x: number): number {
+  return Number.isFinite(x) ? x : 0;
+}
+
+function finiteArray(a: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = finite(a[i]!);
+  return out;
+}
+
+function clamp(x: number, lo: number, hi: number): number {
+  return x < lo ? lo : x > hi ? hi : x;
+}

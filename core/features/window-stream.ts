@@ -1,0 +1,55 @@
+import { Decimator2 } from './decimator.ts';
+import { FRAME_SIZE, FrameFeatureExtractor, type FrameFeatures } from './frame-features.ts';
+import { FRAME_S, FRAMES_PER_HOP, FRAMES_PER_WINDOW, summariseWindow, type WindowFeatures } from './window-features.ts';
+
+export interface FeatureWindow extends WindowFeatures {
+  /** 0-based window number since the stream started. */
+  index: number;
+  /** Audio time of the window's first and last sample, seconds since the stream started. */
+  startS: number;
+  endS: number;
+}
+
+/**
+ * Cuts a 16 kHz mono stream into overlapping windows and computes each window's features.
+ * Frames are computed once and shared by the two windows that overlap them. Push any
+ * chunk size; the result does not depend on how the stream was chunked.
+ */
+export class WindowFeatureStream {
+  private readonly decimator = new Decimator2();
+  private readonly extractor = new FrameFeatureExtractor();
+  private pending = new Float32Array(0);
+  private frames: FrameFeatures[] = [];
+  private framesSeen = 0;
+  private windowIndex = 0;
+
+  push(samples16k: Float32Array): FeatureWindow[] {
+    const low = this.decimator.push(samples16k);
+    let buf: Float32Array;
+    if (this.pending.length === 0) buf = low;
+    else {
+      buf = new Float32Array(this.pending.length + low.length);
+      buf.set(this.pending);
+      buf.set(low, this.pending.length);
+    }
+    const out: FeatureWindow[] = [];
+    let at = 0;
+    while (at + FRAME_SIZE <= buf.length) {
+      this.frames.push(this.extractor.extract(buf.subarray(at, at + FRAME_SIZE)));
+      this.framesSeen++;
+      at += FRAME_SIZE;
+      if (this.frames.length === FRAMES_PER_WINDOW) {
+        const startFrame = this.framesSeen - FRAMES_PER_WINDOW;
+        out.push({
+          ...summariseWindow(this.frames),
+          index: this.windowIndex++,
+          startS: startFrame * FRAME_S,
+          endS: this.framesSeen * FRAME_S,
+        });
+        this.frames = this.frames.slice(FRAMES_PER_HOP);
+      }
+    }
+    this.pending = buf.slice(at);
+    return out;
+  }
+}

@@ -1,0 +1,79 @@
+import { RandomForestClassifier } from 'ml-random-forest';
+import { ScreamwatchError } from '../../protocol/errors.ts';
+import type { ConfirmerOptions } from '../detect/confirmer.ts';
+import { WINDOW_FEATURE_NAMES } from '../features/window-features.ts';
+
+export const MODEL_FORMAT = 'screamwatch-forest/1';
+
+/** What a model file holds besides the forest itself (ml-random-forest's own toJSON). */
+export interface ModelFileMeta {
+  format: typeof MODEL_FORMAT;
+  /** e.g. `2026-11-24-a1b2c3`: date + hash of the forest; reported in every event. */
+  version: string;
+  featureNames: string[];
+  /** Default decision threshold on the window probability, chosen on validation data. */
+  threshold: number;
+  confirm: Omit<ConfirmerOptions, 'threshold'>;
+  /** Windows quieter than this (dBFS) are not scored as screams. */
+  levelGateDbfs: number;
+  trainedAt: string;
+  training: Record<string, unknown>;
+  metrics?: Record<string, unknown>;
+}
+
+export interface ModelFile extends ModelFileMeta {
+  forest: unknown;
+}
+
+export class ModelError extends ScreamwatchError {}
+
+/** A loaded forest plus the defaults that were validated with it. */
+export class ScreamModel {
+  private constructor(
+    readonly meta: ModelFileMeta,
+    private readonly forest: RandomForestClassifier,
+  ) {}
+
+  get version(): string {
+    return this.meta.version;
+  }
+  get threshold(): number {
+    return this.meta.threshold;
+  }
+  confirmerOptions(overrides: Partial<ConfirmerOptions> = {}): ConfirmerOptions {
+    return { threshold: this.meta.threshold, ...this.meta.confirm, ...overrides };
+  }
+
+  static fromJSON(json: unknown, source = 'model'): ScreamModel {
+    const file = json as Partial<ModelFile>;
+    if (!file || typeof file !== 'object' || file.format !== MODEL_FORMAT) {
+      throw new ModelError('MODEL_INVALID', `${source}: not a ${MODEL_FORMAT} model file`);
+    }
+    const names = file.featureNames ?? [];
+    if (names.length !== WINDOW_FEATURE_NAMES.length || names.some((n, i) => n !== WINDOW_FEATURE_NAMES[i])) {
+      throw new ModelError(
+        'MODEL_FEATURES_MISMATCH',
+        `${source}: trained on different features than this version computes; retrain with \`screamwatch train\``,
+      );
+    }
+    let forest: RandomForestClassifier;
+    try {
+      forest = RandomForestClassifier.load(file.forest as never);
+    } catch (err) {
+      throw new ModelError('MODEL_INVALID', `${source}: forest cannot be loaded: ${(err as Error).message}`, undefined, {
+        cause: err,
+      });
+    }
+    const { forest: _forest, ...meta } = file as ModelFile;
+    return new ScreamModel(meta, forest);
+  }
+
+  /** Probability of "scream" for each feature row. */
+  predict(rows: readonly Float64Array[]): number[] {
+    if (rows.length === 0) return [];
+    return this.forest.predictProbability(
+      rows.map((r) => Array.from(r)),
+      1,
+    ) as number[];
+  }
+}

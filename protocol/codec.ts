@@ -1,0 +1,85 @@
+import type { z } from 'zod';
+import { ProtocolError } from './errors.ts';
+import {
+  EventMessageSchema,
+  type EventMessage,
+  HeartbeatMessageSchema,
+  type HeartbeatMessage,
+  MAX_PAYLOAD_BYTES,
+  PROTOCOL_VERSION,
+  StatusMessageSchema,
+  type StatusMessage,
+} from './messages.ts';
+import type { MessageKind } from './topics.ts';
+
+export type SensorMessage =
+  | { kind: 'events'; message: EventMessage }
+  | { kind: 'status'; message: StatusMessage }
+  | { kind: 'heartbeat'; message: HeartbeatMessage };
+
+const schemas = {
+  events: EventMessageSchema,
+  status: StatusMessageSchema,
+  heartbeat: HeartbeatMessageSchema,
+} as const;
+
+function describe(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+/**
+ * Validates a payload received on `<root>/sensors/<topicSensorId>/<kind>`. Throws a
+ * ProtocolError with a code (MQTT_PAYLOAD_TOO_LARGE, MQTT_PAYLOAD_INVALID,
+ * MQTT_VERSION_UNSUPPORTED, MQTT_SENSOR_MISMATCH) and never returns a half-valid message.
+ */
+export function decodeSensorMessage(kind: MessageKind, topicSensorId: string, payload: Uint8Array): SensorMessage {
+  if (payload.byteLength > MAX_PAYLOAD_BYTES) {
+    throw new ProtocolError('MQTT_PAYLOAD_TOO_LARGE', `payload is ${payload.byteLength} bytes, limit ${MAX_PAYLOAD_BYTES}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch (err) {
+    throw new ProtocolError('MQTT_PAYLOAD_INVALID', `payload is not UTF-8 JSON: ${(err as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ProtocolError('MQTT_PAYLOAD_INVALID', 'payload is not a JSON object');
+  }
+  const version = (raw as { v?: unknown }).v;
+  if (version !== PROTOCOL_VERSION) {
+    throw new ProtocolError('MQTT_VERSION_UNSUPPORTED', `protocol version ${JSON.stringify(version)} is not ${PROTOCOL_VERSION}`);
+  }
+  const parsed = schemas[kind].safeParse(raw);
+  if (!parsed.success) throw new ProtocolError('MQTT_PAYLOAD_INVALID', `${kind}: ${describe(parsed.error)}`);
+  if (parsed.data.sensorId !== topicSensorId) {
+    throw new ProtocolError(
+      'MQTT_SENSOR_MISMATCH',
+      `payload sensorId ${JSON.stringify(parsed.data.sensorId)} does not match topic sensor ${JSON.stringify(topicSensorId)}`,
+    );
+  }
+  return { kind, message: parsed.data } as SensorMessage;
+}
+
+/** Validates before sending, so a sensor can never publish what the cloud would reject. */
+export function encodeEvent(message: EventMessage): Buffer {
+  return encode(EventMessageSchema, message, 'events');
+}
+export function encodeStatus(message: StatusMessage): Buffer {
+  return encode(StatusMessageSchema, message, 'status');
+}
+export function encodeHeartbeat(message: HeartbeatMessage): Buffer {
+  return encode(HeartbeatMessageSchema, message, 'heartbeat');
+}
+
+function encode<T>(schema: z.ZodType<T>, message: T, kind: string): Buffer {
+  const parsed = schema.safeParse(message);
+  if (!parsed.success) throw new ProtocolError('MQTT_PAYLOAD_INVALID', `${kind}: ${describe(parsed.error)}`);
+  const buf = Buffer.from(JSON.stringify(parsed.data));
+  if (buf.byteLength > MAX_PAYLOAD_BYTES) {
+    throw new ProtocolError('MQTT_PAYLOAD_TOO_LARGE', `${kind} payload is ${buf.byteLength} bytes`);
+  }
+  return buf;
+}

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { SENSOR_ID_PATTERN } from './topics.ts';
+
+/**
+ * The MQTT payload contract. Field names are frozen once published: golden fixtures in
+ * test/protocol pin them. A breaking change bumps PROTOCOL_VERSION; receivers reject
+ * versions they do not know instead of guessing.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest payload either side accepts (bytes). Events are ~2 KB; this leaves room for features. */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+const isoTimestamp = z.iso.datetime({ offset: true });
+const sensorId = z.string().regex(SENSOR_ID_PATTERN, 'sensorId must be 1-64 of [A-Za-z0-9_.-]');
+const finite = z.number().finite();
+const probability = z.number().min(0).max(1);
+
+export const DeviceInfoSchema = z.object({
+  hostname: z.string().max(255),
+  daemonVersion: z.string().max(64),
+  platform: z.string().max(128),
+});
+
+/** A location as a sensor knows it (configured at install time). */
+export const SensorLocationSchema = z.object({
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  accuracy: z.number().min(0).max(1e7).optional(),
+  address: z.string().max(500).optional(),
+});
+
+/** Summary of the features of the peak window: small, numeric, for later analysis. */
+export const FeatureSummarySchema = z.record(z.string().max(64), finite).refine((o) => Object.keys(o).length <= 128, {
+  message: 'at most 128 feature values',
+});
+
+export const EventMessageSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  /** Stable, time-ordered id minted on the sensor (ULID). The cloud de-duplicates on it. */
+  eventId: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'eventId must be a ULID'),
+  sensorId,
+  /** When the event was confirmed, sensor clock, ISO 8601. */
+  timestamp: isoTimestamp,
+  /** When the scream began (the first window over threshold), sensor clock. */
+  startedAt: isoTimestamp,
+  /** Peak window probability. */
+  screamProbability: probability,
+  /** true: a confirmed scream; false: a near-miss report (optional, low priority). */
+  isScream: z.boolean(),
+  thresholdValue: probability,
+  /** e.g. `alsa:plughw:CARD=Device,DEV=0` or `file:demo.wav`. */
+  audioSource: z.string().max(300),
+  levelDbfs: z.number().min(-200).max(10),
+  modelVersion: z.string().max(100),
+  deviceInfo: DeviceInfoSchema,
+  location: SensorLocationSchema.optional(),
+  features: FeatureSummarySchema.optional(),
+  notes: z.string().max(2000).optional(),
+});
+export type EventMessage = z.infer<typeof EventMessageSchema>;
+
+export const StatusMessageSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  sensorId,
+  state: z.enum(['online', 'offline']),
+  timestamp: isoTimestamp,
+  daemonVersion: z.string().max(64).optional(),
+  modelVersion: z.string().max(100).optional(),
+});
+export type StatusMessage = z.infer<typeof StatusMessageSchema>;
+
+export const HeartbeatMessageSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  sensorId,
+  timestamp: isoTimestamp,
+  uptimeS: z.number().min(0),
+  outboxDepth: z.number().int().min(0),
+  /** The outbox reached its cap at least once since start (events are never dropped). */
+  outboxFull: z.boolean(),
+  droppedFrames: z.number().int().min(0),
+  inputLevelDbfs: z.number().min(-200).max(10),
+  lastMaxProbability: probability,
+  cpuPercent: z.number().min(0),
+  rssBytes: z.number().int().min(0),
+  modelVersion: z.string().max(100),
+  daemonVersion: z.string().max(64).optional(),
+});
+export type HeartbeatMessage = z.infer<typeof HeartbeatMessageSchema>;

@@ -1,0 +1,83 @@
+/**
+ * The event store contract shared by the SQLite (embedded default) and MongoDB stores.
+ * Field names are the documented stored-event fields; keep them.
+ */
+export type LocationSource = 'sensor-config' | 'device' | 'ip-database' | 'browser' | 'unknown';
+
+export interface StoredLocation {
+  latitude: number | null;
+  longitude: number | null;
+  /** Metres; null when unknown. */
+  accuracy: number | null;
+  address: string | null;
+  source: LocationSource;
+  room?: string | null;
+}
+
+export type ChannelStatus = 'pending' | 'sent' | 'delivered' | 'failed' | 'not-configured' | 'suppressed';
+
+export interface ChannelDelivery {
+  channel: 'sms' | 'email';
+  to: string;
+  status: ChannelStatus;
+  attempts: number;
+  lastError?: string | null;
+  providerId?: string | null;
+  updatedAt: string;
+}
+
+export type Review = { verdict: 'false-alarm' | 'confirmed'; userId: string; at: string; note?: string | null };
+
+export interface StoredEvent {
+  eventId: string;
+  sensorId: string;
+  /** When the sensor confirmed the event (ISO). */
+  timestamp: string;
+  /** When the cloud received it (ISO); differs from timestamp under clock skew or backlog. */
+  receivedAt: string;
+  startedAt?: string | null;
+  audioSource: string;
+  screamProbability: number;
+  isScream: boolean;
+  thresholdValue: number;
+  levelDbfs?: number | null;
+  modelVersion?: string | null;
+  location: StoredLocation;
+  /** e.g. 'scream', 'near-miss', 'manual', 'upload', 'sensor-offline'. */
+  alertType: string;
+  /** Summary of alert delivery: 'pending' | 'alerted' | 'partial' | 'failed' | 'not-configured' | 'suppressed' | 'none'. */
+  responseStatus: string;
+  deliveries: ChannelDelivery[];
+  userId?: string | null;
+  deviceInfo?: Record<string, unknown> | null;
+  features?: Record<string, number> | null;
+  notes?: string | null;
+  error?: string | null;
+  review?: Review | null;
+  /** Window timeline for uploads/analysis: [{startS, endS, probability}]. */
+  windows?: { startS: number; endS: number; probability: number }[] | null;
+}
+
+export interface EventQuery {
+  sensorId?: string;
+  /** ISO bounds on timestamp, inclusive. */
+  from?: string;
+  to?: string;
+  isScream?: boolean;
+  limit?: number;
+  /** Opaque cursor from a previous page (newest first). */
+  before?: string;
+}
+
+export interface EventStore {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Inserts if eventId is new. Returns false (and changes nothing) for a duplicate. */
+  insertIfNew(event: StoredEvent): Promise<boolean>;
+  get(eventId: string): Promise<StoredEvent | null>;
+  /** Newest first by timestamp, then eventId. */
+  list(query: EventQuery): Promise<StoredEvent[]>;
+  updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void>;
+  setReview(eventId: string, review: Review): Promise<void>;
+  count(): Promise<number>;
+}

@@ -68,6 +68,11 @@ export class ScreamModel {
     return new ScreamModel(meta, forest);
   }
 
+  /** The model file this was loaded from: the dashboard serves it to the browser's live mode. */
+  toJSON(): ModelFile {
+    return { ...this.meta, forest: this.forest.toJSON() };
+  }
+
   /** Probability of "scream" for each feature row. */
   predict(rows: readonly Float64Array[]): number[] {
     if (rows.length === 0) return [];

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { DEFAULT_TOPIC_ROOT, isValidTopicRoot, SENSOR_ID_PATTERN } from '../../protocol/topics.ts';
+
+/**
+ * The daemon's configuration, one schema for the file, the SCREAMWATCH_* environment and
+ * the CLI flags. Key names are a contract: deploy/ansible templates them from host vars.
+ */
+const positiveInt = z.number().int().positive();
+const probabilityOrNull = z.number().gt(0).max(1).nullable().default(null);
+
+export const AUDIO_SOURCE_PATTERN = /^(alsa:.+|file:.+)$/;
+
+export const RetrySchema = z
+  .object({
+    initialDelayMs: positiveInt.default(1000),
+    maxDelayMs: positiveInt.default(60_000),
+    multiplier: z.number().min(1).default(2),
+  })
+  .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: 'maxDelayMs must be >= initialDelayMs' });
+
+export const DaemonConfigSchema = z
+  .object({
+    sensorId: z
+      .string()
+      .regex(SENSOR_ID_PATTERN, 'must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit'),
+    topicRoot: z
+      .string()
+      .refine(isValidTopicRoot, 'must be non-empty, without + # or spaces, not starting or ending with /')
+      .default(DEFAULT_TOPIC_ROOT),
+    audio: z
+      .object({
+        source: z
+          .string()
+          .regex(AUDIO_SOURCE_PATTERN, 'must be alsa:<device> or file:<path>')
+          .default('alsa:default'),
+        fast: z.boolean().default(false),
+        retry: RetrySchema.default({ initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 }),
+      })
+      .strict()
+      .default({
+        source: 'alsa:default',
+        fast: false,
+        retry: { initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 },
+      }),
+    detection: z
+      .object({
+        modelPath: z.string().min(1).nullable().default(null),
+        threshold: probabilityOrNull,
+        k: positiveInt.nullable().default(null),
+        n: positiveInt.nullable().default(null),
+        releaseWindows: positiveInt.nullable().default(null),
+        levelGateDbfs: z.number().max(0).nullable().default(null),
+        reportThreshold: probabilityOrNull,
+      })
+      .strict()
+      .refine((d) => d.k === null || d.n === null || d.k <= d.n, { message: 'k must be <= n', path: ['k'] })
+      .default({
+        modelPath: null,
+        threshold: null,
+        k: null,
+        n: null,
+        releaseWindows: null,
+        levelGateDbfs: null,
+        reportThreshold: null,
+      }),
+    clips: z
+      .object({
+        enabled: z.boolean().default(false),
+        dir: z.string().min(1).nullable().default(null),
+        maxBytes: positiveInt.default(52_428_800),
+        preS: z.number().min(0).max(30).default(2),
+        postS: z.number().min(0).max(30).default(2),
+      })
+      .strict()
+      .default({ enabled: false, dir: null, maxBytes: 52_428_800, preS: 2, postS: 2 }),
+    mqtt: z
+      .object({
+        url: z
+          .string()
+          .regex(/^(mqtts?|wss?|tcp|ssl):\/\/[^\s]+$/, 'must be mqtt://host:port or mqtts://host:port')
+          .default('mqtt://localhost:1883'),
+        username: z.string().nullable().default(null),
+        password: z.string().nullable().default(null),
+        caFile: z.string().min(1).nullable().default(null),
+        certFile: z.string().min(1).nullable().default(null),
+        keyFile: z.string().min(1).nullable().default(null),
+        rejectUnauthorized: z.boolean().default(true),
+        keepaliveS: z.number().int().min(5).max(3600).default(30),
+      })
+      .strict()
+      .refine((m) => (m.certFile === null) === (m.keyFile === null), {
+        message: 'certFile and keyFile go together',
+        path: ['certFile'],
+      })
+      .default({
+        url: 'mqtt://localhost:1883',
+        username: null,
+        password: null,
+        caFile: null,
+        certFile: null,
+        keyFile: null,
+        rejectUnauthorized: true,
+        keepaliveS: 30,
+      }),
+    stateDir: z.string().min(1).default('/var/lib/screamwatch'),
+    outbox: z
+      .object({ maxRows: z.number().int().min(10).default(100_000) })
+      .strict()
+      .default({ maxRows: 100_000 }),
+    heartbeatIntervalS: z.number().min(1).max(86_400).default(60),
+    location: z
+      .object({
+        latitude: z.number().min(-90).max(90).nullable().default(null),
+        longitude: z.number().min(-180).max(180).nullable().default(null),
+        accuracy: z.number().min(0).nullable().default(null),
+        address: z.string().max(500).nullable().default(null),
+        room: z.string().max(200).nullable().default(null),
+      })
+      .strict()
+      .refine((l) => (l.latitude === null) === (l.longitude === null), {
+        message: 'latitude and longitude go together',
+        path: ['latitude'],
+      })
+      .default({ latitude: null, longitude: null, accuracy: null, address: null, room: null }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+/** What a config file may contain: every key optional except the ones without a default. */
+export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>;

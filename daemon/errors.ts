@@ -1,0 +1,32 @@
+import { ScreamwatchError } from '../protocol/errors.ts';
+
+export type DaemonErrorCode =
+  | 'CONFIG_READ_FAILED'
+  | 'CONFIG_PARSE_FAILED'
+  | 'CONFIG_INVALID'
+  | 'CLI_USAGE'
+  | 'AUDIO_SOURCE_INVALID'
+  | 'ALSA_OPEN_FAILED'
+  | 'ALSA_CAPTURE_STOPPED'
+  | 'ARECORD_NOT_FOUND'
+  | 'OUTBOX_OPEN_FAILED'
+  | 'OUTBOX_FULL'
+  | 'MQTT_AUTH_REFUSED'
+  | 'MQTT_CONNECT_FAILED'
+  | 'MQTT_TLS_FILE_UNREADABLE'
+  | 'CLIPS_WRITE_FAILED'
+  | 'DAEMON_START_ABORTED';
+
+/** A daemon failure with a stable code; the message names the key, file or host:port. */
+export class DaemonError extends ScreamwatchError {
+  declare readonly code: DaemonErrorCode;
+  constructor(
+    code: DaemonErrorCode,
+    message: string,
+    context?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, context, options);
+    this.name = 'DaemonError';
+  }
+}

@@ -1,0 +1,27 @@
+import { ScreamwatchError } from '../protocol/errors.ts';
+
+export type CloudErrorCode =
+  | 'CLOUD_CONFIG_INVALID'
+  | 'CLOUD_CONFIG_UNREADABLE'
+  | 'CLOUD_DATA_DIR'
+  | 'CLOUD_STORE_OPEN_FAILED'
+  | 'CLOUD_STORE_WRITE_FAILED'
+  | 'CLOUD_BROKER_LISTEN_FAILED'
+  | 'CLOUD_BROKER_CONNECT_FAILED'
+  | 'CLOUD_GEO_DATABASE'
+  | 'CLOUD_ALERT_QUEUE'
+  | 'CLOUD_USAGE';
+
+/** An error of the cloud bridge: the code is stable, the message names the key, file or host:port. */
+export class CloudError extends ScreamwatchError {
+  declare readonly code: CloudErrorCode;
+  constructor(
+    code: CloudErrorCode,
+    message: string,
+    context?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, context, options);
+    this.name = 'CloudError';
+  }
+}

@@ -1,0 +1,149 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { CloudError } from '../errors.ts';
+import { clampLimit, decodeCursor, mergeDelivery, normaliseEvent } from './query.ts';
+import type { ChannelDelivery, EventQuery, EventStore, Review, StoredEvent } from './types.ts';
+
+/**
+ * The embedded default store: one SQLite file (WAL) under the data dir. The event is kept
+ * as JSON, with the queried fields as indexed columns beside it.
+ */
+export class SqliteEventStore implements EventStore {
+  private db: Database.Database | null = null;
+  private stmts: ReturnType<SqliteEventStore['prepare']> | null = null;
+
+  constructor(readonly path: string) {}
+
+  async start(): Promise<void> {
+    if (this.db) return;
+    try {
+      if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+      const db = new Database(this.path);
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
+      // and a full fsync per event would cap ingest far below what a fleet can burst.
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS events (
+          event_id   TEXT PRIMARY KEY,
+          sensor_id  TEXT NOT NULL,
+          ts_ms      INTEGER NOT NULL,
+          is_scream  INTEGER NOT NULL,
+          doc        TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS events_time ON events (ts_ms DESC, event_id DESC);
+        CREATE INDEX IF NOT EXISTS events_sensor_time ON events (sensor_id, ts_ms DESC, event_id DESC);
+      `);
+      this.db = db;
+      this.stmts = this.prepare(db);
+    } catch (err) {
+      throw new CloudError(
+        'CLOUD_STORE_OPEN_FAILED',
+        `cannot open event store ${this.path}: ${(err as Error).message}`,
+        {
+          path: this.path,
+        },
+        { cause: err },
+      );
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.db?.close();
+    this.db = null;
+    this.stmts = null;
+  }
+
+  private prepare(db: Database.Database) {
+    return {
+      insert: db.prepare(
+        'INSERT INTO events (event_id, sensor_id, ts_ms, is_scream, doc) VALUES (?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING',
+      ),
+      get: db.prepare('SELECT doc FROM events WHERE event_id = ?'),
+      update: db.prepare('UPDATE events SET doc = ? WHERE event_id = ?'),
+      count: db.prepare('SELECT COUNT(*) AS n FROM events'),
+    };
+  }
+
+  private get s() {
+    if (!this.stmts)
+      throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is not started`);
+    return this.stmts;
+  }
+
+  async insertIfNew(event: StoredEvent): Promise<boolean> {
+    const e = normaliseEvent(event);
+    const r = this.s.insert.run(
+      e.eventId,
+      e.sensorId,
+      Date.parse(e.timestamp),
+      e.isScream ? 1 : 0,
+      JSON.stringify(e),
+    );
+    return r.changes === 1;
+  }
+
+  async get(eventId: string): Promise<StoredEvent | null> {
+    const row = this.s.get.get(eventId) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as StoredEvent) : null;
+  }
+
+  async list(query: EventQuery): Promise<StoredEvent[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.sensorId !== undefined) {
+      where.push('sensor_id = ?');
+      params.push(query.sensorId);
+    }
+    if (query.from !== undefined) {
+      where.push('ts_ms >= ?');
+      params.push(Date.parse(query.from));
+    }
+    if (query.to !== undefined) {
+      where.push('ts_ms <= ?');
+      params.push(Date.parse(query.to));
+    }
+    if (query.isScream !== undefined) {
+      where.push('is_scream = ?');
+      params.push(query.isScream ? 1 : 0);
+    }
+    if (query.before !== undefined) {
+      const c = decodeCursor(query.before);
+      where.push('(ts_ms < ? OR (ts_ms = ? AND event_id < ?))');
+      params.push(c.ms, c.ms, c.eventId);
+    }
+    const sql = `SELECT doc FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts_ms DESC, event_id DESC LIMIT ?`;
+    params.push(clampLimit(query.limit));
+    if (!this.db) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is not started`);
+    const rows = this.db.prepare(sql).all(...params) as { doc: string }[];
+    return rows.map((r) => JSON.parse(r.doc) as StoredEvent);
+  }
+
+  /** Synchronous inside: better-sqlite3 runs the read-modify-write without interleaving. */
+  private modify(eventId: string, fn: (e: StoredEvent) => StoredEvent): void {
+    const row = this.s.get.get(eventId) as { doc: string } | undefined;
+    if (!row)
+      throw new CloudError('CLOUD_STORE_WRITE_FAILED', `event ${eventId} not found in ${this.path}`, {
+        eventId,
+      });
+    this.s.update.run(JSON.stringify(fn(JSON.parse(row.doc) as StoredEvent)), eventId);
+  }
+
+  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+    this.modify(eventId, (e) => ({
+      ...e,
+      deliveries: mergeDelivery(e.deliveries ?? [], delivery),
+      responseStatus,
+    }));
+  }
+
+  async setReview(eventId: string, review: Review): Promise<void> {
+    this.modify(eventId, (e) => ({ ...e, review }));
+  }
+
+  async count(): Promise<number> {
+    return (this.s.count.get() as { n: number }).n;
+  }
+}

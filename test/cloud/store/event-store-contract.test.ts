@@ -1,0 +1,224 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
+import type { ChannelDelivery, EventStore, StoredEvent } from '../../../cloud/store/types.ts';
+import { UlidFactory } from '../../../protocol/event-id.ts';
+import { sampleStoredEvent } from '../fixtures.ts';
+
+/**
+ * One contract suite, run against every EventStore implementation (SQLite file, MongoDB via
+ * the official driver against the wire-protocol server in test/support, and a real MongoDB
+ * when MONGODB_TEST_URI is set).
+ */
+export interface StoreFactory {
+  name: string;
+  skip?: boolean;
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  /** A fresh, empty store each time (a new file / database). */
+  create(): Promise<EventStore>;
+}
+
+export function eventStoreContract(factory: StoreFactory): void {
+  describe.skipIf(factory.skip ?? false)(`EventStore contract: ${factory.name}`, () => {
+    let store: EventStore;
+    const ids = new UlidFactory();
+    const base = Date.parse('2026-11-24T10:00:00.000Z');
+    const mk = (over: Partial<StoredEvent> = {}, at = base): StoredEvent =>
+      sampleStoredEvent({ eventId: ids.next(at), timestamp: new Date(at).toISOString(), ...over });
+
+    beforeAll(() => factory.setup());
+    afterAll(() => factory.teardown());
+    beforeEach(async () => {
+      store = await factory.create();
+      await store.start();
+    });
+    afterEach(async () => {
+      await store.stop();
+    });
+
+    it('stores an event and returns it field for field', async () => {
+      const e = mk({ features: { rms: 0.25, centroid: 1800.5 }, notes: 'note <b>', userId: null });
+      expect(await store.insertIfNew(e)).toBe(true);
+      expect(await store.get(e.eventId)).toEqual(e);
+      expect(await store.count()).toBe(1);
+    });
+
+    it('returns null for an unknown eventId', async () => {
+      expect(await store.get('01JZZZZZZZZZZZZZZZZZZZZZZZ')).toBeNull();
+    });
+
+    it('stores a duplicate eventId once and leaves the first version untouched', async () => {
+      const e = mk({ screamProbability: 0.9 });
+      expect(await store.insertIfNew(e)).toBe(true);
+      expect(await store.insertIfNew({ ...e, screamProbability: 0.1, notes: 'second copy' })).toBe(false);
+      expect(await store.count()).toBe(1);
+      expect((await store.get(e.eventId))?.screamProbability).toBe(0.9);
+    });
+
+    it('keeps one copy when the same event is inserted concurrently', async () => {
+      const e = mk();
+      const results = await Promise.all(Array.from({ length: 8 }, () => store.insertIfNew(e)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.count()).toBe(1);
+    });
+
+    it('normalises timestamps with an offset to UTC', async () => {
+      const e = mk({ timestamp: '2026-11-24T12:00:00+02:00' });
+      await store.insertIfNew(e);
+      expect((await store.get(e.eventId))?.timestamp).toBe('2026-11-24T10:00:00.000Z');
+    });
+
+    it('lists newest first, filters by sensor, time range and isScream, and pages with a cursor', async () => {
+      const events: StoredEvent[] = [];
+      for (let i = 0; i < 10; i++) {
+        events.push(mk({ sensorId: i % 2 ? 'hall-1' : 'yard-2', isScream: i % 3 !== 0 }, base + i * 60_000));
+      }
+      // Same timestamp, two events: eventId breaks the tie.
+      const tieAt = base + 20 * 60_000;
+      const tieA = mk({ sensorId: 'tie-3' }, tieAt);
+      const tieB = mk({ sensorId: 'tie-3' }, tieAt);
+      for (const e of [...events].reverse()) await store.insertIfNew(e);
+      await store.insertIfNew(tieB);
+      await store.insertIfNew(tieA);
+
+      const all = await store.list({});
+      expect(all.map((e) => e.eventId)).toEqual([tieB, tieA, ...[...events].reverse()].map((e) => e.eventId));
+
+      const hall = await store.list({ sensorId: 'hall-1' });
+      expect(hall.map((e) => e.eventId)).toEqual(
+        events
+          .filter((e) => e.sensorId === 'hall-1')
+          .reverse()
+          .map((e) => e.eventId),
+      );
+
+      const range = await store.list({
+        from: new Date(base + 2 * 60_000).toISOString(),
+        to: new Date(base + 5 * 60_000).toISOString(),
+      });
+      expect(range.map((e) => e.eventId)).toEqual(
+        events
+          .slice(2, 6)
+          .reverse()
+          .map((e) => e.eventId),
+      );
+
+      const screams = await store.list({ isScream: false });
+      expect(screams.every((e) => !e.isScream)).toBe(true);
+      expect(screams).toHaveLength(events.filter((e) => !e.isScream).length);
+
+      const seen: string[] = [];
+      let page = await store.list({ limit: 5 });
+      while (page.length > 0) {
+        seen.push(...page.map((e) => e.eventId));
+        const last = page[page.length - 1]!;
+        const { encodeCursor } = await import('../../../cloud/store/query.ts');
+        page = await store.list({ limit: 5, before: encodeCursor(last) });
+        if (seen.length > 20) break;
+      }
+      expect(seen).toEqual(all.map((e) => e.eventId));
+    });
+
+    it('records deliveries per channel and recipient, replacing the earlier status', async () => {
+      const e = mk();
+      await store.insertIfNew(e);
+      const at = '2026-11-24T10:00:05.000Z';
+      const sms: ChannelDelivery = {
+        channel: 'sms',
+        to: '+15550001111',
+        status: 'pending',
+        attempts: 1,
+        lastError: 'HTTP 500',
+        updatedAt: at,
+      };
+      const email: ChannelDelivery = {
+        channel: 'email',
+        to: 'a@example.org',
+        status: 'sent',
+        attempts: 1,
+        providerId: '<id@x>',
+        updatedAt: at,
+      };
+      await Promise.all([
+        store.updateDelivery(e.eventId, sms, 'pending'),
+        store.updateDelivery(e.eventId, email, 'pending'),
+      ]);
+      await store.updateDelivery(
+        e.eventId,
+        { ...sms, status: 'sent', attempts: 2, providerId: 'SM1', lastError: null },
+        'alerted',
+      );
+      const got = await store.get(e.eventId);
+      expect(got?.responseStatus).toBe('alerted');
+      expect(got?.deliveries).toHaveLength(2);
+      expect(got?.deliveries.find((d) => d.channel === 'sms')).toMatchObject({
+        status: 'sent',
+        attempts: 2,
+        providerId: 'SM1',
+      });
+      expect(got?.deliveries.find((d) => d.channel === 'email')).toMatchObject({
+        status: 'sent',
+        to: 'a@example.org',
+      });
+    });
+
+    it('sets a review', async () => {
+      const e = mk();
+      await store.insertIfNew(e);
+      await store.setReview(e.eventId, {
+        verdict: 'false-alarm',
+        userId: 'ops',
+        at: '2026-11-24T11:00:00.000Z',
+        note: 'door',
+      });
+      expect((await store.get(e.eventId))?.review).toEqual({
+        verdict: 'false-alarm',
+        userId: 'ops',
+        at: '2026-11-24T11:00:00.000Z',
+        note: 'door',
+      });
+    });
+
+    it('rejects a delivery update for an unknown event with a coded error', async () => {
+      await expect(
+        store.updateDelivery(
+          '01JZZZZZZZZZZZZZZZZZZZZZZZ',
+          {
+            channel: 'sms',
+            to: '+15550001111',
+            status: 'sent',
+            attempts: 1,
+            updatedAt: new Date().toISOString(),
+          },
+          'alerted',
+        ),
+      ).rejects.toMatchObject({ code: 'CLOUD_STORE_WRITE_FAILED' });
+    });
+
+    it('keeps events across a restart', async () => {
+      const e = mk();
+      await store.insertIfNew(e);
+      await store.stop();
+      await store.start();
+      expect(await store.get(e.eventId)).toEqual(e);
+    });
+  });
+}
+
+let sqliteDir = '';
+let sqliteN = 0;
+eventStoreContract({
+  name: 'SQLite',
+  async setup() {
+    sqliteDir = await mkdtemp(join(tmpdir(), 'sw-store-'));
+  },
+  async teardown() {
+    await rm(sqliteDir, { recursive: true, force: true });
+  },
+  async create() {
+    return new SqliteEventStore(join(sqliteDir, `events-${sqliteN++}.sqlite`));
+  },
+});

@@ -1,0 +1,238 @@
+import type { Logger } from 'pino';
+import { type DetectedWindow, StreamDetector } from '../../core/detect/detector.ts';
+import type { ScreamModel } from '../../core/model/scream-model.ts';
+import { UlidFactory } from '../../protocol/event-id.ts';
+import type { EventMessage } from '../../protocol/messages.ts';
+import type { FrameQueue } from '../capture/frame-queue.ts';
+import type { ClipRecorder } from '../clips/clip-recorder.ts';
+import type { Clock } from '../clock.ts';
+import type { DaemonConfig } from '../config/schema.ts';
+import { buildEventMessage, type DeviceInfo, type SensorLocation } from './event-message.ts';
+
+export interface DetectionSink {
+  /** Commits the message durably (outbox) before returning; publishing happens later. */
+  commit(kind: 'event' | 'report', message: EventMessage): void;
+}
+
+export interface DetectionServiceOptions {
+  model: ScreamModel;
+  detection: DaemonConfig['detection'];
+  sensorId: string;
+  audioSource: string;
+  deviceInfo: DeviceInfo;
+  location: SensorLocation | undefined;
+  queue: FrameQueue;
+  sink: DetectionSink;
+  clock: Clock;
+  logger: Logger;
+  clips?: ClipRecorder | undefined;
+  /** Called from the analysis loop after each processed chunk (sd_notify WATCHDOG). */
+  onProgress?: () => void;
+}
+
+/** How many recent windows to keep for the peak window's features (n is small). */
+const RECENT_WINDOWS = 64;
+/** Chunks processed per turn of the event loop before yielding to I/O. */
+const CHUNKS_PER_TURN = 8;
+
+/**
+ * The analysis loop: pulls audio from the bounded queue, runs the shared StreamDetector,
+ * and on each confirmation builds the EventMessage and commits it to the outbox.
+ * Near-miss reports (off by default): a run of windows over `reportThreshold` that never
+ * got confirmed becomes one isScream=false event when it ends.
+ */
+export class DetectionService {
+  readonly detector: StreamDetector;
+  private readonly ulid = new UlidFactory();
+  private recent: DetectedWindow[] = [];
+  private scheduled: NodeJS.Immediate | null = null;
+  private running = false;
+  private eventOpen = false;
+  private nearMiss: DetectedWindow | null = null;
+  private nearMissStartS: number | null = null;
+  /** Audio seconds analysed since start. */
+  processedS = 0;
+  /** RMS level of the last chunk, dBFS. */
+  inputLevelDbfs = -200;
+  /** Highest window probability since the last `takeMaxProbability()`. */
+  private maxProbability = 0;
+  windowsScored = 0;
+  eventsConfirmed = 0;
+  reportsSent = 0;
+
+  constructor(private readonly o: DetectionServiceOptions) {
+    const d = o.detection;
+    this.detector = new StreamDetector(o.model, {
+      ...(d.threshold !== null && { threshold: d.threshold }),
+      ...(d.k !== null && { k: d.k }),
+      ...(d.n !== null && { n: d.n }),
+      ...(d.releaseWindows !== null && { releaseWindows: d.releaseWindows }),
+      ...(d.levelGateDbfs !== null && { levelGateDbfs: d.levelGateDbfs }),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.o.queue.setListener(() => this.schedule());
+    this.o.logger.info(
+      {
+        modelVersion: this.o.model.version,
+        ...this.detector.options,
+        reportThreshold: this.o.detection.reportThreshold,
+      },
+      'detector ready',
+    );
+  }
+
+  takeMaxProbability(): number {
+    const m = this.maxProbability;
+    this.maxProbability = 0;
+    return m;
+  }
+
+  private schedule(): void {
+    if (!this.running || this.scheduled) return;
+    this.scheduled = setImmediate(() => {
+      this.scheduled = null;
+      this.drain(CHUNKS_PER_TURN);
+      if (this.o.queue.queuedSamples > 0) this.schedule();
+    });
+  }
+
+  /** Processes queued audio; `Infinity` empties the queue (shutdown: finish the current window). */
+  drain(maxChunks: number): void {
+    for (let i = 0; i < maxChunks; i++) {
+      const chunk = this.o.queue.shift();
+      if (!chunk) break;
+      this.process(chunk);
+    }
+  }
+
+  private process(chunk: Float32Array): void {
+    let sum = 0;
+    for (let i = 0; i < chunk.length; i++) sum += chunk[i]! * chunk[i]!;
+    this.inputLevelDbfs = chunk.length ? Math.max(-200, 10 * Math.log10(sum / chunk.length + 1e-20)) : -200;
+    this.o.clips?.push(chunk);
+    const out = this.detector.push(chunk);
+    this.processedS += chunk.length / 16_000;
+    for (const w of out.windows) {
+      this.windowsScored++;
+      if (w.probability > this.maxProbability) this.maxProbability = w.probability;
+      this.recent.push(w);
+      if (this.recent.length > RECENT_WINDOWS) this.recent.shift();
+      this.trackNearMiss(w);
+    }
+    for (const u of out.updates) {
+      if (u.type === 'confirmed') {
+        this.eventOpen = true;
+        this.nearMiss = null;
+        this.nearMissStartS = null;
+        this.onConfirmed(u.event);
+      } else {
+        this.eventOpen = false;
+        this.o.logger.info(
+          { startS: u.event.startS, endS: u.event.endS, peakProbability: u.event.peakProbability },
+          'scream ended',
+        );
+      }
+    }
+    this.o.onProgress?.();
+  }
+
+  private onConfirmed(e: {
+    startS: number;
+    detectedAtS: number;
+    peakProbability: number;
+    peakWindowIndex: number;
+  }): void {
+    const peak = this.recent.find((w) => w.index === e.peakWindowIndex);
+    const nowMs = this.o.clock.now();
+    // The confirming window ended at detectedAtS of audio time; what was analysed after it
+    // in this same chunk is a few ms, so "now" is the confirmation time on the wall clock.
+    const lagS = Math.max(0, this.processedS - e.detectedAtS);
+    const timestampMs = nowMs;
+    const startedAtMs = nowMs - (lagS + (e.detectedAtS - e.startS)) * 1000;
+    const eventId = this.ulid.next(timestampMs);
+    const msg = this.message(
+      eventId,
+      timestampMs,
+      startedAtMs,
+      e.peakProbability,
+      true,
+      this.detector.options.threshold,
+      peak,
+    );
+    this.eventsConfirmed++;
+    this.o.sink.commit('event', msg);
+    this.o.clips?.capture(eventId);
+    this.o.logger.warn(
+      { eventId, screamProbability: e.peakProbability, startedAt: msg.startedAt, audioS: e.detectedAtS },
+      'scream confirmed',
+    );
+  }
+
+  private trackNearMiss(w: DetectedWindow): void {
+    const reportThreshold = this.o.detection.reportThreshold;
+    if (reportThreshold === null || this.eventOpen) return;
+    if (w.probability >= reportThreshold) {
+      this.nearMissStartS ??= w.startS;
+      if (!this.nearMiss || w.probability > this.nearMiss.probability) this.nearMiss = w;
+      return;
+    }
+    if (!this.nearMiss) return;
+    const peak = this.nearMiss;
+    const startS = this.nearMissStartS ?? peak.startS;
+    this.nearMiss = null;
+    this.nearMissStartS = null;
+    const nowMs = this.o.clock.now();
+    const lagS = Math.max(0, this.processedS - w.endS);
+    const msg = this.message(
+      this.ulid.next(nowMs),
+      nowMs,
+      nowMs - (lagS + (w.endS - startS)) * 1000,
+      peak.probability,
+      false,
+      reportThreshold,
+      peak,
+    );
+    msg.notes = 'near-miss: windows over reportThreshold, not confirmed as a scream';
+    this.reportsSent++;
+    this.o.sink.commit('report', msg);
+  }
+
+  private message(
+    eventId: string,
+    timestampMs: number,
+    startedAtMs: number,
+    probability: number,
+    isScream: boolean,
+    threshold: number,
+    peak: DetectedWindow | undefined,
+  ): EventMessage {
+    return buildEventMessage({
+      eventId,
+      sensorId: this.o.sensorId,
+      timestampMs,
+      startedAtMs,
+      screamProbability: probability,
+      isScream,
+      thresholdValue: threshold,
+      audioSource: this.o.audioSource,
+      levelDbfs: peak?.levelDbfs ?? this.inputLevelDbfs,
+      modelVersion: this.o.model.version,
+      deviceInfo: this.o.deviceInfo,
+      location: this.o.location,
+      features: peak?.features,
+    });
+  }
+
+  /** Stops the loop after analysing what capture already delivered. */
+  async stop(): Promise<void> {
+    this.o.queue.setListener(null);
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = null;
+    if (this.running) this.drain(Number.POSITIVE_INFINITY);
+    this.running = false;
+    this.o.clips?.flush();
+  }
+}

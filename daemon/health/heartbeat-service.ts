@@ -1,0 +1,75 @@
+import type { HeartbeatMessage } from '../../protocol/messages.ts';
+import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
+import type { Clock } from '../clock.ts';
+import { DAEMON_VERSION } from '../version.ts';
+
+export interface HeartbeatFacts {
+  outboxDepth: number;
+  outboxFull: boolean;
+  droppedFrames: number;
+  inputLevelDbfs: number;
+  lastMaxProbability: number;
+}
+
+export interface HeartbeatServiceOptions {
+  sensorId: string;
+  modelVersion: string;
+  intervalS: number;
+  clock: Clock;
+  facts(): HeartbeatFacts;
+  emit(message: HeartbeatMessage): void;
+}
+
+/** Periodic health; CPU % is of one core, averaged since the previous heartbeat. */
+export class HeartbeatService {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly startedAtMs: number;
+  private lastCpu = process.cpuUsage();
+  private lastAt = performance.now();
+
+  constructor(private readonly o: HeartbeatServiceOptions) {
+    this.startedAtMs = o.clock.now();
+  }
+
+  async start(): Promise<void> {
+    this.timer = setInterval(() => this.beat(), this.o.intervalS * 1000);
+    this.timer.unref();
+  }
+
+  cpuPercent(): number {
+    const cpu = process.cpuUsage(this.lastCpu);
+    const now = performance.now();
+    const wallMs = Math.max(1, now - this.lastAt);
+    this.lastCpu = process.cpuUsage();
+    this.lastAt = now;
+    return Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10;
+  }
+
+  message(): HeartbeatMessage {
+    const f = this.o.facts();
+    return {
+      v: PROTOCOL_VERSION,
+      sensorId: this.o.sensorId,
+      timestamp: new Date(this.o.clock.now()).toISOString(),
+      uptimeS: Math.max(0, Math.round((this.o.clock.now() - this.startedAtMs) / 1000)),
+      outboxDepth: f.outboxDepth,
+      outboxFull: f.outboxFull,
+      droppedFrames: f.droppedFrames,
+      inputLevelDbfs: Math.min(10, Math.max(-200, Math.round(f.inputLevelDbfs * 10) / 10)),
+      lastMaxProbability: Math.min(1, Math.max(0, f.lastMaxProbability)),
+      cpuPercent: this.cpuPercent(),
+      rssBytes: process.memoryUsage.rss(),
+      modelVersion: this.o.modelVersion.slice(0, 100),
+      daemonVersion: DAEMON_VERSION,
+    };
+  }
+
+  beat(): void {
+    this.o.emit(this.message());
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,74 @@
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+
+interface SdNotifyModule {
+  ready(): void;
+  watchdog(): void;
+  sendState?(state: string): void;
+  sendStatus?(text: string): void;
+}
+
+/**
+ * systemd notifications through the optional `sd-notify` package (native, libsystemd).
+ * Everything is a no-op when NOTIFY_SOCKET is unset (not under systemd, tests, the CLI)
+ * or when the package did not build: the daemon must run the same without systemd.
+ */
+export class SystemdNotifier {
+  private readonly mod: SdNotifyModule | null;
+  private lastWatchdog = 0;
+  /** Half of WatchdogSec, per sd_watchdog_enabled(3); 0 when no watchdog is configured. */
+  readonly watchdogIntervalMs: number;
+  readySent = false;
+
+  constructor(
+    private readonly logger: Logger,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.mod = null;
+    const usec = Number(env.WATCHDOG_USEC);
+    this.watchdogIntervalMs = Number.isFinite(usec) && usec > 0 ? usec / 2000 : 0;
+    if (!env.NOTIFY_SOCKET) return;
+    try {
+      this.mod = createRequire(import.meta.url)('sd-notify') as SdNotifyModule;
+    } catch (err) {
+      logger.warn(
+        { err: (err as Error).message },
+        'NOTIFY_SOCKET is set but the sd-notify package is not available; systemd notifications disabled (use Type=simple)',
+      );
+    }
+  }
+
+  get active(): boolean {
+    return this.mod !== null;
+  }
+
+  ready(): void {
+    if (this.readySent) return;
+    this.readySent = true;
+    this.call(() => this.mod?.ready());
+  }
+
+  /** Called from the analysis loop; rate-limited to the watchdog interval. */
+  watchdog(nowMs: number = Date.now()): void {
+    if (!this.mod || this.watchdogIntervalMs === 0) return;
+    if (nowMs - this.lastWatchdog < this.watchdogIntervalMs) return;
+    this.lastWatchdog = nowMs;
+    this.call(() => this.mod?.watchdog());
+  }
+
+  stopping(): void {
+    this.call(() => this.mod?.sendState?.('STOPPING=1\n'));
+  }
+
+  status(text: string): void {
+    this.call(() => this.mod?.sendStatus?.(text));
+  }
+
+  private call(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'sd_notify failed');
+    }
+  }
+}

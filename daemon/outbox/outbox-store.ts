@@ -1,0 +1,159 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { DaemonError } from '../errors.ts';
+
+/**
+ * Row kinds, in the order they are sacrificed when the outbox is full: heartbeats first
+ * (a newer one replaces them anyway), then near-miss reports. Events are never dropped.
+ */
+export type OutboxKind = 'event' | 'report' | 'heartbeat';
+
+export interface OutboxRow {
+  id: number;
+  kind: OutboxKind;
+  topic: string;
+  payload: Buffer;
+  createdAtMs: number;
+  eventId: string | null;
+}
+
+export interface AddResult {
+  /** null when a non-event row was refused because the outbox is full of events. */
+  id: number | null;
+  /** Rows of lower priority deleted to make room. */
+  evicted: number;
+  /** The outbox was at its cap when this row arrived. */
+  full: boolean;
+}
+
+export interface OutboxStoreOptions {
+  /** Cap on rows; see `add` for what happens at the cap. */
+  maxRows: number;
+}
+
+/**
+ * The durable queue between detection and MQTT: an event is committed here (WAL,
+ * synchronous=FULL, so it survives power loss once `add` returns) before anything is
+ * published, and deleted only when the broker has acknowledged it (PUBACK).
+ * Row ids are AUTOINCREMENT, so reading by id is insertion order, across restarts.
+ */
+export class OutboxStore {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly maxRows: number;
+  private count: number;
+  private readonly stmts;
+
+  constructor(stateDir: string, options: OutboxStoreOptions) {
+    this.path = join(stateDir, 'outbox.sqlite');
+    this.maxRows = options.maxRows;
+    try {
+      mkdirSync(stateDir, { recursive: true });
+      this.db = new Database(this.path);
+      this.db.pragma('journal_mode = WAL');
+      // FULL: a commit is on the medium before add() returns; an SD card losing power
+      // right after a detection must not lose it. Writes are rare (events, a heartbeat a minute).
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 2000');
+      this.db.exec(`CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('event', 'report', 'heartbeat')),
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        event_id TEXT
+      )`);
+    } catch (err) {
+      throw new DaemonError(
+        'OUTBOX_OPEN_FAILED',
+        `cannot open outbox ${this.path}: ${(err as Error).message} (check stateDir and its permissions)`,
+        { path: this.path },
+        { cause: err },
+      );
+    }
+    this.stmts = {
+      insert: this.db.prepare(
+        'INSERT INTO outbox (kind, topic, payload, created_at_ms, event_id) VALUES (?, ?, ?, ?, ?)',
+      ),
+      count: this.db.prepare('SELECT COUNT(*) AS n FROM outbox').pluck(),
+      countKind: this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE kind = ?').pluck(),
+      after: this.db.prepare(
+        'SELECT id, kind, topic, payload, created_at_ms AS createdAtMs, event_id AS eventId FROM outbox WHERE id > ? ORDER BY id LIMIT ?',
+      ),
+      remove: this.db.prepare('DELETE FROM outbox WHERE id = ?'),
+      removeKind: this.db.prepare('DELETE FROM outbox WHERE kind = ?'),
+      evictOldest: this.db.prepare(
+        'DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)',
+      ),
+    };
+    this.count = this.stmts.count.get() as number;
+  }
+
+  get depth(): number {
+    return this.count;
+  }
+
+  depthOf(kind: OutboxKind): number {
+    return this.stmts.countKind.get(kind) as number;
+  }
+
+  /**
+   * Commits one row. At the cap: the oldest heartbeats, then the oldest reports, are
+   * deleted to make room; if only events are left, an event is still accepted (over the
+   * cap: losing a detection is worse than using more disk) and a heartbeat or report is
+   * refused. Either way `full` is true so the caller logs it and reports it.
+   */
+  add(
+    kind: OutboxKind,
+    topic: string,
+    payload: Buffer,
+    createdAtMs: number,
+    eventId: string | null = null,
+  ): AddResult {
+    return this.db.transaction((): AddResult => {
+      let evicted = 0;
+      if (kind === 'heartbeat') {
+        // only the newest heartbeat is worth sending after an outage
+        evicted += this.stmts.removeKind.run('heartbeat').changes;
+        this.count -= evicted;
+      }
+      const full = this.count >= this.maxRows;
+      if (full) {
+        let need = this.count - this.maxRows + 1;
+        for (const victim of ['heartbeat', 'report'] as const) {
+          if (need <= 0) break;
+          const n = this.stmts.evictOldest.run(victim, need).changes;
+          evicted += n;
+          need -= n;
+          this.count -= n;
+        }
+        if (need > 0 && kind !== 'event') return { id: null, evicted, full };
+      }
+      const info = this.stmts.insert.run(kind, topic, payload, Math.round(createdAtMs), eventId);
+      this.count++;
+      return { id: Number(info.lastInsertRowid), evicted, full };
+    })();
+  }
+
+  /** Up to `limit` rows with id > `afterId`, oldest first. */
+  peek(afterId: number, limit: number): OutboxRow[] {
+    return this.stmts.after.all(afterId, limit) as OutboxRow[];
+  }
+
+  /** Called on PUBACK. Deleting a row twice (a duplicate ack) is harmless. */
+  remove(id: number): void {
+    this.count -= this.stmts.remove.run(id).changes;
+  }
+
+  close(): void {
+    if (!this.db.open) return;
+    // Merge the WAL into the main file so a clean stop leaves one file on the SD card.
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // a failed checkpoint loses nothing; the WAL is replayed on next open
+    }
+    this.db.close();
+  }
+}

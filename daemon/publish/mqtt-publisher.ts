@@ -1,0 +1,285 @@
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { encodeStatus } from '../../protocol/codec.ts';
+import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
+import { sensorTopic } from '../../protocol/topics.ts';
+import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
+import type { Clock } from '../clock.ts';
+import type { DaemonConfig } from '../config/schema.ts';
+import { DaemonError } from '../errors.ts';
+import type { OutboxStore } from '../outbox/outbox-store.ts';
+import { sleep, withTimeout } from '../timeouts.ts';
+import { DAEMON_VERSION } from '../version.ts';
+
+export interface MqttPublisherOptions {
+  mqtt: DaemonConfig['mqtt'];
+  sensorId: string;
+  topicRoot: string;
+  modelVersion: string;
+  outbox: OutboxStore;
+  clock: Clock;
+  logger: Logger;
+  /** Reconnect backoff; default 1 s doubling to 30 s, with jitter. */
+  reconnect?: RetryPolicy;
+  /** Publishes awaiting PUBACK at once; more only adds memory, since order is kept anyway. */
+  inflightLimit?: number;
+}
+
+/** CONNACK return codes (v3.1.1: 4, 5; v5: 134, 135) that mean "your credentials". */
+const AUTH_CODES = new Set([4, 5, 134, 135]);
+
+/**
+ * Drains the outbox to the broker, oldest first, QoS 1, deleting a row only on its PUBACK.
+ * Each connection gets a fresh client: on any disconnect the unacknowledged rows are simply
+ * published again from the outbox on the next connection (the cloud de-duplicates by
+ * eventId), so the outbox is the only queue and nothing lives only in memory.
+ * Status: `online` retained on every connect, `offline` retained as the last will and on
+ * a clean stop.
+ */
+export class MqttPublisher extends EventEmitter {
+  private client: MqttClient | null = null;
+  private connected = false;
+  private stopping = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private cursor = 0;
+  private readonly inflight = new Set<number>();
+  private readonly tls: Pick<IClientOptions, 'ca' | 'cert' | 'key'>;
+  private readonly statusTopic: string;
+  private lastErrorCode: string | null = null;
+  /** Rows acknowledged by the broker since start. */
+  acked = 0;
+  /** Set when the broker refused our credentials; cleared on a successful connect. */
+  authError: DaemonError | null = null;
+  connects = 0;
+
+  constructor(private readonly o: MqttPublisherOptions) {
+    super();
+    this.statusTopic = sensorTopic(o.topicRoot, o.sensorId, 'status');
+    // Unreadable TLS files are a configuration error: fail at boot, naming key and file.
+    this.tls = {};
+    const read = (key: 'caFile' | 'certFile' | 'keyFile') => {
+      const file = o.mqtt[key];
+      if (!file) return undefined;
+      try {
+        return readFileSync(file);
+      } catch (err) {
+        throw new DaemonError(
+          'MQTT_TLS_FILE_UNREADABLE',
+          `mqtt.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          { key, file },
+        );
+      }
+    };
+    const ca = read('caFile');
+    const cert = read('certFile');
+    const key = read('keyFile');
+    if (ca) this.tls.ca = ca;
+    if (cert) this.tls.cert = cert;
+    if (key) this.tls.key = key;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Returns at once: a broker that is down at boot must not hold up capture. */
+  async start(): Promise<void> {
+    this.stopping = false;
+    this.connect();
+  }
+
+  private endpoint(): string {
+    try {
+      const u = new URL(this.o.mqtt.url);
+      return `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'mqtts:' ? 8883 : 1883)}`;
+    } catch {
+      return this.o.mqtt.url;
+    }
+  }
+
+  private connect(): void {
+    this.reconnectTimer = null;
+    if (this.stopping) return;
+    const m = this.o.mqtt;
+    const options: IClientOptions = {
+      clientId: `screamwatch-${this.o.sensorId}`,
+      clean: true,
+      keepalive: m.keepaliveS,
+      reconnectPeriod: 0, // we reconnect ourselves, with backoff and a fresh client
+      connectTimeout: 10_000,
+      rejectUnauthorized: m.rejectUnauthorized,
+      will: {
+        topic: this.statusTopic,
+        payload: this.statusPayload('offline'),
+        qos: 1,
+        retain: true,
+      },
+      ...this.tls,
+    };
+    if (m.username !== null) options.username = m.username;
+    if (m.password !== null) options.password = m.password;
+    const client = mqtt.connect(m.url, options);
+    this.client = client;
+    client.on('connect', () => {
+      if (this.client !== client) return;
+      this.connected = true;
+      this.connects++;
+      this.attempt = 0;
+      this.lastErrorCode = null;
+      if (this.authError) this.o.logger.info('broker accepted the credentials now');
+      this.authError = null;
+      this.o.logger.info({ broker: this.endpoint(), depth: this.o.outbox.depth }, 'connected to MQTT broker');
+      client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true }, () => {});
+      this.emit('connected');
+      this.pump();
+    });
+    client.on('error', (err: Error & { code?: number | string }) => {
+      if (this.client !== client) return;
+      const rc = typeof err.code === 'number' ? err.code : null;
+      if (rc !== null && AUTH_CODES.has(rc)) {
+        this.authError = new DaemonError(
+          'MQTT_AUTH_REFUSED',
+          `MQTT broker ${this.endpoint()} refused the credentials of user ${JSON.stringify(m.username)} (${err.message}); check mqtt.username / mqtt.password. Events stay in the outbox.`,
+          { broker: this.endpoint(), returnCode: rc },
+        );
+        this.logOnce('MQTT_AUTH_REFUSED', this.authError.message);
+        this.emit('auth-refused', this.authError);
+      } else {
+        this.logOnce(
+          'MQTT_CONNECT_FAILED',
+          `MQTT broker ${this.endpoint()}: ${err.message}; retrying with backoff, events stay in the outbox`,
+        );
+      }
+    });
+    client.on('close', () => {
+      if (this.client !== client) return;
+      const was = this.connected;
+      this.connected = false;
+      this.client = null;
+      // unacknowledged rows go again, in order, on the next connection
+      this.inflight.clear();
+      this.cursor = 0;
+      client.removeAllListeners();
+      client.on('error', () => {});
+      client.end(true);
+      if (was) this.o.logger.warn({ broker: this.endpoint() }, 'disconnected from MQTT broker');
+      this.emit('disconnected');
+      this.scheduleReconnect();
+    });
+  }
+
+  /** One log line per kind of failure streak, not one per retry. */
+  private logOnce(code: string, message: string): void {
+    if (this.lastErrorCode === code) {
+      this.o.logger.debug({ code }, message);
+      return;
+    }
+    this.lastErrorCode = code;
+    this.o.logger.error({ code }, message);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.reconnectTimer) return;
+    const policy = this.o.reconnect ?? { initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2 };
+    const delay = backoffDelay(policy, this.attempt++);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Call after committing a row. */
+  kick(): void {
+    this.pump();
+  }
+
+  private pump(): void {
+    const client = this.client;
+    if (!client || !this.connected || this.stopping) return;
+    const room = (this.o.inflightLimit ?? 16) - this.inflight.size;
+    if (room <= 0) return;
+    for (const row of this.o.outbox.peek(this.cursor, room)) {
+      this.cursor = row.id;
+      this.inflight.add(row.id);
+      client.publish(row.topic, row.payload, { qos: 1 }, (err) => {
+        if (this.client !== client) return; // a dead connection's callback: the row goes again
+        this.inflight.delete(row.id);
+        if (err) {
+          this.o.logger.warn({ id: row.id, err: err.message }, 'publish failed; will retry');
+          return;
+        }
+        this.o.outbox.remove(row.id); // PUBACK received
+        this.acked++;
+        this.emit('acked', row);
+        this.pump();
+      });
+    }
+  }
+
+  /** Resolves when the outbox is empty; false when `timeoutMs` passed first. */
+  waitForEmpty(timeoutMs: number): Promise<boolean> {
+    if (this.o.outbox.depth === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onAck = () => {
+        if (this.o.outbox.depth > 0) return;
+        done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        this.off('acked', onAck);
+        resolve(v);
+      };
+      this.on('acked', onAck);
+    });
+  }
+
+  private statusPayload(state: 'online' | 'offline'): Buffer {
+    return encodeStatus({
+      v: PROTOCOL_VERSION,
+      sensorId: this.o.sensorId,
+      state,
+      timestamp: new Date(this.o.clock.now()).toISOString(),
+      daemonVersion: DAEMON_VERSION,
+      modelVersion: this.o.modelVersion.slice(0, 100),
+    });
+  }
+
+  /**
+   * Waits up to `budgetMs` for the PUBACKs of what is in flight, publishes `offline`, and
+   * disconnects. Whatever was not acknowledged stays in the outbox for the next start.
+   */
+  async stop(budgetMs = 3000): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const client = this.client;
+    if (!client) return;
+    const deadline = Date.now() + budgetMs;
+    while (this.connected && this.inflight.size > 0 && Date.now() < deadline) {
+      await sleep(20);
+    }
+    if (this.connected) {
+      await withTimeout(
+        client
+          .publishAsync(this.statusTopic, this.statusPayload('offline'), { qos: 1, retain: true })
+          .catch(() => {}),
+        Math.max(200, deadline - Date.now()),
+        undefined,
+      );
+    }
+    this.client = null;
+    this.connected = false;
+    await withTimeout(
+      client.endAsync(false).catch(() => {}),
+      1000,
+      undefined,
+    );
+    client.end(true);
+    client.removeAllListeners();
+  }
+}

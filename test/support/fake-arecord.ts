@@ -31,7 +31,7 @@ export function useFakeArecord(setup: FakeArecordSetup): () => void {
     else process.env[k] = v;
   };
   set('FAKE_ARECORD_WAV', setup.wav);
-  set('FAKE_ARECORD_MISSING', setup.missingDevices?.join(','));
+  set('FAKE_ARECORD_MISSING', setup.missingDevices?.join(';'));
   set('FAKE_ARECORD_LOG', setup.logFile);
   set('FAKE_ARECORD_SPEED', setup.speed === undefined ? undefined : String(setup.speed));
   return () => {

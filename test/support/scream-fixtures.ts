@@ -12,7 +12,25 @@ const run = promisify(execFile);
 
 /** A scream-like tone: a rising 900-1400 Hz sweep with a 6 Hz tremolo (sox synth). */
 export async function screamWav(path: string, seconds = 2, gain = 0.6): Promise<string> {
-  await run('sox', ['-n', '-r', '16000', '-c', '1', '-b', '16', path, 'synth', String(seconds), 'sine', '900:1400', 'tremolo', '6', '40', 'vol', String(gain)]);
+  await run('sox', [
+    '-n',
+    '-r',
+    '16000',
+    '-c',
+    '1',
+    '-b',
+    '16',
+    path,
+    'synth',
+    String(seconds),
+    'sine',
+    '900:1400',
+    'tremolo',
+    '6',
+    '40',
+    'vol',
+    String(gain),
+  ]);
   return path;
 }
 
@@ -23,7 +41,21 @@ export async function silenceWav(path: string, seconds: number): Promise<string>
 
 /** Quiet room tone: brown noise at about -50 dBFS. */
 export async function roomToneWav(path: string, seconds: number): Promise<string> {
-  await run('sox', ['-n', '-r', '16000', '-c', '1', '-b', '16', path, 'synth', String(seconds), 'brownnoise', 'vol', '0.01']);
+  await run('sox', [
+    '-n',
+    '-r',
+    '16000',
+    '-c',
+    '1',
+    '-b',
+    '16',
+    path,
+    'synth',
+    String(seconds),
+    'brownnoise',
+    'vol',
+    '0.01',
+  ]);
   return path;
 }
 
@@ -94,7 +126,13 @@ export async function tinyModelFile(dir: string): Promise<string> {
   const labels: number[] = [];
   for (const p of pos) for (const r of await windowsOf(p)) rows.push(r), labels.push(1);
   for (const p of neg) for (const r of await windowsOf(p)) rows.push(r), labels.push(0);
-  const forest = trainForest(rows, labels, { nEstimators: 20, maxDepth: 6, minSamplesSplit: 2, minSamplesLeaf: 1, seed: 7 });
+  const forest = trainForest(rows, labels, {
+    nEstimators: 20,
+    maxDepth: 6,
+    minSamplesSplit: 2,
+    minSamplesLeaf: 1,
+    seed: 7,
+  });
   const model = {
     format: MODEL_FORMAT,
     version: 'test-tiny-1',

@@ -1,0 +1,71 @@
+import type { StoredEvent } from '../../store/types.ts';
+
+export function pct(p: number | null | undefined): string {
+  return typeof p === 'number' ? `${Math.round(p * 100)}%` : '–';
+}
+
+export function dateTime(iso: string | null | undefined): string {
+  if (!iso) return '–';
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+export function relative(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const s = Math.round((now - new Date(iso).getTime()) / 1000);
+  if (s < 0) return 'just now';
+  if (s < 45) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86_400)} d ago`;
+}
+
+export function db(v: number | null | undefined): string {
+  return typeof v === 'number' ? `${v.toFixed(1)} dBFS` : '–';
+}
+
+export function metres(m: number | null | undefined): string {
+  if (typeof m !== 'number') return 'unknown accuracy';
+  return m >= 1000 ? `±${(m / 1000).toFixed(1)} km` : `±${Math.round(m)} m`;
+}
+
+const SOURCE_LABEL: Record<string, string> = {
+  'sensor-config': 'sensor installation',
+  device: 'device GPS',
+  'ip-database': 'IP address (approximate)',
+  browser: 'browser location',
+  unknown: 'unknown',
+};
+export function locationSource(src: string): string {
+  return SOURCE_LABEL[src] ?? src;
+}
+
+/** What kind of event this is, in words and a tone for the badge. */
+export function kind(e: Pick<StoredEvent, 'alertType' | 'isScream'>): { label: string; tone: string } {
+  if (e.alertType === 'upload') return { label: 'File analysis', tone: 'info' };
+  if (e.alertType === 'manual') return { label: 'Manual alert', tone: 'warn' };
+  if (e.alertType === 'sensor-offline') return { label: 'Sensor offline', tone: 'muted' };
+  if (e.isScream) return { label: 'Scream', tone: 'danger' };
+  return { label: 'Near miss', tone: 'warn' };
+}
+
+const RESPONSE: Record<string, { label: string; tone: string }> = {
+  pending: { label: 'Alert pending', tone: 'warn' },
+  alerted: { label: 'Alerted', tone: 'ok' },
+  partial: { label: 'Partly alerted', tone: 'warn' },
+  failed: { label: 'Alert failed', tone: 'danger' },
+  'not-configured': { label: 'No contacts', tone: 'muted' },
+  suppressed: { label: 'Suppressed', tone: 'muted' },
+  none: { label: 'No alert', tone: 'muted' },
+};
+export function response(status: string): { label: string; tone: string } {
+  return RESPONSE[status] ?? { label: status, tone: 'muted' };
+}
+
+export function verdict(v: 'false-alarm' | 'confirmed'): { label: string; tone: string } {
+  return v === 'confirmed' ? { label: 'Confirmed', tone: 'danger' } : { label: 'False alarm', tone: 'muted' };
+}
+
+export function bytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+}

@@ -1,0 +1,86 @@
+import L from 'leaflet';
+import type { StoredEvent } from '../../store/types.ts';
+import { h } from './dom.ts';
+import { dateTime, kind, pct } from './format.ts';
+
+const TONE_COLOR: Record<string, string> = {
+  danger: '#d43a2f',
+  warn: '#d98a00',
+  info: '#2a6fdb',
+  muted: '#6b7280',
+  ok: '#1f9d55',
+};
+
+/**
+ * A Leaflet map of events. Markers are vector circles (no marker images to fetch), so
+ * they still show when the tile server cannot be reached.
+ */
+export class EventMap {
+  private readonly map: L.Map;
+  private readonly layer = L.layerGroup();
+  private fitted = false;
+
+  constructor(el: HTMLElement, tileUrl: string) {
+    this.map = L.map(el, { zoomControl: true, attributionControl: true, worldCopyJump: true }).setView(
+      [20, 0],
+      2,
+    );
+    L.tileLayer(tileUrl, {
+      maxZoom: 19,
+      attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+    }).addTo(this.map);
+    this.layer.addTo(this.map);
+  }
+
+  show(
+    events: Omit<StoredEvent, 'windows' | 'features'>[],
+    opts: { onSelect?: (id: string) => void } = {},
+  ): number {
+    this.layer.clearLayers();
+    const points: L.LatLngExpression[] = [];
+    for (const e of [...events].reverse()) {
+      const { latitude, longitude } = e.location;
+      if (typeof latitude !== 'number' || typeof longitude !== 'number') continue;
+      const k = kind(e);
+      const color = TONE_COLOR[k.tone] ?? '#6b7280';
+      const marker = L.circleMarker([latitude, longitude], {
+        radius: 9,
+        color: '#fff',
+        weight: 2,
+        fillColor: color,
+        fillOpacity: 0.92,
+        className: `event-marker event-marker-${k.tone}`,
+      });
+      const popup = h(
+        'div',
+        { class: 'map-popup' },
+        h('strong', {}, `${k.label} · ${pct(e.screamProbability)}`),
+        h('div', {}, e.location.room ? `${e.sensorId} · ${e.location.room}` : e.sensorId),
+        h('div', { class: 'muted' }, dateTime(e.timestamp)),
+        h('a', { href: `/events/${encodeURIComponent(e.eventId)}` }, 'Open event →'),
+      );
+      marker.bindPopup(popup);
+      if (opts.onSelect) marker.on('click', () => opts.onSelect?.(e.eventId));
+      if (typeof e.location.accuracy === 'number' && e.location.accuracy > 50) {
+        L.circle([latitude, longitude], {
+          radius: e.location.accuracy,
+          color,
+          weight: 1,
+          fillOpacity: 0.06,
+          interactive: false,
+        }).addTo(this.layer);
+      }
+      marker.addTo(this.layer);
+      points.push([latitude, longitude]);
+    }
+    if (points.length > 0 && !this.fitted) {
+      this.map.fitBounds(L.latLngBounds(points), { padding: [36, 36], maxZoom: 16 });
+      this.fitted = true;
+    }
+    return points.length;
+  }
+
+  invalidate(): void {
+    this.map.invalidateSize();
+  }
+}

@@ -1,0 +1,102 @@
+import { basename } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { decodeAudio } from '../../../core/audio/decode.ts';
+import { AudioDecodeError } from '../../../core/audio/errors.ts';
+import { analyzeSamples } from '../../../core/detect/analyze.ts';
+import type { StoredEvent } from '../../store/types.ts';
+import { requireAdmin, sessionOf, type WebContext } from '../context.ts';
+import { WebError } from '../errors.ts';
+
+/** A file name that is safe to keep in audioSource and show: no path, no control characters. */
+export function cleanFileName(name: string): string {
+  const base = [...basename(name.replace(/\\/g, '/'))]
+    .filter((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f)
+    .join('')
+    .trim();
+  return (base || 'upload').slice(0, 200);
+}
+
+export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
+  const { config } = ctx.deps;
+
+  app.post(
+    '/api/analyze',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            store: { type: 'boolean', default: false },
+            threshold: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const s = sessionOf(request);
+      const { store, threshold } = request.query as { store: boolean; threshold?: number };
+      if (store) requireAdmin(request, 'storing an analysis as an event');
+      if (!request.isMultipart()) {
+        throw new WebError('WEB_UPLOAD_MISSING', 'send the audio as multipart/form-data with a "file" field');
+      }
+      const part = await request.file({ limits: { fileSize: config.maxUploadBytes, files: 1 } });
+      if (!part) throw new WebError('WEB_UPLOAD_MISSING', 'no file in the upload; send it in a "file" field');
+      const name = cleanFileName(part.filename);
+      const buf = await part.toBuffer();
+      const decoded = await decodeAudio(buf, name);
+      if (decoded.samples.length === 0)
+        throw new AudioDecodeError('AUDIO_EMPTY', name, 'no audio samples in the file');
+      const result = analyzeSamples(
+        decoded.samples,
+        ctx.deps.model,
+        threshold !== undefined ? { threshold } : {},
+      );
+      request.log.info(
+        {
+          file: name,
+          bytes: buf.byteLength,
+          durationS: result.durationS,
+          isScream: result.isScream,
+          userId: s.username,
+        },
+        'web: file analysed',
+      );
+      let event: StoredEvent | null = null;
+      if (store) {
+        const now = ctx.now();
+        const peak = result.events[0];
+        event = {
+          eventId: ctx.ids.next(now.getTime()),
+          sensorId: 'dashboard',
+          timestamp: now.toISOString(),
+          receivedAt: now.toISOString(),
+          startedAt: null,
+          audioSource: `upload:${name}`,
+          screamProbability: result.maxProbability,
+          isScream: result.isScream,
+          thresholdValue: result.thresholdValue,
+          levelDbfs: null,
+          modelVersion: result.modelVersion,
+          location: { latitude: null, longitude: null, accuracy: null, address: null, source: 'unknown' },
+          alertType: 'upload',
+          responseStatus: 'none',
+          deliveries: [],
+          userId: s.username,
+          notes: peak
+            ? `Uploaded file; first detection at ${peak.startS.toFixed(2)}-${peak.endS.toFixed(2)} s`
+            : 'Uploaded file; no scream detected',
+          windows: result.windows,
+        };
+        if (ctx.deps.ingestLocal) await ctx.deps.ingestLocal(event);
+        else await ctx.deps.store.insertIfNew(event);
+      }
+      return {
+        file: name,
+        bytes: buf.byteLength,
+        originalSampleRate: decoded.originalSampleRate,
+        result,
+        eventId: event?.eventId ?? null,
+      };
+    },
+  );
+}

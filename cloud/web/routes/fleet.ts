@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify';
+import type { WebContext } from '../context.ts';
+import { WebError } from '../errors.ts';
+import type { SensorView } from '../types.ts';
+
+const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 1, online: 2 };
+
+export function fleetRoutes(app: FastifyInstance, ctx: WebContext): void {
+  // offline first: that is what the person looking at the fleet needs to act on
+  app.get('/api/sensors', async () => {
+    const sensors = [...ctx.deps.registry.list()].sort(
+      (a, b) => ORDER[a.status] - ORDER[b.status] || a.id.localeCompare(b.id),
+    );
+    const counts = { online: 0, offline: 0, unknown: 0 };
+    for (const s of sensors) counts[s.status]++;
+    return { sensors, counts, at: ctx.now().toISOString() };
+  });
+
+  app.get('/api/sensors/:id', async (request) => {
+    const { id } = request.params as { id: string };
+    const sensor = ctx.deps.registry.get(id);
+    if (!sensor) throw new WebError('WEB_NOT_FOUND', `no sensor ${id}`);
+    return { sensor };
+  });
+}

@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ScreamModel } from '../../core/model/scream-model.ts';
+import type { ChannelDelivery, EventStore, StoredEvent, StoredLocation } from '../store/types.ts';
+
+export type UserRole = 'admin' | 'viewer';
+
+export interface WebUser {
+  username: string;
+  /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>`, made by `hashPassword()` (cloud/web/auth/passwords.ts). */
+  passwordHash: string;
+  role: UserRole;
+}
+
+export interface WebConfig {
+  host: string;
+  port: number;
+  /** The URL users reach the dashboard at (behind a proxy); https makes session cookies Secure. */
+  publicUrl: string | null;
+  users: WebUser[];
+  /** Signs session cookies; null: generated once and kept in dataDir. */
+  sessionSecret: string | null;
+  /** Leaflet tile template, e.g. `https://tile.openstreetmap.org/{z}/{x}/{y}.png`. */
+  tileUrl: string;
+  maxUploadBytes: number;
+  dataDir: string;
+}
+
+/** One sensor as the fleet page shows it. */
+export interface SensorView {
+  id: string;
+  name: string | null;
+  room: string | null;
+  location: StoredLocation | null;
+  status: 'online' | 'offline' | 'unknown';
+  lastSeen: string | null;
+  outboxDepth: number | null;
+  inputLevelDbfs: number | null;
+  modelVersion: string | null;
+  lastEventAt: string | null;
+  droppedFrames: number | null;
+}
+
+export interface SensorRegistryView {
+  list(): SensorView[];
+  get(id: string): SensorView | undefined;
+}
+
+export interface ManualAlerts {
+  sendManualAlert(eventId: string, userId: string): Promise<{ deliveries: ChannelDelivery[] }>;
+}
+
+export interface WebDeps {
+  config: WebConfig;
+  store: EventStore;
+  registry: SensorRegistryView;
+  alerts: ManualAlerts;
+  /** Stores (and alerts on) an event made on the dashboard: a live browser detection or an upload. */
+  ingestLocal?: (event: StoredEvent) => Promise<void>;
+  /** The server's IP geolocation, used when the browser does not share its position. */
+  locateIp?: (ip: string) => Promise<StoredLocation | null>;
+  model: ScreamModel;
+  logger: Logger;
+  clock?: () => Date;
+}
+
+export interface WebService {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** `http://host:port` once started (the real port when config.port is 0). */
+  readonly url: string;
+  readonly app: FastifyInstance;
+}

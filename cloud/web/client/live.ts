@@ -69,7 +69,8 @@ function drawPlot(
     g.fillStyle = hot ? 'rgba(212,58,47,0.18)' : 'rgba(42,111,219,0.15)';
     g.fill();
     g.beginPath();
-    visible.forEach((q, i) => (i === 0 ? g.moveTo(x(q.t), y(q.p)) : g.lineTo(x(q.t), y(q.p))));
+    g.moveTo(x(visible[0]!.t), y(visible[0]!.p));
+    for (const q of visible.slice(1)) g.lineTo(x(q.t), y(q.p));
     g.strokeStyle = hot ? '#d43a2f' : '#2a6fdb';
     g.lineWidth = 2;
     g.stroke();

@@ -73,6 +73,6 @@ export function authRoutes(app: FastifyInstance, ctx: WebContext): void {
 
 /** Only same-site paths: `?next=https://evil.example` must not become an open redirect. */
 export function safeNext(next: string | undefined): string {
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/events';
+  if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/events';
   return next;
 }

@@ -23,6 +23,7 @@ async function call(
   path: string,
   auth: { cookie: string; csrf?: string } | null,
   body?: unknown,
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
 ): Promise<{ status: number; body: any; headers: Headers }> {
   const headers: Record<string, string> = {};
   if (auth) headers.cookie = auth.cookie;

@@ -1,0 +1,41 @@
+"""Filters for the Screamwatch playbook.
+
+screamwatch_scrypt: the cloud's `scrypt$N$r$p$salt$hash` format (cloud/web/auth/passwords.ts),
+computed on the controller from the same vault password the sensor gets. The salt is derived
+from the sensor id and a seed instead of drawn at random so that re-running the playbook
+renders the same cloud.yaml and does not restart the broker for nothing; it is still unique
+per sensor and per fleet (seed = the cloud's inventory name by default).
+"""
+
+import base64
+import hashlib
+
+from ansible.errors import AnsibleFilterError
+
+# Same cost as cloud/web/auth/passwords.ts: 2^15, r=8, p=1, 32-byte key.
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+KEY_LEN = 32
+
+
+def screamwatch_scrypt(password, sensor_id, seed=""):
+    if not isinstance(password, str) or not password:
+        raise AnsibleFilterError(f"screamwatch_scrypt: empty MQTT password for sensor {sensor_id!r}")
+    salt = hashlib.sha256(f"screamwatch-mqtt:{seed}:{sensor_id}".encode()).digest()[:16]
+    key = hashlib.scrypt(
+        password.encode(),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=256 * SCRYPT_N * SCRYPT_R + 1024 * 1024,
+        dklen=KEY_LEN,
+    )
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(key)}"
+
+
+class FilterModule:
+    def filters(self):
+        return {"screamwatch_scrypt": screamwatch_scrypt}

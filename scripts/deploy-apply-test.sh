@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The slow deploy check (minutes: apt, git, npm ci with native builds): applies
+# deploy/ansible/site.yml for real, sensor and cloud, against a disposable Debian root on this
+# machine, then checks what it left there (test/deploy/applied-root.test.ts).
+#
+# The target is an overlay of this machine's own root filesystem (writes go to a temp dir),
+# entered by Ansible's chroot connection, in a private mount namespace so nothing leaks if the
+# script dies. systemd is not PID 1 in there, so the roles install and enable the units but
+# skip starting them (that path is taken on a real Pi). Needs root and overlayfs.
+#
+#   scripts/deploy-apply-test.sh            # apply twice (the second run must change nothing) and verify
+#   KEEP_ROOT=1 scripts/deploy-apply-test.sh  # leave the temp dir for inspection
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "deploy-apply-test: needs root (overlay mount + chroot); try: sudo $0" >&2
+  exit 2
+fi
+# Re-enter in a private mount namespace: every mount below disappears with this process.
+if [ -z "${SW_APPLY_IN_NS:-}" ]; then
+  exec env SW_APPLY_IN_NS=1 unshare --mount --propagation private -- "$0" "$@"
+fi
+
+# SW_APPLY_WORK=<a dir kept by KEEP_ROOT=1>: apply again on top of that target (fast re-runs
+# while editing the roles: node_modules is already built there).
+if [ -n "${SW_APPLY_WORK:-}" ]; then work="$SW_APPLY_WORK"; KEEP_ROOT=1; else work="$(mktemp -d /tmp/sw-deploy-apply.XXXXXX)"; fi
+root="$work/root"
+cleanup() {
+  local status=$?
+  umount -R "$root" 2>/dev/null || umount -l "$root" 2>/dev/null || true
+  if [ -n "${KEEP_ROOT:-}" ]; then echo "deploy-apply-test: kept $work (upper layer: $work/upper)"; else rm -rf "$work"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+mkdir -p "$work/upper" "$work/ovl-work" "$root"
+
+mount -t overlay sw-target -o "lowerdir=/,upperdir=$work/upper,workdir=$work/ovl-work" "$root" ||
+  { echo "deploy-apply-test: overlayfs mount failed (needs CAP_SYS_ADMIN and overlay support)" >&2; exit 2; }
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount --rbind /sys "$root/sys"
+# A fresh /run (no /run/systemd/system: Ansible sees no running systemd) and /tmp.
+mount -t tmpfs tmpfs "$root/run"
+mount -t tmpfs tmpfs "$root/tmp"
+# A fresh target: nothing of an earlier Screamwatch install on this machine shows through.
+[ -n "${SW_APPLY_WORK:-}" ] || rm -rf "$root/opt/screamwatch" "$root/etc/screamwatch" "$root/var/lib/screamwatch" \
+  "$root/etc/systemd/system/screamwatch-"*.service \
+  "$root/etc/systemd/system/multi-user.target.wants/screamwatch-"*.service
+if [ -z "${SW_APPLY_WORK:-}" ] && chroot "$root" id screamwatch >/dev/null 2>&1; then chroot "$root" userdel screamwatch; fi
+
+version="$(git -C "$repo" rev-parse HEAD)"
+inventory="$work/inventory"
+mkdir -p "$inventory/group_vars/all"
+secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' ; }
+sensor_password="$(secret)"
+cat >"$inventory/hosts.yml" <<YAML
+all:
+  vars:
+    ansible_connection: community.general.chroot
+    ansible_host: $root
+    screamwatch_repo_url: file://$repo
+    screamwatch_version: $version
+  children:
+    cloud:
+      hosts:
+        cloud-under-test:
+          cloud_web_public_url: https://cloud.test.invalid
+    sensors:
+      vars:
+        sensor_mqtt_url: mqtts://cloud.test.invalid:8883
+      hosts:
+        pi-under-test:
+          sensor_id: apply-1
+          sensor_room: Test bench
+          sensor_latitude: 52.0907
+          sensor_longitude: 5.1214
+          sensor_accuracy: 5
+          sensor_address: "1 Example Street, Utrecht: the \"bench\""
+          sensor_alsa_device: plughw:CARD=Device,DEV=0
+YAML
+# A real vault, encrypted, as the README tells users to do.
+cat >"$inventory/group_vars/all/vault.yml" <<YAML
+vault_sensor_mqtt_passwords:
+  apply-1: "$sensor_password"
+vault_cloud_session_secret: "$(secret)$(secret)"
+vault_cloud_web_users: []
+YAML
+secret >"$work/vault-pass"
+ansible-vault encrypt --vault-password-file "$work/vault-pass" "$inventory/group_vars/all/vault.yml" >/dev/null
+
+cd "$repo/deploy/ansible"
+playbook() {
+  ANSIBLE_CONFIG="$repo/deploy/ansible/ansible.cfg" ANSIBLE_CALLBACKS_ENABLED= \
+    ansible-playbook -i "$inventory/hosts.yml" --vault-password-file "$work/vault-pass" site.yml "$@"
+}
+echo "deploy-apply-test: first apply of $version into $root"
+playbook | tee "$work/apply-1.log"
+echo "deploy-apply-test: second apply (must change nothing)"
+playbook | tee "$work/apply-2.log"
+if ! grep -Eq '^pi-under-test +: ok=[0-9]+ +changed=0 ' "$work/apply-2.log" ||
+  ! grep -Eq '^cloud-under-test +: ok=[0-9]+ +changed=0 ' "$work/apply-2.log"; then
+  echo "deploy-apply-test: FAIL: the second run changed something (not idempotent)" >&2
+  exit 1
+fi
+
+cd "$repo"
+SW_APPLIED_ROOT="$root" SW_APPLIED_SENSOR_PASSWORD="$sensor_password" SW_APPLIED_VERSION="$version" \
+  npx vitest run test/deploy/applied-root.test.ts

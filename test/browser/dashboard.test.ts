@@ -1,0 +1,191 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, sampleEvent, screamWav, startWeb, tempDir, type WebHarness } from '../cloud/web/support.ts';
+import { launchChromium, screenshot, signIn, watchErrors } from './support.ts';
+
+describe('dashboard in Chromium', () => {
+  let h: WebHarness;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let errors: string[];
+  const fixtures = tempDir('sw-browser-');
+
+  beforeAll(async () => {
+    h = await startWeb();
+    const now = Date.now();
+    h.registry.set({
+      id: 'hall-1',
+      name: 'Main hall',
+      room: 'Ground floor',
+      status: 'online',
+      lastSeen: new Date(now - 20_000).toISOString(),
+      outboxDepth: 0,
+      inputLevelDbfs: -52.3,
+      modelVersion: '2026-11-24-abc123',
+      lastEventAt: new Date(now - 3_600_000).toISOString(),
+      droppedFrames: 0,
+    });
+    h.registry.set({
+      id: 'yard-2',
+      name: 'Courtyard',
+      room: 'Outside, north gate',
+      status: 'offline',
+      lastSeen: new Date(now - 5_400_000).toISOString(),
+      outboxDepth: 7,
+      inputLevelDbfs: -61,
+      modelVersion: '2026-11-20-9f0e11',
+      lastEventAt: null,
+      droppedFrames: 3,
+    });
+    h.registry.set({
+      id: 'gym-3',
+      name: 'Gym',
+      room: 'Building B',
+      status: 'online',
+      lastSeen: new Date(now - 5000).toISOString(),
+      inputLevelDbfs: -48,
+      modelVersion: '2026-11-24-abc123',
+      outboxDepth: 0,
+    });
+    await h.store.insertIfNew(
+      sampleEvent({
+        sensorId: 'gym-3',
+        timestamp: new Date(now - 7_200_000).toISOString(),
+        isScream: false,
+        screamProbability: 0.52,
+        responseStatus: 'none',
+        deliveries: [],
+        location: {
+          latitude: 52.5219,
+          longitude: 13.4132,
+          accuracy: 20,
+          address: 'Karl-Liebknecht-Str. 8, Berlin',
+          source: 'sensor-config',
+          room: 'Building B',
+        },
+      }),
+    );
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+    page = await context.newPage();
+    errors = watchErrors(page);
+    await signIn(page, h.web.url, ADMIN.username, ADMIN.password);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await h?.close();
+    fixtures.remove();
+  });
+
+  it('shows a newly stored event in the list and on the map without a reload', async () => {
+    await page.waitForSelector('.event-row');
+    const before = await page.locator('.event-row').count();
+    const event = sampleEvent({ sensorId: 'hall-1', timestamp: new Date().toISOString() });
+    await h.store.insertIfNew(event);
+    const row = page.locator(`.event-row[data-event-id="${event.eventId}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    expect(await page.locator('.event-row').count()).toBe(before + 1);
+    // newest first
+    expect(await page.locator('.event-row').first().getAttribute('data-event-id')).toBe(event.eventId);
+    expect(await row.innerText()).toContain('Main hall');
+    await expect.poll(() => page.locator('path.event-marker').count(), { timeout: 5000 }).toBe(2);
+    expect(await page.locator('#map-note').innerText()).toContain('2 on the map');
+    await screenshot(page, 'events-desktop');
+  });
+
+  it('filters by sensor', async () => {
+    await page.selectOption('select[name=sensorId]', 'gym-3');
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 5000 }).toBe(1);
+    expect(page.url()).toContain('sensorId=gym-3');
+    await page.click('button[type=reset]');
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 5000 }).toBe(2);
+  });
+
+  it('opens an event and marks it as a false alarm, showing who and when', async () => {
+    await page.locator('.event-row').first().click();
+    await page.waitForSelector('#review');
+    expect(await page.locator('main').innerText()).toContain('Alexanderplatz 1, Berlin');
+    expect(await page.locator('main').innerText()).toContain('sensor installation');
+    expect(await page.locator('tr[data-channel=sms]').innerText()).toContain('delivered');
+    await page.fill('#review-note', 'Kids playing <b>loudly</b>');
+    await page.click('#mark-false-alarm');
+    await page.waitForSelector('.review-state');
+    const review = await page.locator('#review').innerText();
+    expect(review).toContain('False alarm');
+    expect(review).toContain('by alice');
+    // a note is text, never markup
+    expect(review).toContain('Kids playing <b>loudly</b>');
+    await screenshot(page, 'event-detail');
+  });
+
+  it('shows the fleet with the offline sensor standing out', async () => {
+    await page.click('nav a[href="/fleet"]');
+    await page.waitForSelector('.sensor-card');
+    expect(await page.locator('.sensor-card').count()).toBe(3);
+    const first = page.locator('.sensor-card').first();
+    expect(await first.getAttribute('data-sensor-id')).toBe('yard-2');
+    expect(await first.getAttribute('class')).toContain('status-offline');
+    expect(await first.innerText()).toContain('7 queued');
+    expect(await page.locator('#fleet-summary').innerText()).toMatch(/1\s+offline/);
+    await screenshot(page, 'fleet');
+  });
+
+  it('analyses an uploaded WAV and plots probability, threshold and the detected event', async () => {
+    await page.click('nav a[href="/analyse"]');
+    await page.setInputFiles('#audio-file', screamWav(fixtures.dir, 'hallway-test.wav', 44_100));
+    await page.check('#store-event');
+    await page.click('#analyse-submit');
+    await page.waitForSelector('#analysis-plot svg polyline.prob-line', { timeout: 20_000 });
+    expect(await page.locator('.verdict').innerText()).toContain('Scream detected');
+    expect(await page.locator('#analysis-plot line.threshold').count()).toBe(1);
+    expect(await page.locator('#analysis-plot rect.event-span').count()).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('#stored-event').count()).toBe(1);
+    await screenshot(page, 'analyse');
+    await page.click('#stored-event');
+    await page.waitForSelector('svg.plot polyline.prob-line');
+    expect(await page.locator('main').innerText()).toContain('upload:hallway-test.wav');
+  });
+
+  it('rejects a file that is not audio with a clear message', async () => {
+    await page.goto(`${h.web.url}/analyse`);
+    await page.setInputFiles('#audio-file', {
+      name: 'minutes.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('not audio at all'),
+    });
+    await page.click('#analyse-submit');
+    await page.waitForSelector('#analyse-error:not([hidden])');
+    expect(await page.locator('#analyse-error').innerText()).toContain('minutes.txt: not a WAV or MP3 file');
+  });
+
+  it('works on a phone-sized screen', async () => {
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
+    try {
+      await phone.addCookies((await context.cookies()).map((c) => ({ ...c })));
+      const p = await phone.newPage();
+      await p.goto(`${h.web.url}/events`);
+      await p.waitForSelector('.event-row');
+      // nothing wider than the screen
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await screenshot(p, 'events-phone');
+      await p.goto(`${h.web.url}/fleet`);
+      await p.waitForSelector('.sensor-card');
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await screenshot(p, 'fleet-phone');
+    } finally {
+      await phone.close();
+    }
+  });
+
+  it('ran without front-end errors', () => {
+    expect(errors).toEqual([]);
+  });
+});

@@ -143,6 +143,10 @@ export class SqliteEventStore implements EventStore {
     this.modify(eventId, (e) => ({ ...e, review }));
   }
 
+  async setResponseStatus(eventId: string, responseStatus: string): Promise<void> {
+    this.modify(eventId, (e) => ({ ...e, responseStatus }));
+  }
+
   async count(): Promise<number> {
     return (this.s.count.get() as { n: number }).n;
   }

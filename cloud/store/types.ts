@@ -26,7 +26,12 @@ export interface ChannelDelivery {
   updatedAt: string;
 }
 
-export type Review = { verdict: 'false-alarm' | 'confirmed'; userId: string; at: string; note?: string | null };
+export type Review = {
+  verdict: 'false-alarm' | 'confirmed';
+  userId: string;
+  at: string;
+  note?: string | null;
+};
 
 export interface StoredEvent {
   eventId: string;
@@ -79,5 +84,7 @@ export interface EventStore {
   list(query: EventQuery): Promise<StoredEvent[]>;
   updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void>;
   setReview(eventId: string, review: Review): Promise<void>;
+  /** Sets the alert summary without a delivery (e.g. 'none', 'suppressed'). Optional: the bridge's stores have it. */
+  setResponseStatus?(eventId: string, responseStatus: string): Promise<void>;
   count(): Promise<number>;
 }

@@ -1,0 +1,155 @@
+import { hostname } from 'node:os';
+import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { sensorsFilter, sharedFilter } from '../../protocol/topics.ts';
+import type { CloudConfig } from '../config/schema.ts';
+import { CloudError } from '../errors.ts';
+import type { MessageHandler, MessageSource } from './message-source.ts';
+
+type MqttConfig = CloudConfig['mqtt'];
+
+export interface ExternalBrokerOptions {
+  config: MqttConfig;
+  logger: Logger;
+  /** Give up the first connection after this long (later reconnects retry forever). */
+  connectTimeoutMs?: number;
+  reconnectPeriodMs?: number;
+}
+
+/**
+ * The bridge as a client of an external broker (Mosquitto, EMQX, ...). Events arrive through
+ * an MQTT 5 shared subscription (`$share/<group>/<root>/sensors/+/events`), so several bridges
+ * split the load and each event reaches one of them. Status and heartbeats are subscribed
+ * without sharing: every bridge keeps a full sensor registry, and retained status messages
+ * are never sent to shared subscriptions [MQTT-4.8.2].
+ * A persistent session (clean=false + session expiry) keeps QoS 1 events queued on the broker
+ * while the bridge restarts; an event is acknowledged only after it is stored.
+ */
+export class ExternalBroker implements MessageSource {
+  private client: MqttClient | null = null;
+  private handler: MessageHandler | null = null;
+
+  constructor(private readonly options: ExternalBrokerOptions) {}
+
+  setHandler(handler: MessageHandler): void {
+    this.handler = handler;
+  }
+
+  get filters(): string[] {
+    const { topicRoot, sharedGroup } = this.options.config;
+    const events = sensorsFilter(topicRoot, 'events');
+    return [
+      sharedGroup ? sharedFilter(sharedGroup, events) : events,
+      sensorsFilter(topicRoot, 'status'),
+      sensorsFilter(topicRoot, 'heartbeat'),
+    ];
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.options;
+    const url = config.broker;
+    if (!url) throw new CloudError('CLOUD_USAGE', 'mqtt.broker is not set');
+    const clientId = config.clientId ?? `screamwatch-bridge-${hostname()}-${process.pid}`;
+    const client = mqtt.connect(url, {
+      clientId,
+      protocolVersion: 5,
+      clean: false,
+      // A day of queued events while the bridge is away; the sensors' outboxes cover longer gaps.
+      properties: { sessionExpiryInterval: 86_400 },
+      username: config.username ?? undefined,
+      password: config.password ?? undefined,
+      reconnectPeriod: this.options.reconnectPeriodMs ?? 2000,
+      connectTimeout: this.options.connectTimeoutMs ?? 10_000,
+      manualConnect: true,
+    });
+    this.client = client;
+    // Acknowledge only after the handler settles (mqtt.js sends PUBACK when callback is called).
+    client.handleMessage = (packet: IPublishPacket, callback) => {
+      const handler = this.handler;
+      if (!handler) return callback();
+      const payload =
+        typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload);
+      handler(packet.topic, payload, { ip: null }).then(
+        () => callback(),
+        (err: unknown) => {
+          // Not acknowledging would stall every later message on this connection, so the
+          // failed message is logged and the connection restarted: the broker redelivers it.
+          logger.error({ err, topic: packet.topic }, 'ingest failed; reconnecting so the broker redelivers');
+          client.stream.destroy();
+        },
+      );
+    };
+    client.on('connect', (connack) => {
+      logger.info(
+        { url, clientId, sessionPresent: connack.sessionPresent },
+        'connected to external MQTT broker',
+      );
+      // Re-subscribe on every connect: a broker that lost the session has lost the subscriptions too.
+      client.subscribe(this.filters, { qos: 1 }, (err, granted) => {
+        if (err) logger.error({ err }, 'subscribe failed');
+        const refused = (granted ?? []).filter((g) => g.qos >= 0x80);
+        if (refused.length)
+          logger.error({ refused }, 'broker refused subscriptions (check the ACL for the bridge user)');
+      });
+    });
+    client.on('error', (err) => logger.warn({ err: err.message, url }, 'MQTT client error'));
+    client.on('offline', () => logger.warn({ url }, 'external MQTT broker unreachable, retrying'));
+
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(
+          new CloudError(
+            'CLOUD_BROKER_CONNECT_FAILED',
+            `cannot connect to MQTT broker ${url} (mqtt.broker)`,
+            { url },
+          ),
+        );
+      }, this.options.connectTimeoutMs ?? 10_000);
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const onError = (err: Error & { code?: number | string }) => {
+        // CONNACK refusals (bad credentials, not authorised) will not heal by retrying.
+        if (typeof err.code === 'number') {
+          cleanup();
+          reject(
+            new CloudError(
+              'CLOUD_BROKER_CONNECT_FAILED',
+              `MQTT broker ${url} refused the bridge: ${err.message}`,
+              { url },
+            ),
+          );
+        }
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        client.off('connect', onConnect);
+        client.off('error', onError);
+      };
+      client.on('connect', onConnect);
+      client.on('error', onError);
+      client.connect();
+    }).catch(async (err: unknown) => {
+      await this.stop();
+      throw err;
+    });
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (!client) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        client.end(true);
+        resolve();
+      }, 3000);
+      client.end(false, {}, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Where sensor messages come from: the embedded broker (in-process subscription) or an
+ * external broker (an MQTT client with shared subscriptions). The handler's promise
+ * settles once the message is stored; only then is it acknowledged to the broker.
+ */
+export type MessageHandler = (
+  topic: string,
+  payload: Buffer,
+  meta: { ip: string | null },
+) => Promise<unknown>;
+
+export interface MessageSource {
+  setHandler(handler: MessageHandler): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}

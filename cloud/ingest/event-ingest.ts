@@ -1,0 +1,175 @@
+import type { Logger } from 'pino';
+import { decodeSensorMessage } from '../../protocol/codec.ts';
+import { ScreamwatchError } from '../../protocol/errors.ts';
+import type { EventMessage } from '../../protocol/messages.ts';
+import { parseSensorTopic } from '../../protocol/topics.ts';
+import type { SensorConfig } from '../config/schema.ts';
+import type { Geolocator } from '../geo/locator.ts';
+import type { EventStore, StoredEvent } from '../store/types.ts';
+import type { SensorRegistry } from './sensor-registry.ts';
+
+/** Decides and enqueues the alerts for a stored event. Must be idempotent by eventId. */
+export interface EventAlerter {
+  onEvent(event: StoredEvent, sensor: SensorConfig | undefined): Promise<void>;
+}
+
+export type IngestOutcome = 'stored' | 'duplicate' | 'rejected' | 'status' | 'heartbeat';
+
+export interface IngestStats {
+  received: number;
+  stored: number;
+  duplicates: number;
+  rejected: number;
+  /** Rejections by error code (MQTT_PAYLOAD_INVALID, MQTT_SENSOR_MISMATCH, ...). */
+  rejectedByCode: Record<string, number>;
+  status: number;
+  heartbeats: number;
+}
+
+export interface EventIngestDeps {
+  store: EventStore;
+  registry: SensorRegistry;
+  locator: Geolocator;
+  alerter: EventAlerter;
+  topicRoot: string;
+  logger: Logger;
+  clock?: () => Date;
+}
+
+/** Rejections are logged, but at most this many per code per minute (a broken sensor can flood). */
+const REJECT_LOGS_PER_MINUTE = 20;
+
+/**
+ * MQTT message -> validated event -> located -> stored once -> alerts decided.
+ * A bad payload is counted and logged and never throws; a store failure does throw, so the
+ * broker adapter withholds the acknowledgement and the message is delivered again.
+ */
+export class EventIngest {
+  readonly stats: IngestStats = {
+    received: 0,
+    stored: 0,
+    duplicates: 0,
+    rejected: 0,
+    rejectedByCode: {},
+    status: 0,
+    heartbeats: 0,
+  };
+  private readonly clock: () => Date;
+  private readonly rejectLog = new Map<string, { minute: number; n: number }>();
+
+  constructor(private readonly deps: EventIngestDeps) {
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  private reject(code: string, topic: string, message: string): IngestOutcome {
+    this.stats.rejected += 1;
+    this.stats.rejectedByCode[code] = (this.stats.rejectedByCode[code] ?? 0) + 1;
+    const minute = Math.floor(this.clock().getTime() / 60_000);
+    const entry = this.rejectLog.get(code);
+    const n = entry && entry.minute === minute ? entry.n + 1 : 1;
+    this.rejectLog.set(code, { minute, n });
+    if (n <= REJECT_LOGS_PER_MINUTE) {
+      this.deps.logger.warn(
+        { code, topic, reason: message, rejectedTotal: this.stats.rejected },
+        'message rejected',
+      );
+    }
+    return 'rejected';
+  }
+
+  async handleMessage(
+    topic: string,
+    payload: Uint8Array,
+    meta: { ip?: string | null } = {},
+  ): Promise<IngestOutcome> {
+    this.stats.received += 1;
+    const parsedTopic = parseSensorTopic(this.deps.topicRoot, topic);
+    if (!parsedTopic)
+      return this.reject(
+        'MQTT_TOPIC_INVALID',
+        topic,
+        `not <root>/sensors/<id>/<kind> under "${this.deps.topicRoot}"`,
+      );
+    let decoded: ReturnType<typeof decodeSensorMessage>;
+    try {
+      decoded = decodeSensorMessage(parsedTopic.kind, parsedTopic.sensorId, payload);
+    } catch (err) {
+      const code = err instanceof ScreamwatchError ? err.code : 'MQTT_PAYLOAD_INVALID';
+      return this.reject(code, topic, (err as Error).message);
+    }
+    const { registry } = this.deps;
+    if (meta.ip) registry.noteConnection(parsedTopic.sensorId, meta.ip);
+    switch (decoded.kind) {
+      case 'status':
+        this.stats.status += 1;
+        registry.noteStatus(decoded.message);
+        return 'status';
+      case 'heartbeat':
+        this.stats.heartbeats += 1;
+        registry.noteHeartbeat(decoded.message);
+        return 'heartbeat';
+      case 'events': {
+        const m = decoded.message;
+        registry.noteEvent(m.sensorId, m.timestamp, m.modelVersion);
+        return this.ingestEvent(this.toStored(m));
+      }
+    }
+  }
+
+  private toStored(m: EventMessage): StoredEvent {
+    const sensor = this.deps.registry.config(m.sensorId);
+    const ip = this.deps.registry.get(m.sensorId)?.ip ?? null;
+    return {
+      eventId: m.eventId,
+      sensorId: m.sensorId,
+      timestamp: new Date(Date.parse(m.timestamp)).toISOString(),
+      receivedAt: this.clock().toISOString(),
+      startedAt: m.startedAt,
+      audioSource: m.audioSource,
+      screamProbability: m.screamProbability,
+      isScream: m.isScream,
+      thresholdValue: m.thresholdValue,
+      levelDbfs: m.levelDbfs,
+      modelVersion: m.modelVersion,
+      location: this.deps.locator.locate({ sensor, device: m.location, ip }),
+      alertType: m.isScream ? 'scream' : 'near-miss',
+      responseStatus: 'pending',
+      deliveries: [],
+      userId: null,
+      deviceInfo: m.deviceInfo,
+      features: m.features ?? null,
+      notes: m.notes ?? null,
+      error: null,
+      review: null,
+    };
+  }
+
+  /** Stores an event (from MQTT or made on the dashboard) and decides its alerts, once. */
+  async ingestEvent(event: StoredEvent): Promise<IngestOutcome> {
+    const inserted = await this.deps.store.insertIfNew(event);
+    const sensor = this.deps.registry.config(event.sensorId);
+    if (inserted) {
+      this.stats.stored += 1;
+      this.deps.logger.info(
+        {
+          eventId: event.eventId,
+          sensorId: event.sensorId,
+          timestamp: event.timestamp,
+          screamProbability: event.screamProbability,
+          isScream: event.isScream,
+          alertType: event.alertType,
+          location: event.location,
+        },
+        'event stored',
+      );
+    } else {
+      this.stats.duplicates += 1;
+      this.deps.logger.debug({ eventId: event.eventId, sensorId: event.sensorId }, 'duplicate event ignored');
+    }
+    // Also for a duplicate: if the bridge died between storing and queueing the alerts, the
+    // sensor's redelivery finishes the job. The alerter remembers what it decided per eventId.
+    const stored = inserted ? event : ((await this.deps.store.get(event.eventId)) ?? event);
+    await this.deps.alerter.onEvent(stored, sensor);
+    return inserted ? 'stored' : 'duplicate';
+  }
+}

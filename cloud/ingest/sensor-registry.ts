@@ -1,0 +1,220 @@
+import type { Logger } from 'pino';
+import type { HeartbeatMessage, StatusMessage } from '../../protocol/messages.ts';
+import type { SensorConfig } from '../config/schema.ts';
+import type { StoredLocation } from '../store/types.ts';
+
+/** One sensor as the dashboard's fleet page shows it (structurally cloud/web's SensorView). */
+export interface SensorView {
+  id: string;
+  name: string | null;
+  room: string | null;
+  group: string;
+  location: StoredLocation | null;
+  status: 'online' | 'offline' | 'unknown';
+  /** Configured in `sensors:` (false: only seen on the broker). */
+  configured: boolean;
+  lastSeen: string | null;
+  outboxDepth: number | null;
+  inputLevelDbfs: number | null;
+  modelVersion: string | null;
+  daemonVersion: string | null;
+  lastEventAt: string | null;
+  droppedFrames: number | null;
+  /** The address the sensor last connected from (embedded broker only). */
+  ip: string | null;
+}
+
+interface SensorState {
+  config: SensorConfig | undefined;
+  status: SensorView['status'];
+  lastSeenMs: number | null;
+  /** Silence is measured from here: the last message, or the registry start for a configured sensor. */
+  quietSinceMs: number;
+  offlineAlerted: boolean;
+  outboxDepth: number | null;
+  inputLevelDbfs: number | null;
+  modelVersion: string | null;
+  daemonVersion: string | null;
+  lastEventAt: string | null;
+  droppedFrames: number | null;
+  ip: string | null;
+}
+
+export interface SensorRegistryOptions {
+  sensors: SensorConfig[];
+  offlineAfterS: number;
+  logger: Logger;
+  clock?: () => Date;
+  /** Called once per silence: the sensor sent nothing for offlineAfterS (a dead sensor is a safety problem). */
+  onOffline?: (sensor: SensorView) => void;
+  /** How often silence is checked; default min(offlineAfterS / 4, 30 s). */
+  checkIntervalMs?: number;
+}
+
+function configLocation(c: SensorConfig | undefined): StoredLocation | null {
+  if (!c?.location) return null;
+  return {
+    latitude: c.location.latitude,
+    longitude: c.location.longitude,
+    accuracy: c.location.accuracy,
+    address: c.location.address,
+    source: 'sensor-config',
+    room: c.room,
+  };
+}
+
+/**
+ * Sensors known from config plus those seen on the broker, with their health from status
+ * and heartbeat messages. Held in memory: retained status messages and the next heartbeat
+ * rebuild it after a restart.
+ */
+export class SensorRegistry {
+  private readonly sensors = new Map<string, SensorState>();
+  private readonly clock: () => Date;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: SensorRegistryOptions) {
+    this.clock = options.clock ?? (() => new Date());
+    const now = this.clock().getTime();
+    for (const c of options.sensors) this.sensors.set(c.id, this.fresh(c, now));
+  }
+
+  private fresh(config: SensorConfig | undefined, now: number): SensorState {
+    return {
+      config,
+      status: 'unknown',
+      lastSeenMs: null,
+      quietSinceMs: now,
+      offlineAlerted: false,
+      outboxDepth: null,
+      inputLevelDbfs: null,
+      modelVersion: null,
+      daemonVersion: null,
+      lastEventAt: null,
+      droppedFrames: null,
+      ip: null,
+    };
+  }
+
+  async start(): Promise<void> {
+    const now = this.clock().getTime();
+    for (const s of this.sensors.values()) if (s.lastSeenMs === null) s.quietSinceMs = now;
+    const every = this.options.checkIntervalMs ?? Math.min((this.options.offlineAfterS * 1000) / 4, 30_000);
+    this.timer = setInterval(() => this.checkOffline(), every);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  config(id: string): SensorConfig | undefined {
+    return this.sensors.get(id)?.config;
+  }
+
+  private state(id: string): SensorState {
+    let s = this.sensors.get(id);
+    if (!s) {
+      s = this.fresh(undefined, this.clock().getTime());
+      this.sensors.set(id, s);
+    }
+    return s;
+  }
+
+  private heard(id: string): SensorState {
+    const s = this.state(id);
+    const now = this.clock().getTime();
+    s.lastSeenMs = now;
+    s.quietSinceMs = now;
+    if (s.offlineAlerted) this.options.logger.info({ sensorId: id }, 'sensor back online');
+    s.offlineAlerted = false;
+    s.status = 'online';
+    return s;
+  }
+
+  noteConnection(id: string, ip: string | null): void {
+    const s = this.state(id);
+    if (ip) s.ip = ip;
+  }
+
+  noteStatus(m: StatusMessage): void {
+    const s = this.heard(m.sensorId);
+    // An explicit `offline` (the last will, or a clean shutdown) is shown at once; the
+    // offline alert still waits for offlineAfterS of silence, so a reboot does not page anyone.
+    s.status = m.state;
+    if (m.modelVersion) s.modelVersion = m.modelVersion;
+    if (m.daemonVersion) s.daemonVersion = m.daemonVersion;
+  }
+
+  noteHeartbeat(m: HeartbeatMessage): void {
+    const s = this.heard(m.sensorId);
+    s.outboxDepth = m.outboxDepth;
+    s.inputLevelDbfs = m.inputLevelDbfs;
+    s.modelVersion = m.modelVersion;
+    s.droppedFrames = m.droppedFrames;
+    if (m.daemonVersion) s.daemonVersion = m.daemonVersion;
+  }
+
+  noteEvent(sensorId: string, timestamp: string, modelVersion?: string): void {
+    const s = this.heard(sensorId);
+    if (!s.lastEventAt || timestamp > s.lastEventAt) s.lastEventAt = timestamp;
+    if (modelVersion) s.modelVersion = modelVersion;
+  }
+
+  /** Marks sensors silent for offlineAfterS as offline and reports each silence once. */
+  checkOffline(): SensorView[] {
+    const now = this.clock().getTime();
+    const limit = this.options.offlineAfterS * 1000;
+    const newlyOffline: SensorView[] = [];
+    for (const [id, s] of this.sensors) {
+      if (s.offlineAlerted || now - s.quietSinceMs < limit) continue;
+      // A sensor seen once on the broker but not configured still counts: it was working.
+      s.offlineAlerted = true;
+      s.status = 'offline';
+      const view = this.view(id, s);
+      newlyOffline.push(view);
+      this.options.logger.warn(
+        { sensorId: id, lastSeen: view.lastSeen, offlineAfterS: this.options.offlineAfterS },
+        'sensor offline',
+      );
+      try {
+        this.options.onOffline?.(view);
+      } catch (err) {
+        this.options.logger.error({ err, sensorId: id }, 'offline handler failed');
+      }
+    }
+    return newlyOffline;
+  }
+
+  private view(id: string, s: SensorState): SensorView {
+    return {
+      id,
+      name: s.config?.name ?? null,
+      room: s.config?.room ?? null,
+      group: s.config?.group ?? 'default',
+      location: configLocation(s.config),
+      status: s.status,
+      configured: s.config !== undefined,
+      lastSeen: s.lastSeenMs === null ? null : new Date(s.lastSeenMs).toISOString(),
+      outboxDepth: s.outboxDepth,
+      inputLevelDbfs: s.inputLevelDbfs,
+      modelVersion: s.modelVersion,
+      daemonVersion: s.daemonVersion,
+      lastEventAt: s.lastEventAt,
+      droppedFrames: s.droppedFrames,
+      ip: s.ip,
+    };
+  }
+
+  list(): SensorView[] {
+    return [...this.sensors.entries()]
+      .map(([id, s]) => this.view(id, s))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  get(id: string): SensorView | undefined {
+    const s = this.sensors.get(id);
+    return s ? this.view(id, s) : undefined;
+  }
+}

@@ -1,0 +1,154 @@
+import { type Collection, type Filter, MongoClient, MongoServerError } from 'mongodb';
+import { CloudError } from '../errors.ts';
+import { clampLimit, decodeCursor, KeyedMutex, mergeDelivery, normaliseEvent } from './query.ts';
+import type { ChannelDelivery, EventQuery, EventStore, Review, StoredEvent } from './types.ts';
+
+/** The document: the StoredEvent fields as documented, with `timestamp` as a BSON date for range queries. */
+type EventDoc = Omit<StoredEvent, 'timestamp'> & { timestamp: Date };
+
+export interface MongoEventStoreOptions {
+  uri: string;
+  /** Database name; default: the one in the URI, else `screamwatch`. */
+  dbName?: string | null;
+  collection?: string;
+  /** Server selection timeout: how long start() waits for an unreachable server. */
+  serverSelectionTimeoutMs?: number;
+}
+
+function toEvent(doc: EventDoc): StoredEvent {
+  const { _id, ...rest } = doc as EventDoc & { _id?: unknown };
+  return { ...rest, timestamp: doc.timestamp.toISOString() } as StoredEvent;
+}
+
+/**
+ * The MongoDB store (MONGODB_URI), through the official driver: an `events` collection with a
+ * unique index on eventId (writes are upserts by eventId, so a redelivered event is a no-op)
+ * and indexes for the time and per-sensor queries the dashboard makes.
+ */
+export class MongoEventStore implements EventStore {
+  private client: MongoClient | null = null;
+  private events: Collection<EventDoc> | null = null;
+  private readonly mutex = new KeyedMutex();
+
+  constructor(private readonly options: MongoEventStoreOptions) {}
+
+  private get where(): string {
+    // Never log the password from the URI.
+    return this.options.uri.replace(/\/\/[^@/]*@/, '//***@');
+  }
+
+  async start(): Promise<void> {
+    if (this.client) return;
+    const client = new MongoClient(this.options.uri, {
+      serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMs ?? 10_000,
+      appName: 'screamwatch-cloud',
+    });
+    try {
+      await client.connect();
+      const db = client.db(this.options.dbName ?? undefined);
+      const name = db.databaseName && db.databaseName !== 'test' ? db.databaseName : 'screamwatch';
+      const events = client
+        .db(this.options.dbName ?? name)
+        .collection<EventDoc>(this.options.collection ?? 'events');
+      await events.createIndexes([
+        { key: { eventId: 1 }, name: 'eventId_unique', unique: true },
+        { key: { timestamp: -1, eventId: -1 }, name: 'time' },
+        { key: { sensorId: 1, timestamp: -1, eventId: -1 }, name: 'sensor_time' },
+      ]);
+      this.client = client;
+      this.events = events;
+    } catch (err) {
+      await client.close().catch(() => {});
+      throw new CloudError(
+        'CLOUD_STORE_OPEN_FAILED',
+        `cannot open MongoDB event store at ${this.where}: ${(err as Error).message}`,
+        {
+          uri: this.where,
+        },
+        { cause: err },
+      );
+    }
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    this.events = null;
+    await client?.close();
+  }
+
+  private get c(): Collection<EventDoc> {
+    if (!this.events)
+      throw new CloudError('CLOUD_STORE_OPEN_FAILED', `MongoDB event store ${this.where} is not started`);
+    return this.events;
+  }
+
+  async insertIfNew(event: StoredEvent): Promise<boolean> {
+    const e = normaliseEvent(event);
+    const doc: EventDoc = { ...e, timestamp: new Date(e.timestamp) };
+    try {
+      const r = await this.c.updateOne({ eventId: e.eventId }, { $setOnInsert: doc }, { upsert: true });
+      return r.upsertedCount === 1;
+    } catch (err) {
+      // Two concurrent upserts of a new eventId: the unique index lets one win [E11000].
+      if (err instanceof MongoServerError && err.code === 11000) return false;
+      throw err;
+    }
+  }
+
+  async get(eventId: string): Promise<StoredEvent | null> {
+    const doc = await this.c.findOne({ eventId }, { projection: { _id: 0 } });
+    return doc ? toEvent(doc) : null;
+  }
+
+  async list(query: EventQuery): Promise<StoredEvent[]> {
+    const and: Filter<EventDoc>[] = [];
+    if (query.sensorId !== undefined) and.push({ sensorId: query.sensorId });
+    if (query.from !== undefined) and.push({ timestamp: { $gte: new Date(query.from) } });
+    if (query.to !== undefined) and.push({ timestamp: { $lte: new Date(query.to) } });
+    if (query.isScream !== undefined) and.push({ isScream: query.isScream });
+    if (query.before !== undefined) {
+      const c = decodeCursor(query.before);
+      const at = new Date(c.ms);
+      and.push({ $or: [{ timestamp: { $lt: at } }, { timestamp: at, eventId: { $lt: c.eventId } }] });
+    }
+    const docs = await this.c
+      .find(and.length ? { $and: and } : {}, { projection: { _id: 0 } })
+      .sort({ timestamp: -1, eventId: -1 })
+      .limit(clampLimit(query.limit))
+      .toArray();
+    return docs.map(toEvent);
+  }
+
+  /** Read-modify-write of the small deliveries array, serialised per event in this process
+   * (one bridge handles an event's alerts, whichever bridge of a shared group received it). */
+  private modify(eventId: string, fn: (e: StoredEvent) => Partial<EventDoc>): Promise<void> {
+    return this.mutex.run(eventId, async () => {
+      const doc = await this.c.findOne({ eventId }, { projection: { _id: 0 } });
+      if (!doc)
+        throw new CloudError('CLOUD_STORE_WRITE_FAILED', `event ${eventId} not found in ${this.where}`, {
+          eventId,
+        });
+      await this.c.updateOne({ eventId }, { $set: fn(toEvent(doc)) });
+    });
+  }
+
+  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+    await this.modify(eventId, (e) => ({
+      deliveries: mergeDelivery(e.deliveries ?? [], delivery),
+      responseStatus,
+    }));
+  }
+
+  async setReview(eventId: string, review: Review): Promise<void> {
+    await this.modify(eventId, () => ({ review }));
+  }
+
+  async setResponseStatus(eventId: string, responseStatus: string): Promise<void> {
+    await this.modify(eventId, () => ({ responseStatus }));
+  }
+
+  async count(): Promise<number> {
+    return this.c.countDocuments({});
+  }
+}

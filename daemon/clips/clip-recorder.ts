@@ -29,7 +29,7 @@ export class ClipRecorder {
   private pending: PendingClip[] = [];
 
   constructor(private readonly options: ClipRecorderOptions) {
-    mkdirSync(options.dir, { recursive: true });
+    ensureDir(options.dir);
   }
 
   push(samples: Float32Array): void {

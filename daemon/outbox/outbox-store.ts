@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { ensureDir } from '../ensure-dir.ts';
 import { DaemonError } from '../errors.ts';
 
 /**
@@ -49,7 +49,7 @@ export class OutboxStore {
     this.path = join(stateDir, 'outbox.sqlite');
     this.maxRows = options.maxRows;
     try {
-      mkdirSync(stateDir, { recursive: true });
+      ensureDir(stateDir);
       this.db = new Database(this.path);
       this.db.pragma('journal_mode = WAL');
       // FULL: a commit is on the medium before add() returns; an SD card losing power

@@ -1,7 +1,8 @@
-import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { encodeWav16 } from '../../core/audio/wav.ts';
+import { ensureDir } from '../ensure-dir.ts';
 
 export interface ClipRecorderOptions {
   dir: string;

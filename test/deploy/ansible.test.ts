@@ -1,0 +1,318 @@
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { loadCloudConfig } from '../../cloud/config/schema.ts';
+import { verifyPassword } from '../../cloud/web/auth/passwords.ts';
+import { loadDaemonConfig } from '../../daemon/config/load.ts';
+
+const run = promisify(execFile);
+const repo = join(import.meta.dirname, '../..');
+const ansibleDir = join(repo, 'deploy/ansible');
+
+interface ToolResult {
+  code: number;
+  output: string;
+}
+
+async function tool(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ToolResult> {
+  try {
+    const { stdout, stderr } = await run(cmd, args, {
+      cwd,
+      timeout: 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+      env: {
+        ...process.env,
+        ANSIBLE_NOCOLOR: '1',
+        NO_COLOR: '1',
+        ANSIBLE_CONFIG: join(ansibleDir, 'ansible.cfg'),
+        ...env,
+      },
+    });
+    return { code: 0, output: `${stdout}${stderr}` };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+let tmp = '';
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'sw-ansible-'));
+});
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+describe('ansible: static checks', () => {
+  it('site.yml passes ansible-playbook --syntax-check with the example inventory', async () => {
+    const r = await tool(
+      'ansible-playbook',
+      ['-i', 'inventory.example.yml', 'site.yml', '--syntax-check'],
+      ansibleDir,
+    );
+    expect(r.output).toContain('playbook: site.yml');
+    expect(r.code, r.output).toBe(0);
+  });
+
+  it('the example inventory puts sensors and the cloud in their groups with per-host sensor vars', async () => {
+    const r = await tool('ansible-inventory', ['-i', 'inventory.example.yml', '--list'], ansibleDir);
+    expect(r.code, r.output).toBe(0);
+    const inv = JSON.parse(r.output.slice(r.output.indexOf('{'))) as {
+      _meta: { hostvars: Record<string, Record<string, unknown>> };
+      sensors: { hosts: string[] };
+      cloud: { hosts: string[] };
+    };
+    expect(inv.cloud.hosts).toHaveLength(1);
+    expect(inv.sensors.hosts.length).toBeGreaterThanOrEqual(2);
+    for (const host of inv.sensors.hosts) {
+      const vars = inv._meta.hostvars[host]!;
+      for (const key of [
+        'sensor_id',
+        'sensor_room',
+        'sensor_latitude',
+        'sensor_longitude',
+        'sensor_address',
+      ]) {
+        expect(vars[key], `${host}.${key}`).toBeDefined();
+      }
+      expect(String(vars.sensor_alsa_device)).toMatch(/^(plug)?hw:/);
+      expect(vars.sensor_mqtt_url).toMatch(/^mqtts:\/\//);
+    }
+  });
+
+  it('ansible-lint passes with the production profile (offline)', async () => {
+    const r = await tool('ansible-lint', ['--offline', '--profile', 'production', '--nocolor'], ansibleDir);
+    expect(r.output).toMatch(/Passed with production profile: 0 failure\(s\), 0 warning\(s\)/);
+    expect(r.code, r.output).toBe(0);
+  });
+
+  // Proves the lint check above reads our roles: the same tree with one sloppy task fails.
+  it('ansible-lint fails a copy of the roles with an unguarded shell task', async () => {
+    const copy = join(tmp, 'lint-copy');
+    await cp(ansibleDir, copy, { recursive: true });
+    const tasks = join(copy, 'roles/sensor/tasks/main.yml');
+    await writeFile(tasks, `${await readFile(tasks, 'utf8')}\n- ansible.builtin.shell: echo hi\n`);
+    const r = await tool('ansible-lint', ['--offline', '--profile', 'production', '--nocolor'], copy);
+    expect(r.code).not.toBe(0);
+    expect(r.output).toMatch(/name\[missing\]|no-changed-when/);
+  });
+});
+
+// The config tasks of both roles (roles/*/tasks/config.yml), run for real on localhost into a
+// temp dir: the assertions, the templates, and the template `validate:` which loads the result
+// with the daemon's and the cloud's own schema loaders from this checkout.
+describe('ansible: rendered configs', () => {
+  const passwords: Record<string, string> = {
+    'hall-1': 'hall-1-test-password-0123',
+    'stairs-2': 'stairs-2-test-password-4567',
+  };
+  const sessionSecret = 'test-session-secret-0123456789abcdef';
+
+  interface Rendered {
+    result: ToolResult;
+    out: string;
+  }
+
+  async function render(name: string, sensors: Record<string, Record<string, unknown>>): Promise<Rendered> {
+    const dir = join(tmp, name);
+    const out = join(dir, 'out');
+    await mkdir(join(dir, 'group_vars/all'), { recursive: true });
+    await mkdir(out, { recursive: true });
+    const inventory = {
+      all: {
+        vars: { ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3' },
+        children: {
+          cloud: { hosts: { 'cloud-1': { cloud_web_public_url: 'https://cloud.example.org' } } },
+          sensors: {
+            vars: { sensor_mqtt_url: 'mqtts://cloud.example.org:8883' },
+            hosts: Object.fromEntries(Object.entries(sensors).map(([id, vars]) => [`${id}.local`, vars])),
+          },
+        },
+      },
+    };
+    await writeFile(join(dir, 'hosts.yml'), toYaml(inventory));
+    await writeFile(
+      join(dir, 'group_vars/all/vault.yml'),
+      toYaml({
+        vault_sensor_mqtt_passwords: passwords,
+        vault_cloud_session_secret: sessionSecret,
+        vault_cloud_web_users: [],
+      }),
+    );
+    // Each host renders into its own config dir (they share this machine).
+    const play = [
+      {
+        name: 'Cloud config',
+        hosts: 'cloud',
+        gather_facts: false,
+        vars: { screamwatch_config_dir: `${out}/{{ inventory_hostname }}` },
+        tasks: [
+          {
+            'ansible.builtin.file': {
+              path: '{{ screamwatch_config_dir }}',
+              state: 'directory',
+              mode: '0755',
+            },
+          },
+          { 'ansible.builtin.import_role': { name: 'cloud', tasks_from: 'config.yml' } },
+        ],
+      },
+      {
+        name: 'Sensor configs',
+        hosts: 'sensors',
+        gather_facts: false,
+        vars: { screamwatch_config_dir: `${out}/{{ inventory_hostname }}` },
+        tasks: [
+          {
+            'ansible.builtin.file': {
+              path: '{{ screamwatch_config_dir }}',
+              state: 'directory',
+              mode: '0755',
+            },
+          },
+          { 'ansible.builtin.import_role': { name: 'sensor', tasks_from: 'config.yml' } },
+        ],
+      },
+    ];
+    await writeFile(join(dir, 'render.yml'), toYaml(play));
+    const result = await tool(
+      'ansible-playbook',
+      [
+        '-i',
+        join(dir, 'hosts.yml'),
+        join(dir, 'render.yml'),
+        // The validate step runs `node --import tsx` in the install dir: this checkout.
+        '-e',
+        JSON.stringify({ screamwatch_install_dir: repo, screamwatch_user: 'root' }),
+      ],
+      ansibleDir,
+      { ANSIBLE_ROLES_PATH: join(ansibleDir, 'roles'), ANSIBLE_CALLBACKS_ENABLED: '' },
+    );
+    return { result, out };
+  }
+
+  const hall = {
+    sensor_id: 'hall-1',
+    sensor_name: 'Main hall, stage side',
+    sensor_room: 'Main hall',
+    sensor_latitude: 52.0907,
+    sensor_longitude: 5.1214,
+    sensor_accuracy: 5,
+    sensor_address: '1 Example Street: "A" wing',
+    sensor_alsa_device: 'plughw:CARD=Device,DEV=0',
+    sensor_group: 'lobby',
+  };
+  const stairs = { sensor_id: 'stairs-2', sensor_alsa_device: 'hw:1,0' };
+
+  let good: Rendered;
+  beforeAll(async () => {
+    good = await render('good', { 'hall-1': hall, 'stairs-2': stairs });
+  }, 120_000);
+
+  it('renders a daemon.yaml per sensor that the daemon loads, with the inventory and vault values', async () => {
+    expect(good.result.code, good.result.output).toBe(0);
+    const file = join(good.out, 'hall-1.local/daemon.yaml');
+    const config = loadDaemonConfig({ file, env: {} });
+    expect(config.sensorId).toBe('hall-1');
+    expect(config.audio.source).toBe('alsa:plughw:CARD=Device,DEV=0');
+    expect(config.mqtt).toMatchObject({
+      url: 'mqtts://cloud.example.org:8883',
+      username: 'hall-1',
+      password: passwords['hall-1'],
+      caFile: null,
+      rejectUnauthorized: true,
+    });
+    expect(config.location).toEqual({
+      latitude: 52.0907,
+      longitude: 5.1214,
+      accuracy: 5,
+      address: '1 Example Street: "A" wing',
+      room: 'Main hall',
+    });
+    expect(config.stateDir).toBe('/var/lib/screamwatch');
+    // Exactly the keys of the daemon's documented config, nothing extra.
+    const raw = parseYaml(await readFile(file, 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(raw).sort()).toEqual(
+      [
+        'audio',
+        'clips',
+        'detection',
+        'heartbeatIntervalS',
+        'location',
+        'log',
+        'mqtt',
+        'sensorId',
+        'stateDir',
+        'topicRoot',
+      ].sort(),
+    );
+    const minimal = loadDaemonConfig({ file: join(good.out, 'stairs-2.local/daemon.yaml'), env: {} });
+    expect(minimal.audio.source).toBe('alsa:hw:1,0');
+    expect(minimal.location.latitude).toBeNull();
+  });
+
+  it('renders a cloud.yaml the cloud loads, listing every sensor with an scrypt hash of its password', async () => {
+    expect(good.result.code, good.result.output).toBe(0);
+    const config = loadCloudConfig({ file: join(good.out, 'cloud-1/cloud.yaml'), env: {} });
+    expect(config.sensors.map((s) => s.id)).toEqual(['hall-1', 'stairs-2']);
+    expect(config.sensors[0]).toMatchObject({
+      name: 'Main hall, stage side',
+      room: 'Main hall',
+      group: 'lobby',
+      location: { latitude: 52.0907, longitude: 5.1214, accuracy: 5, address: '1 Example Street: "A" wing' },
+    });
+    expect(config.sensors[1]).toMatchObject({
+      name: 'stairs-2',
+      room: null,
+      location: null,
+      group: 'default',
+    });
+    expect(config.mqtt.allowAnonymous).toBe(false);
+    expect(config.web.sessionSecret).toBe(sessionSecret);
+    expect(config.web.publicUrl).toBe('https://cloud.example.org');
+    expect(config.alerts.twilio.authToken).toBeNull();
+    for (const { sensorId, passwordHash } of config.mqtt.sensors) {
+      // The playbook's Python hash must verify with the cloud's TypeScript check.
+      expect(await verifyPassword(passwords[sensorId]!, passwordHash), sensorId).toBe(true);
+      expect(await verifyPassword('wrong-password-000', passwordHash)).toBe(false);
+    }
+  });
+
+  it('renders the same cloud.yaml on a re-run (no needless broker restart)', async () => {
+    const again = await render('again', { 'hall-1': hall, 'stairs-2': stairs });
+    expect(again.result.code, again.result.output).toBe(0);
+    const a = await readFile(join(good.out, 'cloud-1/cloud.yaml'), 'utf8');
+    const b = await readFile(join(again.out, 'cloud-1/cloud.yaml'), 'utf8');
+    expect(b).toBe(a);
+  });
+
+  it('refuses a placeholder password from vault.example.yml, naming the host', async () => {
+    const saved = passwords['stairs-2']!;
+    passwords['stairs-2'] = 'CHANGE_ME-stairs-2';
+    try {
+      const bad = await render('placeholder', { 'hall-1': hall, 'stairs-2': stairs });
+      expect(bad.result.code).not.toBe(0);
+      expect(bad.result.output).toMatch(/stairs-2\.local: sensor_id must be/);
+    } finally {
+      passwords['stairs-2'] = saved;
+    }
+  });
+
+  it("rejects a host var the daemon's schema refuses before it reaches the Pi", async () => {
+    const bad = await render('bad-var', {
+      'hall-1': { ...hall, sensor_detection_k: 5, sensor_detection_n: 3 },
+    });
+    expect(bad.result.code).not.toBe(0);
+    expect(bad.result.output).toMatch(/failed to validate/);
+    expect(bad.result.output).toMatch(/detection\.k: k must be <= n/);
+  });
+});

@@ -44,7 +44,11 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
   const app = new DaemonApp({ ...options, config, logger });
   let resolveStop!: (reason: string) => void;
   const stopRequested = new Promise<string>((r) => (resolveStop = r));
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    // a second SIGTERM/SIGINT must not run shutdown twice (and must not kill us mid-flush)
+    if (stopping) return logger.warn({ signal }, 'shutdown already in progress');
+    stopping = true;
     logger.info({ signal }, 'shutdown requested');
     resolveStop(signal);
   };
@@ -85,16 +89,14 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
     options.onStarted?.(app);
     if (!fileSource) app.beat();
     const reason = await stopRequested;
+    stopping = true;
     logger.info({ reason }, 'stopping');
     await app.stop();
     return 0;
   } finally {
     if (options.handleSignals) {
-      // a second signal while stopping lands here and is ignored: shutdown runs once
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      process.on('SIGTERM', () => {});
-      process.on('SIGINT', () => {});
     }
   }
 }

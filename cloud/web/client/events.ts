@@ -109,7 +109,7 @@ export async function initEvents(main: HTMLElement): Promise<void> {
   }
 
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let lastKey = '';
+  let lastKey: string | null = null;
   async function load(): Promise<void> {
     clearTimeout(timer);
     const q = new URLSearchParams();
@@ -160,7 +160,7 @@ export async function initEvents(main: HTMLElement): Promise<void> {
           err instanceof ApiError ? err.message : 'Cannot reach the server; retrying…',
         ),
       );
-      lastKey = '';
+      lastKey = null;
     }
     timer = setTimeout(load, POLL_MS);
   }
@@ -172,7 +172,7 @@ export async function initEvents(main: HTMLElement): Promise<void> {
     if (to.value) q.set('to', to.value);
     if (screamsOnly.checked) q.set('isScream', 'true');
     history.replaceState(null, '', q.size ? `?${q}` : location.pathname);
-    lastKey = '';
+    lastKey = null;
     void load();
   };
   form.addEventListener('change', sync);

@@ -120,7 +120,10 @@ describe('daemon config', () => {
   it('the CLI exits 78 (EX_CONFIG) on bad config and unknown flags, without starting anything', async () => {
     const writes: string[] = [];
     const orig = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((s: string) => (writes.push(String(s)), true)) as typeof process.stderr.write;
+    process.stderr.write = ((s: string) => {
+      writes.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
     try {
       expect(await runDaemonCommand(['--source', 'mic:0', '--sensor-id', 'x'], { env: {} })).toBe(78);
       expect(await runDaemonCommand(['--bogus'], { env: {} })).toBe(78);

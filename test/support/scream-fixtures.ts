@@ -124,8 +124,17 @@ export async function tinyModelFile(dir: string): Promise<string> {
   neg.push(await sox('low-tone', ['synth', '4', 'sine', '300', 'vol', '0.4']));
   const rows: Float64Array[] = [];
   const labels: number[] = [];
-  for (const p of pos) for (const r of await windowsOf(p)) rows.push(r), labels.push(1);
-  for (const p of neg) for (const r of await windowsOf(p)) rows.push(r), labels.push(0);
+  for (const [label, files] of [
+    [1, pos],
+    [0, neg],
+  ] as const) {
+    for (const p of files) {
+      for (const r of await windowsOf(p)) {
+        rows.push(r);
+        labels.push(label);
+      }
+    }
+  }
   const forest = trainForest(rows, labels, {
     nEstimators: 20,
     maxDepth: 6,

@@ -2,9 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MongoEventStore } from '../../../cloud/store/mongo-store.ts';
 import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
 import type { ChannelDelivery, EventStore, StoredEvent } from '../../../cloud/store/types.ts';
 import { UlidFactory } from '../../../protocol/event-id.ts';
+import { type MongoWireServer, startMongoWireServer } from '../../support/mongo-wire-server.ts';
 import { sampleStoredEvent } from '../fixtures.ts';
 
 /**
@@ -220,5 +222,47 @@ eventStoreContract({
   },
   async create() {
     return new SqliteEventStore(join(sqliteDir, `events-${sqliteN++}.sqlite`));
+  },
+});
+
+let wire: MongoWireServer | null = null;
+let wireN = 0;
+eventStoreContract({
+  name: 'MongoDB (official driver against the test wire-protocol server)',
+  async setup() {
+    wire = await startMongoWireServer();
+  },
+  async teardown() {
+    await wire?.stop();
+  },
+  async create() {
+    return new MongoEventStore({
+      uri: `${wire!.uri}/sw-contract-${wireN++}`,
+      serverSelectionTimeoutMs: 3000,
+    });
+  },
+});
+
+const realUri = process.env.MONGODB_TEST_URI;
+let realN = 0;
+const realDbs: string[] = [];
+eventStoreContract({
+  name: 'MongoDB (real server, MONGODB_TEST_URI)',
+  skip: !realUri,
+  async setup() {},
+  async teardown() {
+    if (!realUri) return;
+    const { MongoClient } = await import('mongodb');
+    const client = new MongoClient(realUri);
+    try {
+      for (const db of realDbs) await client.db(db).dropDatabase();
+    } finally {
+      await client.close();
+    }
+  },
+  async create() {
+    const dbName = `screamwatch_contract_${process.pid}_${realN++}`;
+    realDbs.push(dbName);
+    return new MongoEventStore({ uri: realUri!, dbName });
   },
 });

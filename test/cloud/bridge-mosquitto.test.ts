@@ -1,0 +1,141 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CloudApp } from '../../cloud/app.ts';
+import type { CloudConfigInput } from '../../cloud/config/schema.ts';
+import { sensorTopic } from '../../protocol/topics.ts';
+import { type MosquittoHarness, startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
+import {
+  connectSensor,
+  eventually,
+  type LogCapture,
+  newEvent,
+  publishEvent,
+  startBridge,
+  tempDir,
+} from './bridge-harness.ts';
+
+const ACL = fileURLToPath(new URL('../../deploy/mosquitto/screamwatch.acl', import.meta.url));
+const USERS = { 'screamwatch-bridge': 'bridge-pw-123', 'hall-1': 'hall-pw-123', 'yard-2': 'yard-pw-123' };
+
+describe('cloud bridges on an external Mosquitto with a shared subscription', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let mosquitto: MosquittoHarness;
+  const bridges: { app: CloudApp; logs: LogCapture }[] = [];
+  const clients: MqttClient[] = [];
+
+  const bridgeConfig = (name: string): CloudConfigInput => ({
+    dataDir: join(dir.path, name),
+    mqtt: {
+      broker: mosquitto.url,
+      username: 'screamwatch-bridge',
+      password: USERS['screamwatch-bridge'],
+      clientId: `bridge-${name}`,
+    },
+    sensors: [{ id: 'hall-1', name: 'Hall' }],
+    alerts: { policies: [{ group: 'default', cooldownS: 0, contacts: { sms: [], email: [] } }] },
+  });
+
+  beforeAll(async () => {
+    dir = await tempDir('sw-mosq-');
+    const passwordFile = await writePasswordFile(join(dir.path, 'passwd'), USERS);
+    // The documented ACL from deploy/mosquitto, verbatim.
+    mosquitto = await startMosquitto({ passwordFile, aclFile: ACL });
+  });
+
+  afterAll(async () => {
+    for (const c of clients.splice(0)) await c.endAsync(true).catch(() => {});
+    for (const b of bridges.splice(0)) await b.app.stop();
+    await mosquitto?.stop();
+    await dir.remove();
+  });
+
+  it('splits events between two bridges, each stored exactly once, while both see every status', async () => {
+    const a = await startBridge(bridgeConfig('a'));
+    const b = await startBridge(bridgeConfig('b'));
+    bridges.push(a, b);
+    const hall = await connectSensor(mosquitto.url, 'hall-1', USERS['hall-1']);
+    clients.push(hall);
+    await hall.publishAsync(
+      sensorTopic('screamwatch', 'hall-1', 'status'),
+      Buffer.from(
+        JSON.stringify({ v: 1, sensorId: 'hall-1', state: 'online', timestamp: new Date().toISOString() }),
+      ),
+      { qos: 1, retain: true },
+    );
+    const events = Array.from({ length: 20 }, () => newEvent());
+    for (const e of events) await publishEvent(hall, e);
+
+    await eventually(
+      async () => (await a.app.store.count()) + (await b.app.store.count()) === 20,
+      10_000,
+      '20 events stored',
+    );
+    const [na, nb] = [await a.app.store.count(), await b.app.store.count()];
+    expect(na).toBeGreaterThan(0);
+    expect(nb).toBeGreaterThan(0);
+    for (const e of events) {
+      const inA = (await a.app.store.get(e.eventId)) !== null;
+      const inB = (await b.app.store.get(e.eventId)) !== null;
+      expect(inA !== inB).toBe(true);
+    }
+    await eventually(
+      () =>
+        a.app.registry.get('hall-1')?.status === 'online' &&
+        b.app.registry.get('hall-1')?.status === 'online',
+      5000,
+      'both see status',
+    );
+  });
+
+  it('drops a publish under another sensor id at the broker (ACL) and never stores it', async () => {
+    const [a, b] = bridges as [{ app: CloudApp }, { app: CloudApp }];
+    const before = (await a.app.store.count()) + (await b.app.store.count());
+    const hall = clients[0]!;
+    const forged = newEvent({ sensorId: 'yard-2' });
+    await hall.publishAsync(
+      sensorTopic('screamwatch', 'yard-2', 'events'),
+      Buffer.from(JSON.stringify(forged)),
+      { qos: 1 },
+    );
+    const marker = newEvent();
+    await publishEvent(hall, marker);
+    await eventually(
+      async () => (await a.app.store.get(marker.eventId)) ?? (await b.app.store.get(marker.eventId)),
+      5000,
+      'marker stored',
+    );
+    expect((await a.app.store.get(forged.eventId)) ?? (await b.app.store.get(forged.eventId))).toBeNull();
+    expect((await a.app.store.count()) + (await b.app.store.count())).toBe(before + 1);
+  });
+
+  it('receives events published while the bridges were down (persistent session)', async () => {
+    for (const b of bridges.splice(0)) await b.app.stop();
+    const hall = clients[0]!;
+    const queued = [newEvent(), newEvent(), newEvent()];
+    for (const e of queued) await publishEvent(hall, e);
+    const a = await startBridge(bridgeConfig('a'));
+    bridges.push(a);
+    // Bridge b stays down: its share of the group must not be lost either once it returns.
+    const b = await startBridge(bridgeConfig('b'));
+    bridges.push(b);
+    await eventually(
+      async () => {
+        for (const e of queued)
+          if (!(await a.app.store.get(e.eventId)) && !(await b.app.store.get(e.eventId))) return false;
+        return true;
+      },
+      10_000,
+      'queued events delivered after restart',
+    );
+  });
+
+  it('refuses to start with bad broker credentials, naming the broker', async () => {
+    const cfg = bridgeConfig('c');
+    cfg.mqtt!.password = 'wrong';
+    const err = await startBridge(cfg).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CLOUD_BROKER_CONNECT_FAILED' });
+    expect((err as Error).message).toContain(mosquitto.url);
+  });
+});

@@ -94,9 +94,8 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
     await app.stop();
     return 0;
   } finally {
-    if (options.handleSignals) {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-    }
+    // The signal handlers stay installed (they only log now): a second SIGTERM arriving
+    // after shutdown finished but before the process exits must not kill it with a signal.
+    stopping = true;
   }
 }

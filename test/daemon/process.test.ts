@@ -1,0 +1,196 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runDaemonCommand } from '../../daemon/cli.ts';
+import type { EventMessage } from '../../protocol/messages.ts';
+import { startAedes } from '../support/aedes.ts';
+import { FAKE_ARECORD_DIR } from '../support/fake-arecord.ts';
+import { freePort } from '../support/free-port.ts';
+import { startMosquitto } from '../support/mosquitto.ts';
+import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
+import { captureLogs, Teardown, tempDir, until } from './helpers.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+let fixtures: { dir: string; remove: () => Promise<void> };
+let modelPath: string;
+let oneScream: string;
+let quiet: string;
+
+beforeAll(async () => {
+  fixtures = await tempDir('sw-fixtures-');
+  modelPath = await tinyModelFile(fixtures.dir);
+  oneScream = (await screamSequenceWav(fixtures.dir, 'one', 1, { gapS: 2 })).path;
+  quiet = await roomToneWav(join(fixtures.dir, 'quiet.wav'), 4);
+});
+afterAll(() => fixtures.remove());
+
+const teardown = new Teardown();
+afterEach(() => teardown.run());
+
+interface DaemonProcess {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `node --import tsx daemon/main.ts ...`, the way systemd runs it. */
+function spawnDaemon(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/main.ts'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let partial = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p));
+  });
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  teardown.add(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  return { child, lines, stderr: () => err, exited };
+}
+
+async function configFile(dir: string, body: Record<string, unknown>): Promise<string> {
+  const p = join(dir, 'daemon.json');
+  await writeFile(p, JSON.stringify({ sensorId: 'hall-1', detection: { modelPath }, ...body }));
+  return p;
+}
+
+describe('the daemon process', () => {
+  it('SIGTERM (twice): stops capture, publishes offline, closes the outbox, exits 0 once', async () => {
+    const broker = await startAedes();
+    teardown.add(() => broker.stop());
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const cfg = await configFile(state.dir, {
+      stateDir: state.dir,
+      mqtt: { url: broker.url },
+      audio: { source: 'alsa:dsnoop' },
+    });
+    const d = spawnDaemon(['--config', cfg], {
+      PATH: `${FAKE_ARECORD_DIR}:${process.env.PATH}`,
+      FAKE_ARECORD_WAV: quiet,
+      FAKE_ARECORD_LOG: join(state.dir, 'arecord.log'),
+      NOTIFY_SOCKET: '', // not under systemd: sd_notify must be a no-op
+    });
+    await until(() => d.lines.some((l) => l.msg === 'audio capture running'), 15_000, 'capture running');
+    await broker.waitFor((m) => m.some((x) => x.topic.endsWith('/status')), 5000);
+    const t0 = Date.now();
+    d.child.kill('SIGTERM');
+    setTimeout(() => d.child.kill('SIGTERM'), 50);
+    const { code } = await d.exited;
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(d.lines.filter((l) => l.msg === 'daemon stopped')).toHaveLength(1);
+    const statuses = broker.messages.filter((m) => m.topic === 'screamwatch/sensors/hall-1/status');
+    expect(JSON.parse(statuses.at(-1)!.payload.toString())).toMatchObject({ state: 'offline' });
+    expect(statuses.at(-1)!.retain).toBe(true);
+    // capture stopped: the arecord child is gone
+    const { pid } = JSON.parse(
+      readFileSync(join(state.dir, 'arecord.log'), 'utf8').trim().split('\n').at(-1)!,
+    );
+    expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+    // SQLite closed cleanly: the WAL was merged and removed
+    expect(existsSync(join(state.dir, 'outbox.sqlite'))).toBe(true);
+    expect(existsSync(join(state.dir, 'outbox.sqlite-wal'))).toBe(false);
+  });
+
+  it('kill -9 between the outbox commit and the PUBACK: the event is delivered after restart', async () => {
+    const port = await freePort();
+    let heldEvent: EventMessage | null = null;
+    // a broker that takes the event but never acknowledges it (PUBACK withheld)
+    const holding = await startAedes({
+      port,
+      aedesOptions: {
+        authorizePublish: (_client, packet, callback) => {
+          if (!packet.topic.endsWith('/events')) return callback(null);
+          heldEvent ??= JSON.parse(packet.payload.toString());
+        },
+      },
+    });
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const cfg = await configFile(state.dir, { stateDir: state.dir, mqtt: { url: holding.url } });
+    const first = spawnDaemon(['--config', cfg, '--source', `file:${oneScream}`, '--fast']);
+    await until(() => heldEvent, 20_000, 'the event reaching the broker');
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+    await holding.stop();
+
+    const broker = await startAedes({ port });
+    teardown.add(() => broker.stop());
+    const second = spawnDaemon([
+      '--config',
+      cfg,
+      '--source',
+      `file:${quiet}`,
+      '--fast',
+      '--drain-timeout',
+      '10',
+    ]);
+    expect((await second.exited).code).toBe(0);
+    const delivered = broker.messages
+      .filter((m) => m.topic.endsWith('/events'))
+      .map((m) => (JSON.parse(m.payload.toString()) as EventMessage).eventId);
+    expect(delivered).toEqual([heldEvent!.eventId]);
+  }, 60_000);
+
+  it('screamwatch daemon --source file:PATH --fast publishes to Mosquitto, drains and returns 0', async () => {
+    const broker = await startMosquitto();
+    teardown.add(() => broker.stop());
+    const sub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+    teardown.add(() => sub.endAsync());
+    const received: EventMessage[] = [];
+    sub.on('message', (topic, payload) => {
+      if (topic.endsWith('/events')) received.push(JSON.parse(payload.toString()));
+    });
+    await sub.subscribeAsync('screamwatch/sensors/+/events', { qos: 1 });
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const cfg = await configFile(state.dir, {
+      stateDir: '/var/lib/not-this-one',
+      mqtt: { url: 'mqtt://not-this-one:1' },
+    });
+    const logs = captureLogs();
+    const code = await runDaemonCommand(
+      [
+        '--config',
+        cfg,
+        '--source',
+        `file:${oneScream}`,
+        '--fast',
+        '--broker',
+        broker.url,
+        '--state-dir',
+        state.dir,
+        '--sensor-id',
+        'lab-7',
+      ],
+      { handleSignals: false, logger: logs.logger, env: {} },
+    );
+    expect(code).toBe(0);
+    await until(() => received.length === 1, 5000, 'event at the subscriber');
+    expect(received[0]).toMatchObject({
+      sensorId: 'lab-7',
+      isScream: true,
+      audioSource: `file:${oneScream}`,
+    });
+    expect(logs.find(/outbox open/)[0]!.path).toBe(join(state.dir, 'outbox.sqlite'));
+  });
+});

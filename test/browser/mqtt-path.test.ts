@@ -5,7 +5,14 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
 import { hashPassword } from '../../cloud/web/auth/passwords.ts';
-import { connectSensor, newEvent, publishEvent, SENSOR_PASSWORD, sensorHash, startBridge } from '../cloud/bridge-harness.ts';
+import {
+  connectSensor,
+  newEvent,
+  publishEvent,
+  SENSOR_PASSWORD,
+  sensorHash,
+  startBridge,
+} from '../cloud/bridge-harness.ts';
 import { ADMIN, pitchModel, tempDir } from '../cloud/web/support.ts';
 import { launchChromium, screenshot, signIn, watchErrors } from './support.ts';
 
@@ -26,19 +33,30 @@ describe('event published over MQTT appears on the dashboard', () => {
       {
         dataDir: dir.dir,
         modelPath,
-        mqtt: { host: '127.0.0.1', port: 0, sensors: [{ sensorId: 'hall-1', passwordHash: await sensorHash() }] },
+        mqtt: {
+          host: '127.0.0.1',
+          port: 0,
+          sensors: [{ sensorId: 'hall-1', passwordHash: await sensorHash() }],
+        },
         sensors: [
           {
             id: 'hall-1',
             name: 'Main hall',
             room: 'Ground floor',
-            location: { latitude: 48.8566, longitude: 2.3522, accuracy: 5, address: '1 Rue de Rivoli, Paris' },
+            location: {
+              latitude: 48.8566,
+              longitude: 2.3522,
+              accuracy: 5,
+              address: '1 Rue de Rivoli, Paris',
+            },
           },
         ],
         web: {
           host: '127.0.0.1',
           port: 0,
-          users: [{ username: ADMIN.username, passwordHash: await hashPassword(ADMIN.password), role: 'admin' }],
+          users: [
+            { username: ADMIN.username, passwordHash: await hashPassword(ADMIN.password), role: 'admin' },
+          ],
           sessionSecret: 'mqtt-path-test-secret-0123456789',
           tileUrl: 'http://127.0.0.1:9/{z}/{x}/{y}.png',
         },

@@ -32,6 +32,8 @@ export async function launchChromium(options: { fakeMicWav?: string } = {}): Pro
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `${name}.png`);
+  // a sticky header would otherwise be drawn where the page happened to be scrolled
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path, fullPage: true });
   return path;
 }

@@ -1,7 +1,20 @@
 import type { ChannelDelivery, StoredEvent } from '../../store/types.ts';
+import type { SensorView } from '../types.ts';
 import { ApiError, get, post } from './api.ts';
 import { clear, h, toast } from './dom.ts';
-import { dateTime, db, kind, locationSource, metres, pct, relative, response, verdict } from './format.ts';
+import {
+  dateTime,
+  db,
+  kind,
+  locationSource,
+  metres,
+  pct,
+  receivedLag,
+  relative,
+  response,
+  sourceTitle,
+  verdict,
+} from './format.ts';
 import { EventMap } from './map.ts';
 import { probabilityPlot } from './plot.ts';
 import { isAdmin } from './shell.ts';
@@ -81,10 +94,17 @@ export async function initEventDetail(main: HTMLElement): Promise<void> {
     );
     return;
   }
-  render(main, event);
+  let sensorName: string | null = null;
+  try {
+    sensorName = (await get<{ sensor: SensorView }>(`/api/sensors/${encodeURIComponent(event.sensorId)}`))
+      .sensor.name;
+  } catch {
+    // uploads and browser detections have no sensor; the id or file name is the title then
+  }
+  render(main, event, sensorName);
 }
 
-function render(main: HTMLElement, e: StoredEvent): void {
+function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): void {
   const k = kind(e);
   const loc = e.location;
   const hasPoint = typeof loc.latitude === 'number' && typeof loc.longitude === 'number';
@@ -106,7 +126,6 @@ function render(main: HTMLElement, e: StoredEvent): void {
     hasPoint ? mapEl : h('p', { class: 'muted' }, 'No coordinates for this event.'),
   );
 
-  const skewS = (new Date(e.receivedAt).getTime() - new Date(e.timestamp).getTime()) / 1000;
   const when = h(
     'section',
     { class: 'card' },
@@ -116,10 +135,7 @@ function render(main: HTMLElement, e: StoredEvent): void {
       { class: 'kvs' },
       row('Detected', dateTime(e.timestamp)),
       e.startedAt ? row('Began', dateTime(e.startedAt)) : null,
-      row(
-        'Received',
-        `${dateTime(e.receivedAt)}${Math.abs(skewS) >= 5 ? ` (${Math.round(skewS)} s later)` : ''}`,
-      ),
+      row('Received', `${dateTime(e.receivedAt)}${receivedLag(e.timestamp, e.receivedAt)}`),
     ),
     h('h2', {}, 'Detection'),
     h(
@@ -165,7 +181,7 @@ function render(main: HTMLElement, e: StoredEvent): void {
     try {
       const r = await post<{ event: StoredEvent }>(`/api/events/${encodeURIComponent(e.eventId)}/alert`);
       toast('Alert sent');
-      render(main, r.event);
+      render(main, r.event, sensorName);
     } catch (err) {
       toast(err instanceof ApiError ? err.message : 'Alert failed', 'error');
       alertBtn.disabled = false;
@@ -200,7 +216,7 @@ function render(main: HTMLElement, e: StoredEvent): void {
           note: note.value || null,
         });
         toast(v === 'confirmed' ? 'Marked as confirmed' : 'Marked as false alarm');
-        render(main, r.event);
+        render(main, r.event, sensorName);
       } catch (err) {
         toast(err instanceof ApiError ? err.message : 'Could not save the review', 'error');
       }
@@ -244,7 +260,7 @@ function render(main: HTMLElement, e: StoredEvent): void {
       h(
         'div',
         {},
-        h('h1', {}, badge(k), ` ${e.sensorId}`),
+        h('h1', {}, badge(k), ` ${sourceTitle(e, sensorName)}`),
         h(
           'p',
           { class: 'muted' },

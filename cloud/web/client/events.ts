@@ -2,7 +2,7 @@ import type { StoredEvent } from '../../store/types.ts';
 import type { SensorView } from '../types.ts';
 import { ApiError, get } from './api.ts';
 import { clear, h } from './dom.ts';
-import { dateTime, kind, pct, relative, response, verdict } from './format.ts';
+import { dateTime, kind, pct, relative, response, sourceTitle, verdict } from './format.ts';
 import { EventMap } from './map.ts';
 
 type EventSummary = Omit<StoredEvent, 'windows' | 'features'> & { hasWindows: boolean };
@@ -32,7 +32,7 @@ function eventRow(e: EventSummary, sensors: Map<string, SensorView>): HTMLElemen
         'span',
         { class: 'event-title' },
         badge(k),
-        h('strong', {}, sensor?.name ?? e.sensorId),
+        h('strong', {}, sourceTitle(e, sensor?.name)),
         where ? h('span', { class: 'muted' }, ` · ${where}`) : null,
       ),
       h(

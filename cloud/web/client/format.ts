@@ -69,3 +69,22 @@ export function verdict(v: 'false-alarm' | 'confirmed'): { label: string; tone: 
 export function bytes(n: number): string {
   return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
 }
+
+/** What to call an event's source in a title: the sensor's name, the uploaded file, or the browser. */
+export function sourceTitle(
+  e: Pick<StoredEvent, 'sensorId' | 'alertType' | 'audioSource'>,
+  sensorName?: string | null,
+): string {
+  if (sensorName) return sensorName;
+  if (e.alertType === 'upload' && e.audioSource.startsWith('upload:'))
+    return e.audioSource.slice('upload:'.length);
+  if (e.sensorId === 'browser') return 'Browser microphone';
+  return e.sensorId;
+}
+
+/** How much later the cloud received an event than the sensor stamped it (clock skew or backlog). */
+export function receivedLag(timestamp: string, receivedAt: string): string {
+  const s = Math.round((new Date(receivedAt).getTime() - new Date(timestamp).getTime()) / 1000);
+  if (Math.abs(s) < 5) return '';
+  return s > 0 ? ` (${s} s after detection)` : ` (sensor clock ${-s} s ahead)`;
+}

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { ScreamwatchError } from '../../../protocol/errors.ts';
+import { encodeCursor } from '../../store/query.ts';
 import type { EventQuery, Review, StoredEvent } from '../../store/types.ts';
 import { rateLimit, requireAdmin, type WebContext } from '../context.ts';
 import { WebError } from '../errors.ts';
@@ -40,8 +42,22 @@ export function eventRoutes(app: FastifyInstance, ctx: WebContext): void {
       if (q.to) query.to = new Date(q.to).toISOString();
       if (q.isScream !== undefined) query.isScream = q.isScream;
       if (q.before) query.before = q.before;
-      const events = await store.list(query);
-      return { events: events.map(summary), total: await store.count() };
+      let events: StoredEvent[];
+      try {
+        events = await store.list(query);
+      } catch (err) {
+        // a malformed `before` cursor is the caller's mistake, not a server fault
+        if (err instanceof ScreamwatchError && err.code === 'CLOUD_USAGE') {
+          throw new WebError('WEB_BAD_REQUEST', err.message);
+        }
+        throw err;
+      }
+      const last = events.at(-1);
+      return {
+        events: events.map(summary),
+        nextBefore: last && events.length === q.limit ? encodeCursor(last) : null,
+        total: await store.count(),
+      };
     },
   );
 

@@ -173,6 +173,29 @@ describe('web dashboard API', () => {
     expect((await call(h, 'GET', '/api/events/01JDNOPE000000000000000000', admin)).status).toBe(404);
   });
 
+  it('pages through events with an opaque cursor', async () => {
+    const base = Date.now() - 7_200_000;
+    for (let i = 0; i < 3; i++) {
+      await h.store.insertIfNew(
+        sampleEvent({ sensorId: 'page-9', timestamp: new Date(base + i * 1000).toISOString() }),
+      );
+    }
+    const first = await call(h, 'GET', '/api/events?sensorId=page-9&limit=2', admin);
+    expect(first.body.events).toHaveLength(2);
+    expect(first.body.nextBefore).toEqual(expect.any(String));
+    const second = await call(
+      h,
+      'GET',
+      `/api/events?sensorId=page-9&limit=2&before=${first.body.nextBefore}`,
+      admin,
+    );
+    expect(second.body.events).toHaveLength(1);
+    expect(second.body.nextBefore).toBeNull();
+    expect(second.body.events[0].timestamp).toBe(new Date(base).toISOString());
+    const bad = await call(h, 'GET', '/api/events?before=garbage', admin);
+    expect(bad.status).toBe(400);
+  });
+
   it('needs the CSRF token of the same session for state-changing requests, and records who reviewed', async () => {
     const e = sampleEvent();
     await h.store.insertIfNew(e);

@@ -90,7 +90,7 @@ describe('cloud bridges on an external Mosquitto with a shared subscription', ()
   });
 
   it('drops a publish under another sensor id at the broker (ACL) and never stores it', async () => {
-    const [a, b] = bridges as [{ app: CloudApp }, { app: CloudApp }];
+    const [a, b] = [bridges[0]!, bridges[1]!];
     const before = (await a.app.store.count()) + (await b.app.store.count());
     const hall = clients[0]!;
     const forged = newEvent({ sensorId: 'yard-2' });

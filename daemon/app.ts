@@ -76,6 +76,7 @@ export class DaemonApp extends EventEmitter {
   private readonly abort = new AbortController();
   private stopping: Promise<void> | null = null;
   private outboxFull = false;
+  private watchdogTimer: NodeJS.Timeout | null = null;
   private lastFullLogMs = 0;
 
   constructor(private readonly options: DaemonAppOptions) {
@@ -199,6 +200,7 @@ export class DaemonApp extends EventEmitter {
             },
             flowing: () => {
               this.notifier.ready();
+              this.notifier.status(`listening on ${c.audio.source}`);
               this.emit('flowing');
             },
             end: () => this.onSourceEnd(),
@@ -219,8 +221,22 @@ export class DaemonApp extends EventEmitter {
                   logger: log,
                 });
           await this.source.start();
+          // WATCHDOG comes from the analysis loop. While the microphone is known to be
+          // missing and being retried, keep systemd from restarting us in a loop: we are
+          // handling it. A stall we do not know about (no data, no error) stops the pings.
+          if (this.notifier.watchdogIntervalMs > 0) {
+            const src = this.source;
+            this.watchdogTimer = setInterval(() => {
+              if (src instanceof AlsaSource && src.retrying) this.notifier.watchdog();
+            }, this.notifier.watchdogIntervalMs);
+            this.watchdogTimer.unref();
+          }
         },
-        stop: () => this.source.stop(),
+        stop: async () => {
+          if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+          this.watchdogTimer = null;
+          await this.source.stop();
+        },
       },
     ];
     for (const step of steps) {

@@ -19,6 +19,8 @@ const recorder = createRequire(import.meta.url)('node-record-lpcm16') as Recorde
 export interface AlsaSourceOptions {
   device: string;
   retry: RetryPolicy;
+  /** arecord running but silent this long (no bytes at all) is killed and reopened. */
+  stallTimeoutMs?: number;
   events: AudioSourceEvents;
   logger: Logger;
 }
@@ -39,6 +41,12 @@ export class AlsaSource implements AudioSource {
   /** Exit count, for tests and the log. */
   failures = 0;
   lastError: DaemonError | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+
+  /** True while the device failed and a reopen is scheduled (the watchdog is kept fed). */
+  get retrying(): boolean {
+    return this.retryTimer !== null;
+  }
 
   constructor(private readonly options: AlsaSourceOptions) {
     this.description = `alsa:${options.device}`;
@@ -55,6 +63,17 @@ export class AlsaSource implements AudioSource {
     const { device, logger } = this.options;
     let stderr = '';
     let flowing = false;
+    let stalled = false;
+    // A device can open and then deliver nothing (USB hiccup, a wedged driver): treat
+    // silence-without-bytes as a failure. Real silence still arrives as zero-valued bytes.
+    const stallMs = this.options.stallTimeoutMs ?? 10_000;
+    const armStall = () => {
+      if (this.stallTimer) clearTimeout(this.stallTimer);
+      this.stallTimer = setTimeout(() => {
+        stalled = true;
+        rec.process.kill('SIGKILL');
+      }, stallMs);
+    };
     const rec = recorder.record({
       recorder: 'arecord',
       device,
@@ -74,7 +93,9 @@ export class AlsaSource implements AudioSource {
     });
     // it reports every non-zero exit (including its own stop()) as a string 'error' on the stream
     stream.on('error', () => {});
+    armStall();
     stream.on('data', (chunk: Buffer) => {
+      armStall();
       if (!flowing) {
         flowing = true;
         this.attempt = 0;
@@ -84,11 +105,15 @@ export class AlsaSource implements AudioSource {
       this.options.events.samples(this.toSamples(chunk));
     });
     cp.once('close', (code: number | null, signal: string | null) => {
+      if (this.stallTimer) clearTimeout(this.stallTimer);
+      this.stallTimer = null;
       if (this.recording === rec) this.recording = null;
       this.leftover = null;
       if (this.stopping) return;
       this.failures++;
-      const why = stderr.trim().split('\n').slice(-2).join(' ') || `exit code ${code ?? signal}`;
+      const why = stalled
+        ? `no audio for ${stallMs} ms (device stalled)`
+        : stderr.trim().split('\n').slice(-2).join(' ') || `exit code ${code ?? signal}`;
       const code_ = flowing
         ? 'ALSA_CAPTURE_STOPPED'
         : /not found on PATH/.test(why)
@@ -126,6 +151,8 @@ export class AlsaSource implements AudioSource {
     this.stopping = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
     const rec = this.recording;
     this.recording = null;
     if (!rec) return;

@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 interface SdNotifyModule {
   ready(): void;
   watchdog(): void;
+  /** The native binding; takes the pid like sd_pid_notify(3). */
+  stopping?(pid: number): void;
   sendState?(state: string): void;
   sendStatus?(text: string): void;
 }
@@ -16,7 +18,7 @@ interface SdNotifyModule {
 export class SystemdNotifier {
   private readonly mod: SdNotifyModule | null;
   private lastWatchdog = 0;
-  /** Half of WatchdogSec, per sd_watchdog_enabled(3); 0 when no watchdog is configured. */
+  /** A quarter of WatchdogSec (sd_watchdog_enabled(3) asks for at least every half); 0 without a watchdog. */
   readonly watchdogIntervalMs: number;
   readySent = false;
 
@@ -26,7 +28,7 @@ export class SystemdNotifier {
   ) {
     this.mod = null;
     const usec = Number(env.WATCHDOG_USEC);
-    this.watchdogIntervalMs = Number.isFinite(usec) && usec > 0 ? usec / 2000 : 0;
+    this.watchdogIntervalMs = Number.isFinite(usec) && usec > 0 ? usec / 4000 : 0;
     if (!env.NOTIFY_SOCKET) return;
     try {
       this.mod = createRequire(import.meta.url)('sd-notify') as SdNotifyModule;
@@ -57,7 +59,7 @@ export class SystemdNotifier {
   }
 
   stopping(): void {
-    this.call(() => this.mod?.sendState?.('STOPPING=1\n'));
+    this.call(() => this.mod?.stopping?.(process.pid));
   }
 
   status(text: string): void {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonApp } from '../../daemon/app.ts';
+import { AlsaSource } from '../../daemon/capture/alsa-source.ts';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import { startAedes } from '../support/aedes.ts';
@@ -122,5 +123,27 @@ describe('daemon with the microphone (fake arecord on PATH) and aedes', () => {
     // the device comes back: capture recovers by itself
     process.env.FAKE_ARECORD_MISSING = '';
     await until(() => logs.find(/audio capture running/).length === 1, 5000, 'capture recovered');
+  });
+
+  it('a device that opens but delivers nothing is killed and reopened (ALSA_OPEN_FAILED: stalled)', async () => {
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const logFile = join(state.dir, 'arecord.log');
+    teardown.add(useFakeArecord({ stall: true, logFile }));
+    const logs = captureLogs();
+    const source = new AlsaSource({
+      device: 'hw:1',
+      retry: { initialDelayMs: 50, maxDelayMs: 100, multiplier: 2 },
+      stallTimeoutMs: 300,
+      events: { samples: () => {}, flowing: () => {}, end: () => {} },
+      logger: logs.logger,
+    });
+    teardown.add(() => source.stop());
+    await source.start();
+    await until(() => logs.find(/device stalled/).length >= 2, 5000, 'two stalls');
+    expect(String(logs.find(/device stalled/)[0]!.msg)).toMatch(
+      /cannot open audio device alsa:hw:1: no audio for 300 ms/,
+    );
+    expect(readFileSync(logFile, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(2);
   });
 });

@@ -11,6 +11,7 @@ import { startAedes } from '../support/aedes.ts';
 import { FAKE_ARECORD_DIR } from '../support/fake-arecord.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto } from '../support/mosquitto.ts';
+import { startNotifySocket } from '../support/notify-socket.ts';
 import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, Teardown, tempDir, until } from './helpers.ts';
 
@@ -109,6 +110,30 @@ describe('the daemon process', () => {
     // SQLite closed cleanly: the WAL was merged and removed
     expect(existsSync(join(state.dir, 'outbox.sqlite'))).toBe(true);
     expect(existsSync(join(state.dir, 'outbox.sqlite-wal'))).toBe(false);
+  });
+
+  it('sd_notify: READY once audio flows, WATCHDOG from the analysis loop, STOPPING on shutdown', async () => {
+    const broker = await startAedes();
+    teardown.add(() => broker.stop());
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const notify = await startNotifySocket(state.dir);
+    teardown.add(() => notify.stop());
+    const cfg = await configFile(state.dir, { stateDir: state.dir, mqtt: { url: broker.url } });
+    const d = spawnDaemon(['--config', cfg], {
+      PATH: `${FAKE_ARECORD_DIR}:${process.env.PATH}`,
+      FAKE_ARECORD_WAV: quiet,
+      NOTIFY_SOCKET: notify.path,
+      WATCHDOG_USEC: '400000',
+    });
+    await until(() => notify.messages.includes('READY=1'), 15_000, 'READY=1');
+    expect(d.lines.some((l) => l.msg === 'audio capture running')).toBe(true);
+    await until(() => notify.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 5000, 'watchdog pings');
+    expect(notify.messages).toContain('STATUS=listening on alsa:default');
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
+    await until(() => notify.messages.includes('STOPPING=1'), 2000, 'STOPPING=1');
+    expect(notify.messages.filter((m) => m === 'READY=1')).toHaveLength(1);
   });
 
   it('kill -9 between the outbox commit and the PUBACK: the event is delivered after restart', async () => {

@@ -11,6 +11,8 @@ export interface FakeArecordSetup {
   /** One JSON line per start of the fake arecord. */
   logFile?: string;
   speed?: number;
+  /** Opens, then delivers no bytes at all. */
+  stall?: boolean;
 }
 
 /**
@@ -24,6 +26,7 @@ export function useFakeArecord(setup: FakeArecordSetup): () => void {
     FAKE_ARECORD_MISSING: process.env.FAKE_ARECORD_MISSING,
     FAKE_ARECORD_LOG: process.env.FAKE_ARECORD_LOG,
     FAKE_ARECORD_SPEED: process.env.FAKE_ARECORD_SPEED,
+    FAKE_ARECORD_STALL: process.env.FAKE_ARECORD_STALL,
   };
   process.env.PATH = `${FAKE_ARECORD_DIR}:${process.env.PATH ?? ''}`;
   const set = (k: string, v: string | undefined) => {
@@ -33,6 +36,7 @@ export function useFakeArecord(setup: FakeArecordSetup): () => void {
   set('FAKE_ARECORD_WAV', setup.wav);
   set('FAKE_ARECORD_MISSING', setup.missingDevices?.join(';'));
   set('FAKE_ARECORD_LOG', setup.logFile);
+  set('FAKE_ARECORD_STALL', setup.stall ? '1' : undefined);
   set('FAKE_ARECORD_SPEED', setup.speed === undefined ? undefined : String(setup.speed));
   return () => {
     for (const [k, v] of Object.entries(saved)) set(k, v);

@@ -87,8 +87,10 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
             : 'Uploaded file; no scream detected',
           windows: result.windows,
         };
-        if (ctx.deps.ingestLocal) await ctx.deps.ingestLocal(event);
-        else await ctx.deps.store.insertIfNew(event);
+        // Stored, not ingested: analysing a recording is review work, and the bridge's ingest
+        // would text the contacts for a file someone uploaded to test. Alerting stays one
+        // deliberate click away (POST /api/events/:id/alert).
+        await ctx.deps.store.insertIfNew(event);
       }
       return {
         file: name,

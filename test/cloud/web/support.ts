@@ -10,6 +10,7 @@ import { createWebService } from '../../../cloud/web/server.ts';
 import type { SensorView, WebConfig, WebDeps, WebService } from '../../../cloud/web/types.ts';
 import { WINDOW_FEATURE_NAMES } from '../../../core/features/window-features.ts';
 import { MODEL_FORMAT, ScreamModel } from '../../../core/model/scream-model.ts';
+import { UlidFactory } from '../../../protocol/event-id.ts';
 
 /**
  * A deterministic one-tree model: "scream" when the window's mean spectral centroid is
@@ -261,15 +262,12 @@ export async function startWeb(
   };
 }
 
-let seq = 0;
+const ids = new UlidFactory();
 /** A stored event as the bridge's ingest would write it. */
 export function sampleEvent(over: Partial<StoredEvent> = {}): StoredEvent {
-  const now = Date.now() - 60_000 + seq++;
-  const id = `01JD${String(now).padStart(13, '0').slice(-13)}${String(seq).padStart(9, '0')}`
-    .slice(0, 26)
-    .toUpperCase();
+  const now = over.timestamp ? Date.parse(over.timestamp) : Date.now() - 60_000;
   return {
-    eventId: id.replace(/[ILOU]/g, '0'),
+    eventId: ids.next(now),
     sensorId: 'hall-1',
     timestamp: new Date(now).toISOString(),
     receivedAt: new Date(now + 200).toISOString(),

@@ -27,6 +27,8 @@ export interface CloudAppOptions {
   offlineCheckMs?: number;
   /** Alert queue poll period. */
   alertPollMs?: number;
+  /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
+  model?: import('../core/model/scream-model.ts').ScreamModel;
 }
 
 interface Service {
@@ -179,14 +181,11 @@ export class CloudApp {
     }
   }
 
-  private async createWeb(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> } | null> {
-    const serverPath = new URL('./web/server.ts', import.meta.url);
-    if (!existsSync(serverPath)) return null;
-    const { config } = this.options;
-    let model: import('../core/model/scream-model.ts').ScreamModel;
+  private async loadModel(): Promise<import('../core/model/scream-model.ts').ScreamModel | null> {
+    const { modelPath } = this.options.config;
     try {
       const { loadModelFile } = await import('../core/model/load.ts');
-      model = config.modelPath ? loadModelFile(config.modelPath) : loadModelFile();
+      return modelPath ? loadModelFile(modelPath) : loadModelFile();
     } catch (err) {
       this.logger.error(
         { err: (err as Error).message },
@@ -194,6 +193,14 @@ export class CloudApp {
       );
       return null;
     }
+  }
+
+  private async createWeb(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> } | null> {
+    const serverPath = new URL('./web/server.ts', import.meta.url);
+    if (!existsSync(serverPath)) return null;
+    const { config } = this.options;
+    const model = this.options.model ?? (await this.loadModel());
+    if (!model) return null;
     const { createWebService } = (await import(serverPath.href)) as typeof import('./web/server.ts');
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },

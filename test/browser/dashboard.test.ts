@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, sampleEvent, screamWav, startWeb, tempDir, type WebHarness } from '../cloud/web/support.ts';
-import { launchChromium, screenshot, signIn, watchErrors } from './support.ts';
+import { launchChromium, screenshot, signIn, startTileServer, watchErrors } from './support.ts';
 
 describe('dashboard in Chromium', () => {
   let h: WebHarness;
@@ -10,9 +10,11 @@ describe('dashboard in Chromium', () => {
   let page: Page;
   let errors: string[];
   const fixtures = tempDir('sw-browser-');
+  let tiles: Awaited<ReturnType<typeof startTileServer>>;
 
   beforeAll(async () => {
-    h = await startWeb();
+    tiles = await startTileServer();
+    h = await startWeb({ config: { tileUrl: tiles.tileUrl } });
     const now = Date.now();
     h.registry.set({
       id: 'hall-1',
@@ -77,7 +79,24 @@ describe('dashboard in Chromium', () => {
     await context?.close();
     await browser?.close();
     await h?.close();
+    await tiles?.close();
     fixtures.remove();
+  });
+
+  it('shows a clear error on a wrong password', async () => {
+    const p = await browser.newPage({ viewport: { width: 1366, height: 860 } });
+    try {
+      await p.goto(`${h.web.url}/events`);
+      await p.waitForURL(/\/login\?next=%2Fevents/);
+      await p.fill('input[name=username]', ADMIN.username);
+      await p.fill('input[name=password]', 'wrong password');
+      await p.click('button[type=submit]');
+      await p.waitForSelector('#login-error:not([hidden])');
+      expect(await p.locator('#login-error').innerText()).toContain('wrong username or password');
+      await screenshot(p, 'login');
+    } finally {
+      await p.close();
+    }
   });
 
   it('shows a newly stored event in the list and on the map without a reload', async () => {
@@ -93,6 +112,9 @@ describe('dashboard in Chromium', () => {
     expect(await row.innerText()).toContain('Main hall');
     await expect.poll(() => page.locator('path.event-marker').count(), { timeout: 5000 }).toBe(2);
     expect(await page.locator('#map-note').innerText()).toContain('2 on the map');
+    // tiles come from the configured web.tileUrl, never a CDN
+    await expect.poll(() => tiles.requests.length, { timeout: 5000 }).toBeGreaterThan(0);
+    expect(tiles.requests[0]).toMatch(/^\/tiles\/\d+\/\d+\/\d+\.png$/);
     await screenshot(page, 'events-desktop');
   });
 

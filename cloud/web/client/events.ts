@@ -16,7 +16,9 @@ function badge(b: { label: string; tone: string }): HTMLElement {
 function eventRow(e: EventSummary, sensors: Map<string, SensorView>): HTMLElement {
   const k = kind(e);
   const sensor = sensors.get(e.sensorId);
-  const where = e.location.room ?? sensor?.room ?? e.location.address ?? null;
+  const title = sourceTitle(e, sensor?.name);
+  const place = e.location.room ?? sensor?.room ?? e.location.address ?? null;
+  const where = place && place !== title ? place : null;
   return h(
     'a',
     {
@@ -32,7 +34,7 @@ function eventRow(e: EventSummary, sensors: Map<string, SensorView>): HTMLElemen
         'span',
         { class: 'event-title' },
         badge(k),
-        h('strong', {}, sourceTitle(e, sensor?.name)),
+        h('strong', {}, title),
         where ? h('span', { class: 'muted' }, ` · ${where}`) : null,
       ),
       h(

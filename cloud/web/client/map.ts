@@ -18,7 +18,8 @@ const TONE_COLOR: Record<string, string> = {
 export class EventMap {
   private readonly map: L.Map;
   private readonly layer = L.layerGroup();
-  private fitted = false;
+  /** Once the user pans or zooms, new events no longer move the map under them. */
+  private userMoved = false;
 
   constructor(el: HTMLElement, tileUrl: string) {
     this.map = L.map(el, { zoomControl: true, attributionControl: true, worldCopyJump: true }).setView(
@@ -30,6 +31,16 @@ export class EventMap {
       attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
     }).addTo(this.map);
     this.layer.addTo(this.map);
+    this.map.on('dragstart', () => {
+      this.userMoved = true;
+    });
+    el.addEventListener(
+      'wheel',
+      () => {
+        this.userMoved = true;
+      },
+      { passive: true },
+    );
   }
 
   show(
@@ -73,9 +84,11 @@ export class EventMap {
       marker.addTo(this.layer);
       points.push([latitude, longitude]);
     }
-    if (points.length > 0 && !this.fitted) {
-      this.map.fitBounds(L.latLngBounds(points), { padding: [36, 36], maxZoom: 16 });
-      this.fitted = true;
+    if (points.length > 0 && !this.userMoved) {
+      const bounds = L.latLngBounds(points);
+      if (!this.map.getBounds().pad(-0.05).contains(bounds) || this.map.getZoom() < 3) {
+        this.map.fitBounds(bounds, { padding: [36, 36], maxZoom: 16 });
+      }
     }
     return points.length;
   }

@@ -55,6 +55,8 @@ inventory="$work/inventory"
 mkdir -p "$inventory/group_vars/all"
 secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' ; }
 sensor_password="$(secret)"
+admin_password="$(secret)"
+admin_hash="$(printf '%s' "$admin_password" | (cd "$repo" && node --import tsx cloud/main.ts hash-password))"
 cat >"$inventory/hosts.yml" <<YAML
 all:
   vars:
@@ -85,14 +87,17 @@ cat >"$inventory/group_vars/all/vault.yml" <<YAML
 vault_sensor_mqtt_passwords:
   apply-1: "$sensor_password"
 vault_cloud_session_secret: "$(secret)$(secret)"
-vault_cloud_web_users: []
+vault_cloud_web_users:
+  - username: admin
+    passwordHash: "$admin_hash"
+    role: admin
 YAML
 secret >"$work/vault-pass"
 ansible-vault encrypt --vault-password-file "$work/vault-pass" "$inventory/group_vars/all/vault.yml" >/dev/null
 
 cd "$repo/deploy/ansible"
 playbook() {
-  ANSIBLE_CONFIG="$repo/deploy/ansible/ansible.cfg" ANSIBLE_CALLBACKS_ENABLED= \
+  ANSIBLE_CONFIG="$repo/deploy/ansible/ansible.cfg" \
     ansible-playbook -i "$inventory/hosts.yml" --vault-password-file "$work/vault-pass" site.yml "$@"
 }
 echo "deploy-apply-test: first apply of $version into $root"
@@ -107,4 +112,5 @@ fi
 
 cd "$repo"
 SW_APPLIED_ROOT="$root" SW_APPLIED_SENSOR_PASSWORD="$sensor_password" SW_APPLIED_VERSION="$version" \
+  SW_APPLIED_ADMIN_PASSWORD="$admin_password" \
   npx vitest run test/deploy/applied-root.test.ts

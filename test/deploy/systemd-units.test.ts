@@ -119,11 +119,14 @@ describe('systemd units: the contract with the daemon, the cloud and Ansible', (
     expect(d.has('MemoryDenyWriteExecute')).toBe(false);
   });
 
-  it('the daemon runs the CLI with the config Ansible renders, may use ALSA and writes only its state dir', () => {
+  it('the daemon runs its process entry with the config Ansible renders, may use ALSA and writes only its state dir', () => {
     const d = directives(texts.get('screamwatch-daemon.service')!);
     expect(d.get('ExecStart')).toEqual([
-      '/usr/bin/node /opt/screamwatch/bin/screamwatch.js daemon --config /etc/screamwatch/daemon.yaml',
+      '/usr/bin/node --import tsx /opt/screamwatch/daemon/main.ts --config /etc/screamwatch/daemon.yaml',
     ]);
+    // `--import tsx` is resolved from the working directory: the release's node_modules.
+    expect(d.get('WorkingDirectory')).toEqual(['/opt/screamwatch']);
+    expect(d.get('RestartPreventExitStatus')).toEqual(['78']);
     expect(d.get('SupplementaryGroups')).toEqual(['audio']);
     expect(d.get('StateDirectory')).toEqual(['screamwatch']);
     // PrivateDevices=yes would hide /dev/snd; the device cgroup must let ALSA through.
@@ -133,11 +136,12 @@ describe('systemd units: the contract with the daemon, the cloud and Ansible', (
     expect(d.has('ReadWritePaths')).toBe(false);
   });
 
-  it('the cloud runs the CLI with its config and keeps its data in its own state dir', () => {
+  it('the cloud runs its process entry with its config and keeps its data in its own state dir', () => {
     const d = directives(texts.get('screamwatch-cloud.service')!);
     expect(d.get('ExecStart')).toEqual([
-      '/usr/bin/node /opt/screamwatch/bin/screamwatch.js cloud --config /etc/screamwatch/cloud.yaml',
+      '/usr/bin/node --import tsx /opt/screamwatch/cloud/main.ts --config /etc/screamwatch/cloud.yaml',
     ]);
+    expect(d.get('WorkingDirectory')).toEqual(['/opt/screamwatch']);
     expect(d.get('StateDirectory')).toEqual(['screamwatch-cloud']);
     expect(d.get('PrivateDevices')).toEqual(['yes']);
   });

@@ -23,7 +23,7 @@ export async function resolveUsers(
     if (!isPasswordHash(u.passwordHash)) {
       throw new WebError(
         'WEB_BAD_REQUEST',
-        `web.users[${i}].passwordHash (${u.username}) is not an scrypt hash; make one with \`npx tsx cloud/web/hash-password.ts\``,
+        `web.users[${i}].passwordHash (${u.username}) is not an scrypt hash; make one with \`screamwatch cloud hash-password\``,
       );
     }
   });

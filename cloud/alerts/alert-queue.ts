@@ -108,7 +108,9 @@ export class AlertQueue {
       mkdirSync(dirname(this.path), { recursive: true });
       const db = new Database(this.path);
       db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
+      // NORMAL in WAL mode survives a process crash (the bridge's failure mode); only an OS crash
+      // or power cut can lose the last commits, as for the event store.
+      db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
       db.exec(`
         CREATE TABLE IF NOT EXISTS decisions (
@@ -161,8 +163,21 @@ export class AlertQueue {
   }
 
   close(): void {
+    this.statements.clear();
     this.db?.close();
     this.db = null;
+  }
+
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared once per SQL text: preparing costs more than running these small statements. */
+  private st(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.d.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
   }
 
   private get d(): Database.Database {
@@ -177,13 +192,13 @@ export class AlertQueue {
   /** A job that was being sent when the process died: its outcome is unknown, so it is sent
    * again (a duplicate alert is better than a lost one). A clean stop waits for sends instead. */
   recoverInFlight(nowMs: number): number {
-    return this.d
-      .prepare("UPDATE jobs SET status = 'queued', next_at = ?, updated_at = ? WHERE status = 'in-flight'")
-      .run(nowMs, nowMs).changes;
+    return this.st(
+      "UPDATE jobs SET status = 'queued', next_at = ?, updated_at = ? WHERE status = 'in-flight'",
+    ).run(nowMs, nowMs).changes;
   }
 
   decided(eventId: string): string | null {
-    const r = this.d.prepare('SELECT outcome FROM decisions WHERE event_id = ?').get(eventId) as
+    const r = this.st('SELECT outcome FROM decisions WHERE event_id = ?').get(eventId) as
       | { outcome: string }
       | undefined;
     return r?.outcome ?? null;
@@ -191,47 +206,47 @@ export class AlertQueue {
 
   recordDecision(eventId: string, outcome: string, nowMs: number): boolean {
     return (
-      this.d
-        .prepare('INSERT OR IGNORE INTO decisions (event_id, outcome, decided_at) VALUES (?, ?, ?)')
-        .run(eventId, outcome, nowMs).changes === 1
+      this.st('INSERT OR IGNORE INTO decisions (event_id, outcome, decided_at) VALUES (?, ?, ?)').run(
+        eventId,
+        outcome,
+        nowMs,
+      ).changes === 1
     );
   }
 
   /** Inserts the job unless the same (event, channel, recipient, kind) exists; returns the stored one. */
   addJob(job: NewJob, nowMs: number): AlertJob {
-    this.d
-      .prepare(
-        `INSERT OR IGNORE INTO jobs (event_id, channel, recipient, kind, subject, text, html, status, attempts, next_at, last_error, created_at, updated_at, record_on_event)
+    this.st(
+      `INSERT OR IGNORE INTO jobs (event_id, channel, recipient, kind, subject, text, html, status, attempts, next_at, last_error, created_at, updated_at, record_on_event)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        job.eventId,
-        job.channel,
-        job.recipient,
-        job.kind,
-        job.subject,
-        job.text,
-        job.html,
-        job.status,
-        job.nextAtMs,
-        job.lastError ?? null,
-        nowMs,
-        nowMs,
-        job.recordOnEvent ? 1 : 0,
-      );
-    const row = this.d
-      .prepare('SELECT * FROM jobs WHERE event_id = ? AND channel = ? AND recipient = ? AND kind = ?')
-      .get(job.eventId, job.channel, job.recipient, job.kind) as JobRow;
+    ).run(
+      job.eventId,
+      job.channel,
+      job.recipient,
+      job.kind,
+      job.subject,
+      job.text,
+      job.html,
+      job.status,
+      job.nextAtMs,
+      job.lastError ?? null,
+      nowMs,
+      nowMs,
+      job.recordOnEvent ? 1 : 0,
+    );
+    const row = this.st(
+      'SELECT * FROM jobs WHERE event_id = ? AND channel = ? AND recipient = ? AND kind = ?',
+    ).get(job.eventId, job.channel, job.recipient, job.kind) as JobRow;
     return toJob(row);
   }
 
   /** Claims up to `limit` due jobs (queued -> in-flight, attempts + 1). */
   claimDue(nowMs: number, limit: number): AlertJob[] {
     return this.transaction(() => {
-      const rows = this.d
-        .prepare("SELECT * FROM jobs WHERE status = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?")
-        .all(nowMs, limit) as JobRow[];
-      const claim = this.d.prepare(
+      const rows = this.st(
+        "SELECT * FROM jobs WHERE status = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
+      ).all(nowMs, limit) as JobRow[];
+      const claim = this.st(
         "UPDATE jobs SET status = 'in-flight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
       );
       for (const r of rows) claim.run(nowMs, r.id);
@@ -242,7 +257,7 @@ export class AlertQueue {
   }
 
   nextDueMs(): number | null {
-    const r = this.d.prepare("SELECT MIN(next_at) AS t FROM jobs WHERE status = 'queued'").get() as {
+    const r = this.st("SELECT MIN(next_at) AS t FROM jobs WHERE status = 'queued'").get() as {
       t: number | null;
     };
     return r.t;
@@ -254,49 +269,43 @@ export class AlertQueue {
     nowMs: number,
     fields: { lastError?: string | null; providerId?: string | null; nextAtMs?: number },
   ): AlertJob {
-    this.d
-      .prepare(
-        "UPDATE jobs SET status = ?, updated_at = ?, last_error = CASE WHEN ? = 'sent' THEN NULL ELSE COALESCE(?, last_error) END, provider_id = COALESCE(?, provider_id), next_at = COALESCE(?, next_at) WHERE id = ?",
-      )
-      .run(
-        status,
-        nowMs,
-        status,
-        fields.lastError ?? null,
-        fields.providerId ?? null,
-        fields.nextAtMs ?? null,
-        id,
-      );
+    this.st(
+      "UPDATE jobs SET status = ?, updated_at = ?, last_error = CASE WHEN ? = 'sent' THEN NULL ELSE COALESCE(?, last_error) END, provider_id = COALESCE(?, provider_id), next_at = COALESCE(?, next_at) WHERE id = ?",
+    ).run(
+      status,
+      nowMs,
+      status,
+      fields.lastError ?? null,
+      fields.providerId ?? null,
+      fields.nextAtMs ?? null,
+      id,
+    );
     return this.job(id)!;
   }
 
   job(id: number): AlertJob | null {
-    const r = this.d.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    const r = this.st('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     return r ? toJob(r) : null;
   }
 
   jobsForEvent(eventId: string): AlertJob[] {
-    return (this.d.prepare('SELECT * FROM jobs WHERE event_id = ? ORDER BY id').all(eventId) as JobRow[]).map(
-      toJob,
-    );
+    return (this.st('SELECT * FROM jobs WHERE event_id = ? ORDER BY id').all(eventId) as JobRow[]).map(toJob);
   }
 
   allJobs(): AlertJob[] {
-    return (this.d.prepare('SELECT * FROM jobs ORDER BY id').all() as JobRow[]).map(toJob);
+    return (this.st('SELECT * FROM jobs ORDER BY id').all() as JobRow[]).map(toJob);
   }
 
   /** Messages to this recipient that were or will be sent since `sinceMs` (for the per-contact rate limit). */
   sentOrPendingTo(recipient: string, sinceMs: number): number {
-    const r = this.d
-      .prepare(
-        "SELECT COUNT(*) AS n FROM jobs WHERE recipient = ? AND created_at >= ? AND status IN ('queued', 'in-flight', 'sent')",
-      )
-      .get(recipient, sinceMs) as { n: number };
+    const r = this.st(
+      "SELECT COUNT(*) AS n FROM jobs WHERE recipient = ? AND created_at >= ? AND status IN ('queued', 'in-flight', 'sent')",
+    ).get(recipient, sinceMs) as { n: number };
     return r.n;
   }
 
   cooldown(key: string): CooldownRow | null {
-    const r = this.d.prepare('SELECT * FROM cooldowns WHERE key = ?').get(key) as
+    const r = this.st('SELECT * FROM cooldowns WHERE key = ?').get(key) as
       | {
           key: string;
           sensor_id: string;
@@ -323,29 +332,25 @@ export class AlertQueue {
   }
 
   startCooldown(row: Omit<CooldownRow, 'suppressed' | 'peak' | 'lastAt'>): void {
-    this.d
-      .prepare(
-        'INSERT OR REPLACE INTO cooldowns (key, sensor_id, policy_index, first_event_id, until_ms, suppressed, peak, last_at) VALUES (?, ?, ?, ?, ?, 0, 0, NULL)',
-      )
-      .run(row.key, row.sensorId, row.policyIndex, row.firstEventId, row.untilMs);
+    this.st(
+      'INSERT OR REPLACE INTO cooldowns (key, sensor_id, policy_index, first_event_id, until_ms, suppressed, peak, last_at) VALUES (?, ?, ?, ?, ?, 0, 0, NULL)',
+    ).run(row.key, row.sensorId, row.policyIndex, row.firstEventId, row.untilMs);
   }
 
   noteSuppressed(key: string, probability: number, at: string): void {
-    this.d
-      .prepare(
-        'UPDATE cooldowns SET suppressed = suppressed + 1, peak = MAX(peak, ?), last_at = ? WHERE key = ?',
-      )
-      .run(probability, at, key);
+    this.st(
+      'UPDATE cooldowns SET suppressed = suppressed + 1, peak = MAX(peak, ?), last_at = ? WHERE key = ?',
+    ).run(probability, at, key);
   }
 
   expiredCooldowns(nowMs: number): CooldownRow[] {
-    const keys = this.d.prepare('SELECT key FROM cooldowns WHERE until_ms <= ?').all(nowMs) as {
+    const keys = this.st('SELECT key FROM cooldowns WHERE until_ms <= ?').all(nowMs) as {
       key: string;
     }[];
     return keys.map((k) => this.cooldown(k.key)!).filter(Boolean);
   }
 
   deleteCooldown(key: string): void {
-    this.d.prepare('DELETE FROM cooldowns WHERE key = ?').run(key);
+    this.st('DELETE FROM cooldowns WHERE key = ?').run(key);
   }
 }

@@ -169,16 +169,24 @@ export class AlertService implements EventAlerter {
     return jobs;
   }
 
+  private alertable(event: StoredEvent, policy: AlertPolicy | undefined): boolean {
+    const kind = event.alertType === 'scream' || event.alertType === 'manual' || event.alertType === 'upload';
+    return !!policy && kind && event.isScream && event.screamProbability >= policy.threshold;
+  }
+
+  initialResponseStatus(event: StoredEvent): string {
+    return this.alertable(event, this.policyFor(event.sensorId)?.policy) ? 'pending' : 'none';
+  }
+
   /** Decides once per eventId; a redelivered event finds its decision and does nothing. */
   async onEvent(event: StoredEvent, _sensor?: SensorConfig): Promise<void> {
     const now = this.now();
     const decided = this.queue.transaction(() => {
       if (this.queue.decided(event.eventId)) return null;
       const chosen = this.policyFor(event.sensorId);
-      const alertable =
-        event.alertType === 'scream' || event.alertType === 'manual' || event.alertType === 'upload';
-      if (!chosen || !alertable || !event.isScream || event.screamProbability < chosen.policy.threshold) {
-        this.queue.recordDecision(event.eventId, 'none', now);
+      if (!chosen || !this.alertable(event, chosen.policy)) {
+        // Not recorded: deciding 'none' again has no effect, and skipping the write keeps
+        // ingest of non-alerting events (near-misses) to one SQLite commit.
         return { outcome: 'none', jobs: [] as AlertJob[] };
       }
       const { policy, index } = chosen;
@@ -238,7 +246,8 @@ export class AlertService implements EventAlerter {
       if (j.status !== 'queued') this.logAttempt(j, j.status, j.lastError);
     }
     const status = decided.jobs.length ? null : decided.outcome === 'none' ? 'none' : decided.outcome;
-    await this.recordOnEvent(event.eventId, decided.jobs, status);
+    if (decided.jobs.length || status !== event.responseStatus)
+      await this.recordOnEvent(event.eventId, decided.jobs, status);
     this.kick();
   }
 

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
+import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
-import { MESSAGE_KINDS, parseSensorTopic, sensorsFilter } from '../../protocol/topics.ts';
+import { parseSensorTopic } from '../../protocol/topics.ts';
 import type { CloudConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
 import { verifyPassword } from '../web/auth/passwords.ts';
@@ -34,8 +34,9 @@ export interface EmbeddedBrokerOptions {
 /**
  * The default broker: aedes in this process, so one process is a complete installation.
  * Each sensor logs in with its own id and password (scrypt hashes in mqtt.sensors) and may
- * publish only under `<root>/sensors/<its id>/`; the bridge itself subscribes in-process.
- * Shared subscriptions are not needed here: there is one bridge per embedded broker.
+ * publish only under `<root>/sensors/<its id>/`. Messages are ingested in the broker's publish
+ * authorisation step, so the PUBACK a sensor receives means the event is stored. Shared
+ * subscriptions are not needed here: there is one bridge per embedded broker.
  */
 export class EmbeddedBroker implements MessageSource {
   private broker: Aedes | null = null;
@@ -113,8 +114,8 @@ export class EmbeddedBroker implements MessageSource {
       authorizePublish: (client, packet, done) => {
         if (!client) return done(null);
         const identity = identities.get(client);
-        if (identity?.kind === 'bridge') return done(null);
         const parsed = parseSensorTopic(root, packet.topic);
+        if (identity?.kind === 'bridge' && !parsed) return done(null);
         if (!parsed || (identity?.kind === 'sensor' && identity.sensorId !== parsed.sensorId)) {
           logger.warn(
             {
@@ -126,10 +127,26 @@ export class EmbeddedBroker implements MessageSource {
           );
           return done(new Error(`publish to ${packet.topic} not allowed`));
         }
-        if (identity?.kind === 'sensor' || identity?.kind === 'anonymous') {
-          this.options.onSensorSeen?.(parsed.sensorId, clientIp(client));
-        }
-        done(null);
+        const ip = clientIp(client);
+        if (identity?.kind === 'sensor' || identity?.kind === 'anonymous')
+          this.options.onSensorSeen?.(parsed.sensorId, ip);
+        // Ingest here, not in a subscription: aedes sends the QoS 1 PUBACK after this callback
+        // but *before* delivering to subscribers, and the sensor deletes an event from its
+        // outbox on PUBACK. So the PUBACK now means "stored". A store failure refuses the
+        // publish (aedes drops the connection) and the sensor sends it again later. Invalid
+        // payloads resolve normally (counted, logged, acknowledged) so they are not retried forever.
+        const handler = this.handler;
+        if (!handler) return done(null);
+        handler(packet.topic, Buffer.from(packet.payload), { ip }).then(
+          () => done(null),
+          (err: unknown) => {
+            logger.error(
+              { err, topic: packet.topic },
+              'ingest failed; publish refused so the sensor retries',
+            );
+            done(err as Error);
+          },
+        );
       },
       authorizeSubscribe: (client, sub, done) => {
         const identity = identities.get(client);
@@ -142,28 +159,6 @@ export class EmbeddedBroker implements MessageSource {
       },
     });
     this.broker = broker;
-
-    for (const kind of MESSAGE_KINDS) {
-      await new Promise<void>((resolve) =>
-        broker.subscribe(
-          sensorsFilter(root, kind),
-          (packet: AedesPublishPacket, cb: () => void) => {
-            // Messages from the broker itself (the bridge publishing nothing yet) have no client.
-            const handler = this.handler;
-            if (!handler) return cb();
-            // The publisher's PUBACK waits for cb: an event is acknowledged once stored.
-            handler(packet.topic, Buffer.from(packet.payload), { ip: null }).then(
-              () => cb(),
-              (err: unknown) => {
-                logger.error({ err, topic: packet.topic }, 'ingest failed');
-                cb();
-              },
-            );
-          },
-          () => resolve(),
-        ),
-      );
-    }
 
     const track = (socket: Socket) => {
       this.sockets.add(socket);

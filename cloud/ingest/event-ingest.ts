@@ -11,6 +11,8 @@ import type { SensorRegistry } from './sensor-registry.ts';
 /** Decides and enqueues the alerts for a stored event. Must be idempotent by eventId. */
 export interface EventAlerter {
   onEvent(event: StoredEvent, sensor: SensorConfig | undefined): Promise<void>;
+  /** 'none' when no policy could alert on this event, else 'pending' (saves a write per event). */
+  initialResponseStatus?(event: StoredEvent): string;
 }
 
 export type IngestOutcome = 'stored' | 'duplicate' | 'rejected' | 'status' | 'heartbeat';
@@ -119,7 +121,7 @@ export class EventIngest {
   private toStored(m: EventMessage): StoredEvent {
     const sensor = this.deps.registry.config(m.sensorId);
     const ip = this.deps.registry.get(m.sensorId)?.ip ?? null;
-    return {
+    const event: StoredEvent = {
       eventId: m.eventId,
       sensorId: m.sensorId,
       timestamp: new Date(Date.parse(m.timestamp)).toISOString(),
@@ -142,6 +144,8 @@ export class EventIngest {
       error: null,
       review: null,
     };
+    event.responseStatus = this.deps.alerter.initialResponseStatus?.(event) ?? 'pending';
+    return event;
   }
 
   /** Stores an event (from MQTT or made on the dashboard) and decides its alerts, once. */

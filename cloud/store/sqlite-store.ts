@@ -51,6 +51,7 @@ export class SqliteEventStore implements EventStore {
   }
 
   async stop(): Promise<void> {
+    if (this.pending.length && this.stmts) this.flush(this.stmts);
     this.db?.close();
     this.db = null;
     this.stmts = null;
@@ -73,16 +74,47 @@ export class SqliteEventStore implements EventStore {
     return this.stmts;
   }
 
-  async insertIfNew(event: StoredEvent): Promise<boolean> {
+  private pending: { row: unknown[]; resolve: (v: boolean) => void; reject: (e: unknown) => void }[] = [];
+
+  /**
+   * Inserts that arrive in the same tick (the broker hands over a socket read's worth of
+   * publishes at once) are committed in one transaction: one WAL commit for many events.
+   * Each promise still resolves only after its row is committed.
+   */
+  insertIfNew(event: StoredEvent): Promise<boolean> {
     const e = normaliseEvent(event);
-    const r = this.s.insert.run(
-      e.eventId,
-      e.sensorId,
-      Date.parse(e.timestamp),
-      e.isScream ? 1 : 0,
-      JSON.stringify(e),
-    );
-    return r.changes === 1;
+    const row = [e.eventId, e.sensorId, Date.parse(e.timestamp), e.isScream ? 1 : 0, JSON.stringify(e)];
+    const s = this.s;
+    return new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ row, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush(s));
+    });
+  }
+
+  private flush(s: NonNullable<SqliteEventStore['stmts']>): void {
+    const batch = this.pending;
+    this.pending = [];
+    if (!this.db) {
+      const err = new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} was stopped`);
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    let results: boolean[];
+    try {
+      results = this.db.transaction(() => batch.map((p) => s.insert.run(...p.row).changes === 1))();
+    } catch (err) {
+      const e = new CloudError(
+        'CLOUD_STORE_WRITE_FAILED',
+        `cannot write to ${this.path}: ${(err as Error).message}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, k) => p.resolve(results[k]!));
   }
 
   async get(eventId: string): Promise<StoredEvent | null> {

@@ -114,7 +114,7 @@ export class SqliteEventStore implements EventStore {
       for (const p of batch) p.reject(e);
       return;
     }
-    batch.forEach((p, k) => p.resolve(results[k]!));
+    for (const [k, p] of batch.entries()) p.resolve(results[k]!);
   }
 
   async get(eventId: string): Promise<StoredEvent | null> {

@@ -170,7 +170,8 @@ export class AlertService implements EventAlerter {
   }
 
   private alertable(event: StoredEvent, policy: AlertPolicy | undefined): boolean {
-    const kind = event.alertType === 'scream' || event.alertType === 'manual' || event.alertType === 'upload';
+    // Uploads are review work and are never alerted automatically (cloud/web/routes/analyse.ts).
+    const kind = event.alertType === 'scream' || event.alertType === 'manual';
     return !!policy && kind && event.isScream && event.screamProbability >= policy.threshold;
   }
 

@@ -49,7 +49,8 @@ function where(e: StoredEvent): { text: string; href: string | null } {
     l.source === 'sensor-config'
       ? ''
       : ` [location: ${l.source}${l.accuracy ? `, ±${Math.round(l.accuracy)} m` : ''}]`;
-  return { text: (place || (href ? 'see map' : 'location unknown')) + source, href };
+  if (place) return { text: place + source, href };
+  return { text: href ? `see map${source}` : 'location unknown', href };
 }
 
 function render(parts: Parts, eventUrl: string | null): AlertMessage {

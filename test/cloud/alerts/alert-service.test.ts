@@ -1,0 +1,180 @@
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AlertService, summarise } from '../../../cloud/alerts/alert-service.ts';
+import { escapeHtml, screamAlert } from '../../../cloud/alerts/alert-text.ts';
+import { createSenders } from '../../../cloud/alerts/senders.ts';
+import { type CloudConfigInput, parseCloudConfig } from '../../../cloud/config/schema.ts';
+import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
+import { UlidFactory } from '../../../protocol/event-id.ts';
+import { startTwilioEndpoint, type TwilioEndpoint } from '../../support/twilio-endpoint.ts';
+import { eventually, LogCapture, tempDir } from '../bridge-harness.ts';
+import { sampleStoredEvent } from '../fixtures.ts';
+
+const ids = new UlidFactory();
+
+describe('alert service', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let twilio: TwilioEndpoint;
+  let store: SqliteEventStore;
+  let service: AlertService | null;
+
+  beforeEach(async () => {
+    dir = await tempDir('sw-alerts-');
+    twilio = await startTwilioEndpoint();
+    store = new SqliteEventStore(join(dir.path, 'events.sqlite'));
+    await store.start();
+    service = null;
+  });
+  afterEach(async () => {
+    await service?.stop();
+    await store.stop();
+    await twilio.stop();
+    await dir.remove();
+  });
+
+  function start(
+    alerts: CloudConfigInput['alerts'],
+    random?: () => number,
+  ): { service: AlertService; logs: LogCapture } {
+    const config = parseCloudConfig({
+      alerts: {
+        twilio: {
+          accountSid: 'ACunit0000000000000000000000000000',
+          authToken: 't',
+          from: '+15550009999',
+          apiBaseUrl: twilio.url,
+        },
+        ...alerts,
+      },
+    });
+    const logs = new LogCapture();
+    service = new AlertService({
+      alerts: config.alerts,
+      dataDir: dir.path,
+      store,
+      senders: createSenders(config.alerts),
+      sensorConfig: () => undefined,
+      logger: pino({ level: 'info' }, logs),
+      pollMs: 20,
+      random,
+    });
+    return { service, logs };
+  }
+
+  it('backs off exponentially, capped at maxDelay, with +-20 % jitter', () => {
+    const retry = { maxRetries: 6, initialDelayMs: 1000, maxDelayMs: 5000, multiplier: 2 };
+    const low = start({ retry }, () => 0).service;
+    expect([1, 2, 3, 4].map((n) => low.retryDelayMs(n))).toEqual([800, 1600, 3200, 4000]);
+    const high = new AlertService({
+      alerts: parseCloudConfig({ alerts: { retry } }).alerts,
+      dataDir: dir.path,
+      store,
+      senders: {},
+      sensorConfig: () => undefined,
+      logger: pino({ level: 'silent' }),
+      random: () => 1,
+    });
+    expect([1, 2, 3, 4].map((n) => high.retryDelayMs(n))).toEqual([1200, 2400, 4800, 6000]);
+  });
+
+  it('gives up after maxRetries transient failures and records the failure', async () => {
+    twilio.fallback = 500;
+    const { service: s, logs } = start({
+      policies: [{ contacts: { sms: ['+15550001111'] }, cooldownS: 0 }],
+      retry: { maxRetries: 2, initialDelayMs: 20, maxDelayMs: 40, multiplier: 2 },
+    });
+    await s.start();
+    const ev = sampleStoredEvent({ eventId: ids.next(Date.now()) });
+    await store.insertIfNew(ev);
+    await s.onEvent(ev);
+    const stored = await eventually(
+      async () => {
+        const e = await store.get(ev.eventId);
+        return e?.responseStatus === 'failed' ? e : null;
+      },
+      5000,
+      'failed',
+    );
+    expect(twilio.requests).toHaveLength(3);
+    expect(stored.deliveries[0]).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+      lastError: expect.stringContaining('HTTP 500'),
+    });
+    expect(logs.find('alert attempt').map((l) => l.status)).toEqual(['retrying', 'retrying', 'failed']);
+  });
+
+  it('escalates when an alert is not acknowledged in time, and not when it was reviewed', async () => {
+    const { service: s } = start({
+      policies: [
+        {
+          contacts: { sms: ['+15550001111'] },
+          escalateAfterS: 1,
+          escalateTo: { sms: ['+15550003333'] },
+          cooldownS: 0,
+        },
+      ],
+    });
+    await s.start();
+    const ignored = sampleStoredEvent({ eventId: ids.next(Date.now()) });
+    const reviewed = sampleStoredEvent({ eventId: ids.next(Date.now()), sensorId: 'yard-2' });
+    for (const e of [ignored, reviewed]) {
+      await store.insertIfNew(e);
+      await s.onEvent(e);
+    }
+    await store.setReview(reviewed.eventId, {
+      verdict: 'confirmed',
+      userId: 'ops',
+      at: new Date().toISOString(),
+    });
+    const escalations = await twilio.waitFor((r) => r.some((x) => x.to === '+15550003333'), 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    const esc = escalations.filter((x) => x.to === '+15550003333');
+    expect(esc).toHaveLength(1);
+    expect(esc[0]!.body).toContain('ESCALATION (not acknowledged after 1 s)');
+    expect(esc[0]!.body).toContain(ignored.eventId);
+    const jobs = s.queue.jobsForEvent(reviewed.eventId).filter((j) => j.kind === 'escalation');
+    expect(jobs[0]).toMatchObject({ status: 'suppressed', lastError: 'acknowledged by ops' });
+  });
+
+  it('summarises deliveries into responseStatus', () => {
+    const d = (status: 'sent' | 'failed' | 'pending' | 'not-configured' | 'suppressed') => ({
+      channel: 'sms' as const,
+      to: 'x',
+      status,
+      attempts: 1,
+      updatedAt: '',
+    });
+    expect(summarise([])).toBe('none');
+    expect(summarise([d('sent'), d('sent')])).toBe('alerted');
+    expect(summarise([d('sent'), d('failed')])).toBe('partial');
+    expect(summarise([d('sent'), d('pending')])).toBe('pending');
+    expect(summarise([d('failed'), d('not-configured')])).toBe('failed');
+    expect(summarise([d('not-configured')])).toBe('not-configured');
+    expect(summarise([d('suppressed')])).toBe('suppressed');
+  });
+});
+
+describe('alert text', () => {
+  it('escapes HTML and never links a made-up location', () => {
+    const e = sampleStoredEvent({
+      location: {
+        latitude: null,
+        longitude: null,
+        accuracy: null,
+        address: null,
+        source: 'unknown',
+        room: '<script>x</script>',
+      },
+    });
+    const m = screamAlert(e, { id: 'hall-1', name: 'A & B "hall"', room: null }, 'https://sw.example.org/');
+    expect(m.html).not.toContain('<script>');
+    expect(m.html).toContain('&lt;script&gt;x&lt;/script&gt;');
+    expect(m.html).toContain('A &amp; B &quot;hall&quot;');
+    expect(m.text).not.toContain('openstreetmap');
+    expect(m.text).toContain('[location: unknown]');
+    expect(m.text).toContain(`Details: https://sw.example.org/events/${e.eventId}`);
+    expect(escapeHtml(`'`)).toBe('&#39;');
+  });
+});

@@ -1,0 +1,223 @@
+// Daemon benchmark: a long replay at real speed through the real capture path (a fake
+// `arecord` streaming a WAV, since there is no microphone here), the real daemon process
+// (`node --import tsx daemon/main.ts`, as systemd runs it) and an in-process aedes broker.
+//
+// Figures: average CPU % of one core and peak RSS of the daemon process (the fake arecord
+// and tsx's esbuild helper are other processes and not counted; real arecord costs about
+// nothing), and the latency from a scream's onset in the file to the broker receiving the
+// event (the broker sends the PUBACK in the same tick).
+//
+// Environment: BENCH_DAEMON_MINUTES (default 10), BENCH_DAEMON_MODEL (a model file; default
+// the shipped models/screamwatch-forest.json when present, else a tiny model trained here
+// on sox tones, which fires on the sox "screams" of the replay).
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
+import type { EventMessage } from '../protocol/messages.ts';
+import { startAedes } from '../test/support/aedes.ts';
+import { FAKE_ARECORD_DIR } from '../test/support/fake-arecord.ts';
+import { tinyModelFile } from '../test/support/scream-fixtures.ts';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const SEGMENT_S = 30;
+const SCREAM_AT_S = 25;
+
+/** Extra node flags for the daemon process, e.g. BENCH_DAEMON_NODE_FLAGS=--max-semi-space-size=1 */
+function nodeFlags(): string[] {
+  return (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+}
+
+export async function runDaemonBench(): Promise<Record<string, number | string>> {
+  const minutes = Number(process.env.BENCH_DAEMON_MINUTES ?? 10);
+  const segments = Math.max(1, Math.round((minutes * 60) / SEGMENT_S));
+  const dir = await mkdtemp(join(tmpdir(), 'sw-bench-daemon-'));
+  const broker = await startAedes();
+  try {
+    // 30 s segments: 25 s of room tone, a 2 s scream-like sweep, 3 s of room tone
+    const seg = join(dir, 'segment.wav');
+    await run('sox', [
+      '-n',
+      '-r',
+      '16000',
+      '-c',
+      '1',
+      '-b',
+      '16',
+      join(dir, 'tone1.wav'),
+      'synth',
+      String(SCREAM_AT_S),
+      'brownnoise',
+      'vol',
+      '0.01',
+    ]);
+    await run('sox', [
+      '-n',
+      '-r',
+      '16000',
+      '-c',
+      '1',
+      '-b',
+      '16',
+      join(dir, 'scream.wav'),
+      'synth',
+      '2',
+      'sine',
+      '900:1400',
+      'tremolo',
+      '6',
+      '40',
+      'vol',
+      '0.6',
+    ]);
+    await run('sox', [
+      '-n',
+      '-r',
+      '16000',
+      '-c',
+      '1',
+      '-b',
+      '16',
+      join(dir, 'tone2.wav'),
+      'synth',
+      String(SEGMENT_S - SCREAM_AT_S - 2),
+      'brownnoise',
+      'vol',
+      '0.01',
+    ]);
+    await run('sox', [join(dir, 'tone1.wav'), join(dir, 'scream.wav'), join(dir, 'tone2.wav'), seg]);
+    const wav = join(dir, 'replay.wav');
+    await run('sox', [seg, wav, 'repeat', String(segments - 1)]);
+    const durationS = segments * SEGMENT_S;
+    const onsetsS = Array.from({ length: segments }, (_, i) => i * SEGMENT_S + SCREAM_AT_S);
+
+    let modelPath =
+      process.env.BENCH_DAEMON_MODEL ?? (existsSync(DEFAULT_MODEL_PATH) ? DEFAULT_MODEL_PATH : '');
+    if (!modelPath) modelPath = await tinyModelFile(dir);
+    const modelVersion = loadModelFile(modelPath).version;
+
+    const publishedAt = new Map<string, number>();
+    broker.broker.on('publish', (packet, client) => {
+      if (!client || !packet.topic.endsWith('/events')) return;
+      const e = JSON.parse(packet.payload.toString()) as EventMessage;
+      if (!publishedAt.has(e.eventId)) publishedAt.set(e.eventId, Date.now());
+    });
+    let lastHeartbeat: Record<string, unknown> | null = null;
+    broker.broker.on('publish', (packet, client) => {
+      if (client && packet.topic.endsWith('/heartbeat'))
+        lastHeartbeat = JSON.parse(packet.payload.toString());
+    });
+
+    const cfg = join(dir, 'daemon.json');
+    await writeFile(
+      cfg,
+      JSON.stringify({
+        sensorId: 'bench-1',
+        stateDir: join(dir, 'state'),
+        audio: { source: 'alsa:default' },
+        detection: { modelPath },
+        mqtt: { url: broker.url },
+        heartbeatIntervalS: 30,
+        log: { level: 'warn' },
+      }),
+    );
+    const arecordLog = join(dir, 'arecord.log');
+    // BENCH_DAEMON_ENTRY: a prebuilt JS bundle of daemon/main.ts to compare (run without tsx)
+    const entry = process.env.BENCH_DAEMON_ENTRY
+      ? [process.env.BENCH_DAEMON_ENTRY]
+      : ['--import', 'tsx', join(ROOT, 'daemon/main.ts')];
+    const child = spawn(process.execPath, [...nodeFlags(), ...entry, '--config', cfg], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PATH: `${FAKE_ARECORD_DIR}:${process.env.PATH}`,
+        FAKE_ARECORD_WAV: wav,
+        FAKE_ARECORD_LOG: arecordLog,
+        NOTIFY_SOCKET: '',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const pid = child.pid!;
+    const ticksPerS = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
+    const cpuTicks = () => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]); // utime + stime
+    };
+    const vmRssKb = () =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const vmHwmKb = () =>
+      Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+
+    // wait for the audio to start flowing (startup cost is not steady state)
+    let streamStartMs = 0;
+    const startDeadline = Date.now() + 60_000;
+    while (!streamStartMs) {
+      if (Date.now() > startDeadline)
+        throw new Error('bench: the daemon did not start capturing within 60 s');
+      await new Promise((r) => setTimeout(r, 100));
+      if (existsSync(arecordLog)) {
+        const line = readFileSync(arecordLog, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { streamStartMs?: number })
+          .find((l) => l.streamStartMs);
+        streamStartMs = line?.streamStartMs ?? 0;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 2000)); // let the JIT settle
+    const cpu0 = cpuTicks();
+    const wall0 = performance.now();
+    const endAt = streamStartMs + durationS * 1000 + 3000;
+    while (Date.now() < endAt)
+      await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(10, endAt - Date.now()))));
+    const cpuS = (cpuTicks() - cpu0) / ticksPerS;
+    const wallS = (performance.now() - wall0) / 1000;
+    const peakRssMb = vmHwmKb() / 1024;
+    const endRssMb = vmRssKb() / 1024;
+    child.kill('SIGTERM');
+    const code = await exited;
+
+    const latencies: number[] = [];
+    for (const at of publishedAt.values()) {
+      const audioS = (at - streamStartMs) / 1000;
+      const onset = onsetsS.filter((o) => o <= audioS).at(-1);
+      if (onset !== undefined) latencies.push(audioS - onset);
+    }
+    latencies.sort((a, b) => a - b);
+    const q = (p: number) =>
+      latencies.length
+        ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!
+        : Number.NaN;
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
+    const hb = lastHeartbeat as { droppedFrames?: number } | null;
+    return {
+      replay: `${durationS} s at real speed through fake arecord (alsa path)`,
+      model: modelVersion,
+      screams: onsetsS.length,
+      eventsDelivered: publishedAt.size,
+      cpuPercentOneCore: r3((cpuS / wallS) * 100),
+      peakRssMb: r3(peakRssMb),
+      endRssMb: r3(endRssMb),
+      onsetToPubackMedianS: r3(q(0.5)),
+      onsetToPubackP90S: r3(q(0.9)),
+      onsetToPubackMaxS: r3(latencies.at(-1) ?? Number.NaN),
+      droppedFrames: hb?.droppedFrames ?? 'n/a',
+      exitCode: code ?? 'signal',
+    };
+  } finally {
+    await broker.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await runDaemonBench();
+  for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(24)} ${v}`);
+}

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
@@ -5,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
 import type { CloudConfigInput } from '../../cloud/config/schema.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { freePort } from '../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
 import {
   connectSensor,
@@ -137,5 +140,41 @@ describe('cloud bridges on an external Mosquitto with a shared subscription', ()
     const err = await startBridge(cfg).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'CLOUD_BROKER_CONNECT_FAILED' });
     expect((err as Error).message).toContain(mosquitto.url);
+  });
+});
+
+describe('deploy/mosquitto/mosquitto.conf', () => {
+  it('starts Mosquitto as documented (paths and port substituted) and enforces its password file', async () => {
+    const dir = await tempDir('sw-mosq-conf-');
+    const port = await freePort();
+    const conf = (
+      await readFile(fileURLToPath(new URL('../../deploy/mosquitto/mosquitto.conf', import.meta.url)), 'utf8')
+    )
+      .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
+      .replace('/etc/mosquitto/screamwatch.passwd', join(dir.path, 'passwd'))
+      .replace('/etc/mosquitto/screamwatch.acl', ACL)
+      .replace('/var/lib/mosquitto/', `${dir.path}/`);
+    const confPath = join(dir.path, 'mosquitto.conf');
+    await writeFile(confPath, `${process.getuid?.() === 0 ? 'user root\n' : ''}${conf}`);
+    await writePasswordFile(join(dir.path, 'passwd'), USERS);
+    const child = spawn('mosquitto', ['-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    try {
+      const url = `mqtt://127.0.0.1:${port}`;
+      const sensor = await eventually(
+        () => connectSensor(url, 'hall-1', USERS['hall-1']).catch(() => null),
+        5000,
+        `mosquitto up (${log})`,
+      );
+      await sensor.endAsync();
+      await expect(connectSensor(url, 'hall-1', 'nope')).rejects.toThrow();
+      await expect(connectSensor(url, undefined, undefined)).rejects.toThrow();
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await dir.remove();
+    }
   });
 });

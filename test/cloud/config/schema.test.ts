@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloudEnvVariables, loadCloudConfig } from '../../../cloud/config/schema.ts';
 
@@ -114,5 +115,15 @@ describe('cloud config', () => {
     expect(vars.SCREAMWATCH_MQTT_TLS_CERT_FILE).toBe('mqtt.tls.certFile');
     expect(vars.SCREAMWATCH_GEO_IP_DATABASE).toBe('geo.ipDatabase');
     expect(vars.SCREAMWATCH_ALERTS_SMTP_PASS).toBe('alerts.smtp.pass');
+  });
+});
+
+describe('cloud/config/cloud.example.yaml', () => {
+  it('is a valid config (the documented example cannot rot)', () => {
+    const file = fileURLToPath(new URL('../../../cloud/config/cloud.example.yaml', import.meta.url));
+    const c = loadCloudConfig({ file, env: {} });
+    expect(c.sensors[0]?.id).toBe('hall-1');
+    expect(c.alerts.policies[0]?.contacts.sms).toEqual(['+15550000000']);
+    expect(c.mqtt.sensors[0]?.sensorId).toBe('hall-1');
   });
 });

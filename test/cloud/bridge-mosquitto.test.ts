@@ -3,9 +3,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
-import type { CloudConfigInput } from '../../cloud/config/schema.ts';
+import { ExternalBroker } from '../../cloud/broker/external-broker.ts';
+import { type CloudConfigInput, CloudConfigSchema } from '../../cloud/config/schema.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
@@ -174,6 +176,46 @@ describe('deploy/mosquitto/mosquitto.conf', () => {
     } finally {
       child.kill('SIGTERM');
       await exited;
+      await dir.remove();
+    }
+  });
+});
+
+describe('external broker client', () => {
+  it('does not acknowledge a message it failed to store: the broker delivers it again', async () => {
+    const dir = await tempDir('sw-ext-');
+    const passwordFile = await writePasswordFile(join(dir.path, 'passwd'), USERS);
+    const broker = await startMosquitto({ passwordFile, aclFile: ACL });
+    const config = CloudConfigSchema.parse({
+      mqtt: {
+        broker: broker.url,
+        username: 'screamwatch-bridge',
+        password: USERS['screamwatch-bridge'],
+        clientId: 'ext-redelivery',
+      },
+    }).mqtt;
+    const source = new ExternalBroker({ config, logger: pino({ level: 'silent' }), reconnectPeriodMs: 100 });
+    const deliveries: string[] = [];
+    source.setHandler(async (topic, payload) => {
+      deliveries.push(`${topic} ${payload.toString()}`);
+      if (deliveries.length === 1) throw new Error('store unavailable');
+    });
+    const sensor = await connectSensor(broker.url, 'hall-1', USERS['hall-1']);
+    try {
+      await source.start();
+      await sensor.publishAsync(sensorTopic('screamwatch', 'hall-1', 'events'), 'payload-1', { qos: 1 });
+      await eventually(() => deliveries.length >= 2, 10_000, 'redelivery');
+      expect(deliveries.slice(0, 2)).toEqual([
+        'screamwatch/sensors/hall-1/events payload-1',
+        'screamwatch/sensors/hall-1/events payload-1',
+      ]);
+      // Acknowledged the second time: not delivered a third time.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(deliveries).toHaveLength(2);
+    } finally {
+      await sensor.endAsync(true);
+      await source.stop();
+      await broker.stop();
       await dir.remove();
     }
   });

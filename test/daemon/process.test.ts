@@ -218,4 +218,51 @@ describe('the daemon process', () => {
     });
     expect(logs.find(/outbox open/)[0]!.path).toBe(join(state.dir, 'outbox.sqlite'));
   });
+
+  it('--fast with the broker unreachable: prints the drain timeout, keeps the event, exits 0', async () => {
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const port = await freePort();
+    const writes: string[] = [];
+    const orig = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => {
+      writes.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await runDaemonCommand(
+        [
+          '--sensor-id',
+          'hall-1',
+          '--source',
+          `file:${oneScream}`,
+          '--fast',
+          '--broker',
+          `mqtt://127.0.0.1:${port}`,
+          '--state-dir',
+          state.dir,
+          '--drain-timeout',
+          '1',
+        ],
+        {
+          env: { SCREAMWATCH_DETECTION_MODEL_PATH: modelPath },
+          handleSignals: false,
+          logger: captureLogs().logger,
+        },
+      );
+    } finally {
+      process.stderr.write = orig;
+    }
+    expect(code).toBe(0);
+    const out = writes.join('');
+    expect(out).toMatch(/waiting up to 1 s for the broker to acknowledge 1 outbox row/);
+    expect(out).toMatch(
+      /timed out after 1 s with 1 row\(s\) still in .*outbox\.sqlite; they are sent on the next start/,
+    );
+    const { OutboxStore } = await import('../../daemon/outbox/outbox-store.ts');
+    const outbox = new OutboxStore(state.dir, { maxRows: 100 });
+    expect(outbox.depthOf('event')).toBe(1);
+    outbox.close();
+  });
 });

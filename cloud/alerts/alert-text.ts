@@ -151,7 +151,7 @@ export function escalationAlert(
   const m = screamAlert(e, sensor, publicUrl);
   const prefix = `ESCALATION (not acknowledged after ${Math.round(afterS)} s): `;
   return {
-    subject: `[Screamwatch] ${prefix}${m.subject.slice(13)}`,
+    subject: `[Screamwatch] ${prefix}${m.subject.slice('[Screamwatch] '.length)}`,
     text: prefix + m.text,
     html: m.html.replace('<h2>', `<h2>${escapeHtml(prefix)}`),
   };

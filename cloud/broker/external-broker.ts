@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -50,7 +51,19 @@ export class ExternalBroker implements MessageSource {
     const url = config.broker;
     if (!url) throw new CloudError('CLOUD_USAGE', 'mqtt.broker is not set');
     const clientId = config.clientId ?? `screamwatch-bridge-${hostname()}-${process.pid}`;
+    let ca: Buffer | undefined;
+    if (config.caFile) {
+      try {
+        ca = readFileSync(config.caFile);
+      } catch (err) {
+        throw new CloudError(
+          'CLOUD_BROKER_CONNECT_FAILED',
+          `mqtt.caFile: cannot read ${config.caFile}: ${(err as Error).message}`,
+        );
+      }
+    }
     const client = mqtt.connect(url, {
+      ...(ca ? { ca } : {}),
       clientId,
       protocolVersion: 5,
       clean: false,

@@ -75,7 +75,7 @@ export const CloudConfigSchema = z.object({
     .object({
       broker: z
         .string()
-        .regex(/^(mqtts?|wss?|tcp|tls):\/\//, 'must be a URL like mqtt://host:1883')
+        .regex(/^(mqtts?|wss?|tcp|tls|ssl):\/\//, 'must be a URL like mqtt://host:1883')
         .nullable()
         .default(null),
       port: port.default(1883),
@@ -96,6 +96,8 @@ export const CloudConfigSchema = z.object({
         .regex(/^[^/#+$\s]+$/, 'no /, #, +, $ or whitespace')
         .nullable()
         .default('screamwatch-bridges'),
+      /** External broker over TLS with a private CA: the CA certificate (PEM). */
+      caFile: nullableString.default(null),
       clientId: nullableString.default(null),
       username: nullableString.default(null),
       password: nullableString.default(null),

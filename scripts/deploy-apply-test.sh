@@ -54,9 +54,16 @@ version="$(git -C "$repo" rev-parse HEAD)"
 inventory="$work/inventory"
 mkdir -p "$inventory/group_vars/all"
 secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' ; }
-sensor_password="$(secret)"
-admin_password="$(secret)"
-admin_hash="$(printf '%s' "$admin_password" | (cd "$repo" && node --import tsx cloud/main.ts hash-password))"
+if [ -f "$work/secrets.env" ]; then
+  . "$work/secrets.env"
+else
+  sensor_password="$(secret)"
+  admin_password="$(secret)"
+  session_secret="$(secret)$(secret)"
+  admin_hash="$(printf '%s' "$admin_password" | (cd "$repo" && node --import tsx cloud/main.ts hash-password))"
+  printf "sensor_password='%s'\nadmin_password='%s'\nsession_secret='%s'\nadmin_hash='%s'\n" \
+    "$sensor_password" "$admin_password" "$session_secret" "$admin_hash" >"$work/secrets.env"
+fi
 cat >"$inventory/hosts.yml" <<YAML
 all:
   vars:
@@ -86,20 +93,23 @@ YAML
 cat >"$inventory/group_vars/all/vault.yml" <<YAML
 vault_sensor_mqtt_passwords:
   apply-1: "$sensor_password"
-vault_cloud_session_secret: "$(secret)$(secret)"
+vault_cloud_session_secret: "$session_secret"
 vault_cloud_web_users:
   - username: admin
     passwordHash: "$admin_hash"
     role: admin
 YAML
-secret >"$work/vault-pass"
+[ -f "$work/vault-pass" ] || secret >"$work/vault-pass"
 ansible-vault encrypt --vault-password-file "$work/vault-pass" "$inventory/group_vars/all/vault.yml" >/dev/null
 
 cd "$repo/deploy/ansible"
+# SW_APPLY_VERIFY_ONLY=1 (with SW_APPLY_WORK): skip the playbook, only re-run the checks.
+[ -n "${SW_APPLY_VERIFY_ONLY:-}" ] && [ -n "${SW_APPLY_WORK:-}" ] && version="$(git -C "$root/opt/screamwatch" rev-parse HEAD)"
 playbook() {
   ANSIBLE_CONFIG="$repo/deploy/ansible/ansible.cfg" \
     ansible-playbook -i "$inventory/hosts.yml" --vault-password-file "$work/vault-pass" site.yml "$@"
 }
+if [ -z "${SW_APPLY_VERIFY_ONLY:-}" ]; then
 echo "deploy-apply-test: first apply of $version into $root"
 playbook | tee "$work/apply-1.log"
 echo "deploy-apply-test: second apply (must change nothing)"
@@ -108,6 +118,7 @@ if ! grep -Eq '^pi-under-test +: ok=[0-9]+ +changed=0 ' "$work/apply-2.log" ||
   ! grep -Eq '^cloud-under-test +: ok=[0-9]+ +changed=0 ' "$work/apply-2.log"; then
   echo "deploy-apply-test: FAIL: the second run changed something (not idempotent)" >&2
   exit 1
+fi
 fi
 
 cd "$repo"

@@ -116,11 +116,11 @@ afterEach(async () => {
 /** Runs a unit's ExecStart inside the target root as its User, with systemd's StateDirectory. */
 async function startService(unit: string, stateDir: string, extraArgs: string[]): Promise<() => string> {
   const { argv, cwd, user } = await serviceOf(unit);
-  const [, uid, gid] = await passwdEntry('etc/passwd', user);
+  const [, , uid, gid] = await passwdEntry('etc/passwd', user);
   await mkdir(at(`var/lib/${stateDir}`), { recursive: true, mode: 0o750 });
   await chown(at(`var/lib/${stateDir}`), Number(uid), Number(gid));
   const child = spawn(
-    'chroot',
+    '/usr/sbin/chroot',
     [`--userspec=${user}:${user}`, root, '/usr/bin/env', '-C', cwd, ...argv, ...extraArgs],
     {
       // Only what systemd would set: nothing of this machine's SCREAMWATCH_* leaks in.
@@ -137,6 +137,7 @@ async function startService(unit: string, stateDir: string, extraArgs: string[])
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  child.on('error', (err) => (output += `spawn failed: ${err.message}\n`));
   return () => output;
 }
 
@@ -159,6 +160,12 @@ describe.skipIf(!root || !adminPassword)(
   'deploy: the deployed sensor reports online on the deployed cloud',
   () => {
     it('the daemon, run from its unit with the rendered config, shows as online on the dashboard', async () => {
+      // Both the dashboard and the daemon need the shipped model; say so rather than time out.
+      await access(at('opt/screamwatch/models/screamwatch-forest.json')).catch(() => {
+        throw new Error(
+          `the release ${version} has no models/screamwatch-forest.json: neither side can start`,
+        );
+      });
       const mqttPort = await freePort();
       const httpPort = await freePort();
       const cloudLog = await startService('screamwatch-cloud.service', 'screamwatch-cloud', [

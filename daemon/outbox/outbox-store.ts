@@ -90,6 +90,10 @@ export class OutboxStore {
     this.count = this.stmts.count.get() as number;
   }
 
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
   get depth(): number {
     return this.count;
   }

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runDaemonCommand } from '../../daemon/cli.ts';
 import { envKeys, loadDaemonConfig } from '../../daemon/config/load.ts';
@@ -77,6 +78,12 @@ describe('daemon config', () => {
     expect(
       loadDaemonConfig({ file: json, env: { SCREAMWATCH_DETECTION_THRESHOLD: 'null' } }).detection.threshold,
     ).toBeNull();
+  });
+
+  it('the shipped example config is valid and spells out every default', () => {
+    const example = fileURLToPath(new URL('../../daemon/daemon.example.yaml', import.meta.url));
+    const fromExample = loadDaemonConfig({ file: example, env: {} });
+    expect(fromExample).toEqual(loadDaemonConfig({ env: {}, overrides: { sensorId: 'hall-1' } }));
   });
 
   it('derives one SCREAMWATCH_* variable per leaf key', () => {

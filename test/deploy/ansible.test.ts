@@ -89,6 +89,38 @@ describe('ansible: static checks', () => {
     }
   });
 
+  it('site.yml deploys the cloud first, then the sensors one host first with no failure tolerated', async () => {
+    const plays = parseYaml(await readFile(join(ansibleDir, 'site.yml'), 'utf8')) as {
+      hosts: string;
+      serial?: (number | string)[];
+      max_fail_percentage?: number;
+      roles: { role: string }[];
+    }[];
+    expect(plays.map((p) => p.hosts)).toEqual(['cloud', 'sensors']);
+    const sensors = plays[1]!;
+    expect(sensors.serial?.[0]).toBe(1);
+    expect(sensors.max_fail_percentage).toBe(0);
+    expect(sensors.roles.map((r) => r.role)).toEqual(['common', 'sensor']);
+  });
+
+  it('vault.example.yml holds placeholders only, and the example inventory no secrets', async () => {
+    const vault = parseYaml(await readFile(join(ansibleDir, 'vault.example.yml'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    const leaves: [string, unknown][] = [];
+    const walk = (v: unknown, path: string) => {
+      if (v && typeof v === 'object') for (const [k, c] of Object.entries(v)) walk(c, `${path}.${k}`);
+      else leaves.push([path, v]);
+    };
+    walk(vault, 'vault');
+    const secrets = leaves.filter(([path]) => !/\.(username|role)$/.test(path));
+    expect(secrets.length).toBeGreaterThan(5);
+    for (const [path, value] of secrets) expect(String(value), path).toContain('CHANGE_ME');
+    const inventory = await readFile(join(ansibleDir, 'inventory.example.yml'), 'utf8');
+    expect(inventory).not.toMatch(/^\s*[a-z_]*(password|secret|token|pass|key_pem):/im);
+  });
+
   it('ansible-lint passes with the production profile (offline)', async () => {
     const r = await tool('ansible-lint', ['--offline', '--profile', 'production', '--nocolor'], ansibleDir);
     expect(r.output).toMatch(/Passed with production profile: 0 failure\(s\), 0 warning\(s\)/);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UlidFactory } from '../../protocol/event-id.ts';
@@ -43,6 +44,23 @@ const STATUS_ON_EVENT: Record<JobStatus, ChannelStatus> = {
   suppressed: 'suppressed',
 };
 
+/**
+ * The id of a "sensor offline" event, the same on every bridge that notices the same silence:
+ * it derives from the sensor and its last status/heartbeat timestamp (sensor clock; every
+ * bridge receives those, unlike events, which a shared subscription splits). Bridges sharing
+ * a MongoDB store then store and alert it once.
+ */
+export function offlineEventId(
+  sensor: Pick<SensorView, 'id' | 'lastBeaconAt' | 'lastSeen'>,
+  nowMs: number,
+): string {
+  const basis = sensor.lastBeaconAt ?? sensor.lastSeen;
+  if (!basis) return new UlidFactory().next(nowMs);
+  const digest = createHash('sha256').update(`${sensor.id}|offline|${basis}`).digest();
+  let i = 0;
+  return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Date.parse(basis));
+}
+
 /** The event's responseStatus from its recorded deliveries. */
 export function summarise(deliveries: ChannelDelivery[]): string {
   if (deliveries.length === 0) return 'none';
@@ -66,7 +84,6 @@ export class AlertService implements EventAlerter {
   readonly queue: AlertQueue;
   private readonly clock: () => Date;
   private readonly random: () => number;
-  private readonly ids = new UlidFactory();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly inFlight = new Set<Promise<void>>();
@@ -257,7 +274,7 @@ export class AlertService implements EventAlerter {
     const chosen = this.policyFor(sensor.id);
     const now = this.now();
     const event: StoredEvent = {
-      eventId: this.ids.next(now),
+      eventId: offlineEventId(sensor, now),
       sensorId: sensor.id,
       timestamp: new Date(now).toISOString(),
       receivedAt: new Date(now).toISOString(),
@@ -280,7 +297,14 @@ export class AlertService implements EventAlerter {
       notes: `no message for ${Math.round((now - (sensor.lastSeen ? Date.parse(sensor.lastSeen) : now)) / 1000)} s (last seen ${sensor.lastSeen ?? 'never'})`,
       error: null,
     };
-    await this.options.store.insertIfNew(event);
+    if (!(await this.options.store.insertIfNew(event))) {
+      // Another bridge sharing this store (MongoDB) raised the same silence first.
+      this.options.logger.info(
+        { sensorId: sensor.id, eventId: event.eventId },
+        'sensor offline already raised by another bridge',
+      );
+      return null;
+    }
     const jobs = this.queue.transaction(() => {
       this.queue.recordDecision(event.eventId, 'offline', now);
       if (!chosen?.policy.alertOnSensorOffline) return [];

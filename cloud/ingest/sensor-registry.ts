@@ -22,6 +22,8 @@ export interface SensorView {
   droppedFrames: number | null;
   /** The address the sensor last connected from (embedded broker only). */
   ip: string | null;
+  /** Sensor-clock timestamp of the last status or heartbeat (the same on every bridge). */
+  lastBeaconAt: string | null;
 }
 
 interface SensorState {
@@ -38,6 +40,7 @@ interface SensorState {
   lastEventAt: string | null;
   droppedFrames: number | null;
   ip: string | null;
+  lastBeaconAt: string | null;
 }
 
 export interface SensorRegistryOptions {
@@ -93,6 +96,7 @@ export class SensorRegistry {
       lastEventAt: null,
       droppedFrames: null,
       ip: null,
+      lastBeaconAt: null,
     };
   }
 
@@ -140,6 +144,7 @@ export class SensorRegistry {
 
   noteStatus(m: StatusMessage): void {
     const s = this.heard(m.sensorId);
+    s.lastBeaconAt = m.timestamp;
     // An explicit `offline` (the last will, or a clean shutdown) is shown at once; the
     // offline alert still waits for offlineAfterS of silence, so a reboot does not page anyone.
     s.status = m.state;
@@ -149,6 +154,7 @@ export class SensorRegistry {
 
   noteHeartbeat(m: HeartbeatMessage): void {
     const s = this.heard(m.sensorId);
+    s.lastBeaconAt = m.timestamp;
     s.outboxDepth = m.outboxDepth;
     s.inputLevelDbfs = m.inputLevelDbfs;
     s.modelVersion = m.modelVersion;
@@ -204,6 +210,7 @@ export class SensorRegistry {
       lastEventAt: s.lastEventAt,
       droppedFrames: s.droppedFrames,
       ip: s.ip,
+      lastBeaconAt: s.lastBeaconAt,
     };
   }
 

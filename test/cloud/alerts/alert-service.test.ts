@@ -138,6 +138,66 @@ describe('alert service', () => {
     expect(jobs[0]).toMatchObject({ status: 'suppressed', lastError: 'acknowledged by ops' });
   });
 
+  it('raises a sensor-offline alert once when two bridges share the store', async () => {
+    const alerts = parseCloudConfig({
+      alerts: {
+        policies: [{ contacts: { sms: ['+15550001111'] } }],
+        twilio: {
+          accountSid: 'ACunit0000000000000000000000000000',
+          authToken: 't',
+          from: '+15550009999',
+          apiBaseUrl: twilio.url,
+        },
+      },
+    }).alerts;
+    const bridges = ['a', 'b'].map(
+      (name) =>
+        new AlertService({
+          alerts,
+          dataDir: join(dir.path, name),
+          store,
+          senders: createSenders(alerts),
+          sensorConfig: () => undefined,
+          logger: pino({ level: 'silent' }),
+          pollMs: 20,
+        }),
+    );
+    try {
+      for (const b of bridges) await b.start();
+      const view = {
+        id: 'hall-1',
+        name: 'Hall',
+        room: null,
+        group: 'default',
+        location: null,
+        status: 'offline' as const,
+        configured: true,
+        lastSeen: '2026-11-24T10:00:00.400Z',
+        outboxDepth: 0,
+        inputLevelDbfs: -40,
+        modelVersion: 'm',
+        daemonVersion: null,
+        lastEventAt: null,
+        droppedFrames: 0,
+        ip: null,
+        lastBeaconAt: '2026-11-24T10:00:00.000Z',
+      };
+      const [ra, rb] = [
+        await bridges[0]!.onSensorOffline(view),
+        await bridges[1]!.onSensorOffline({ ...view, lastSeen: '2026-11-24T10:00:00.900Z' }),
+      ];
+      expect(ra?.eventId).toBeTruthy();
+      expect(rb).toBeNull();
+      expect(await store.count()).toBe(1);
+      await twilio.waitFor((r) => r.length === 1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(twilio.requests).toHaveLength(1);
+      expect(twilio.requests[0]!.body).toContain('Sensor offline: hall-1');
+    } finally {
+      for (const b of bridges) await b.stop();
+    }
+  });
+
   it('summarises deliveries into responseStatus', () => {
     const d = (status: 'sent' | 'failed' | 'pending' | 'not-configured' | 'suppressed') => ({
       channel: 'sms' as const,

@@ -154,7 +154,11 @@ describe('ansible: rendered configs', () => {
     out: string;
   }
 
-  async function render(name: string, sensors: Record<string, Record<string, unknown>>): Promise<Rendered> {
+  async function render(
+    name: string,
+    sensors: Record<string, Record<string, unknown>>,
+    sensorPlay: Record<string, unknown> = {},
+  ): Promise<Rendered> {
     const dir = join(tmp, name);
     const out = join(dir, 'out');
     await mkdir(join(dir, 'group_vars/all'), { recursive: true });
@@ -202,6 +206,7 @@ describe('ansible: rendered configs', () => {
         name: 'Sensor configs',
         hosts: 'sensors',
         gather_facts: false,
+        ...sensorPlay,
         vars: { screamwatch_config_dir: `${out}/{{ inventory_hostname }}` },
         tasks: [
           {
@@ -337,6 +342,23 @@ describe('ansible: rendered configs', () => {
     } finally {
       passwords['stairs-2'] = saved;
     }
+  });
+
+  // site.yml's own rollout settings around the sensor config tasks: the first Pi's bad config
+  // must stop the rollout before any other Pi is touched.
+  it('with site.yml rollout settings, a failure on the first sensor leaves the rest untouched', async () => {
+    const site = parseYaml(await readFile(join(ansibleDir, 'site.yml'), 'utf8')) as Record<string, unknown>[];
+    const { serial, max_fail_percentage } = site.find((p) => p.hosts === 'sensors')!;
+    const fleet: Record<string, Record<string, unknown>> = {
+      'hall-1': { ...hall, sensor_detection_k: 5, sensor_detection_n: 3 },
+    };
+    for (let i = 2; i <= 6; i++) fleet[`pi-${i}`] = { sensor_id: `pi-${i}` };
+    for (let i = 2; i <= 6; i++) passwords[`pi-${i}`] = `pi-${i}-test-password-000`;
+    const r = await render('rollout', fleet, { serial, max_fail_percentage });
+    expect(r.result.code).not.toBe(0);
+    expect(r.result.output).toMatch(/hall-1\.local/);
+    expect(r.result.output).not.toMatch(/pi-[2-6]\.local/);
+    await expect(readFile(join(r.out, 'pi-2.local/daemon.yaml'))).rejects.toThrow(/ENOENT/);
   });
 
   it("rejects a host var the daemon's schema refuses before it reaches the Pi", async () => {

@@ -169,7 +169,7 @@ describe('ansible: rendered configs', () => {
         children: {
           cloud: { hosts: { 'cloud-1': { cloud_web_public_url: 'https://cloud.example.org' } } },
           sensors: {
-            vars: { sensor_mqtt_url: 'mqtts://cloud.example.org:8883' },
+            // hall-1 sets its broker URL; the others derive it from the cloud group's host.
             hosts: Object.fromEntries(Object.entries(sensors).map(([id, vars]) => [`${id}.local`, vars])),
           },
         },
@@ -247,6 +247,7 @@ describe('ansible: rendered configs', () => {
     sensor_address: '1 Example Street: "A" wing',
     sensor_alsa_device: 'plughw:CARD=Device,DEV=0',
     sensor_group: 'lobby',
+    sensor_mqtt_url: 'mqtts://cloud.example.org:8883',
   };
   const stairs = { sensor_id: 'stairs-2', sensor_alsa_device: 'hw:1,0' };
 
@@ -294,6 +295,7 @@ describe('ansible: rendered configs', () => {
     );
     const minimal = loadDaemonConfig({ file: join(good.out, 'stairs-2.local/daemon.yaml'), env: {} });
     expect(minimal.audio.source).toBe('alsa:hw:1,0');
+    expect(minimal.mqtt.url).toBe('mqtts://cloud-1:8883');
     expect(minimal.location.latitude).toBeNull();
   });
 

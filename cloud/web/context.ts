@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { UlidFactory } from '../../protocol/event-id.ts';
+import type { AnalysisPool } from './analysis-pool.ts';
 import type { Session, SessionCodec } from './auth/sessions.ts';
 import { WebError } from './errors.ts';
 import type { SlidingWindowLimiter } from './rate-limit.ts';
@@ -14,6 +15,7 @@ export interface WebContext {
   ids: UlidFactory;
   limits: { login: SlidingWindowLimiter; manualAlert: SlidingWindowLimiter; liveAlert: SlidingWindowLimiter };
   secureCookies: boolean;
+  analysis: AnalysisPool;
 }
 
 declare module 'fastify' {

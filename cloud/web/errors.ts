@@ -13,7 +13,9 @@ export type WebErrorCode =
   | 'WEB_CONFLICT'
   | 'WEB_LISTEN_FAILED'
   | 'WEB_BUNDLE_FAILED'
-  | 'WEB_DATA_DIR';
+  | 'WEB_DATA_DIR'
+  | 'WEB_ANALYSIS_FAILED'
+  | 'WEB_UNAVAILABLE';
 
 const STATUS: Record<WebErrorCode, number> = {
   WEB_UNAUTHENTICATED: 401,
@@ -29,6 +31,8 @@ const STATUS: Record<WebErrorCode, number> = {
   WEB_LISTEN_FAILED: 500,
   WEB_BUNDLE_FAILED: 500,
   WEB_DATA_DIR: 500,
+  WEB_ANALYSIS_FAILED: 500,
+  WEB_UNAVAILABLE: 503,
 };
 
 /** A dashboard error; `statusCode` is what the API answers with, `code` goes in the JSON body. */

@@ -8,6 +8,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { ScreamwatchError } from '../../protocol/errors.ts';
+import { AnalysisPool } from './analysis-pool.ts';
 import { CSRF_HEADER, SESSION_COOKIE, SessionCodec } from './auth/sessions.ts';
 import { resolveSessionSecret, resolveUsers } from './auth/users.ts';
 import { bundleClient, type StaticAsset } from './bundle.ts';
@@ -61,6 +62,8 @@ export function createWebService(deps: WebDeps): WebService {
   let assets = new Map<string, StaticAsset>();
   let url = '';
   let started: Promise<void> | null = null;
+  const modelJson = JSON.stringify(deps.model.toJSON());
+  const analysis = new AnalysisPool(modelJson);
   const csp = [
     "default-src 'self'",
     "script-src 'self'",
@@ -157,6 +160,7 @@ export function createWebService(deps: WebDeps): WebService {
       resolveUsers(config.users, config.dataDir, logger),
       resolveSessionSecret(config.sessionSecret, config.dataDir),
       bundleClient(),
+      analysis.start(),
     ]);
     assets = bundled;
     ctx = {
@@ -171,6 +175,7 @@ export function createWebService(deps: WebDeps): WebService {
         liveAlert: new SlidingWindowLimiter(3, 60_000, nowMs),
       },
       secureCookies,
+      analysis,
     };
     await app.register(fastifyCookie);
     // added after the cookie plugin's own onRequest hook, which parses request.cookies
@@ -182,7 +187,7 @@ export function createWebService(deps: WebDeps): WebService {
     eventRoutes(app, ctx);
     fleetRoutes(app, ctx);
     analyseRoutes(app, ctx);
-    liveRoutes(app, ctx, JSON.stringify(deps.model.toJSON()));
+    liveRoutes(app, ctx, modelJson);
     try {
       url = await app.listen({ host: config.host, port: config.port });
     } catch (err) {
@@ -213,6 +218,7 @@ export function createWebService(deps: WebDeps): WebService {
     async stop() {
       if (started) await started.catch(() => undefined);
       await app.close();
+      await analysis.stop();
     },
   };
 }

@@ -1,8 +1,5 @@
 import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { decodeAudio } from '../../../core/audio/decode.ts';
-import { AudioDecodeError } from '../../../core/audio/errors.ts';
-import { analyzeSamples } from '../../../core/detect/analyze.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { requireAdmin, sessionOf, type WebContext } from '../context.ts';
 import { WebError } from '../errors.ts';
@@ -43,14 +40,8 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
       if (!part) throw new WebError('WEB_UPLOAD_MISSING', 'no file in the upload; send it in a "file" field');
       const name = cleanFileName(part.filename);
       const buf = await part.toBuffer();
-      const decoded = await decodeAudio(buf, name);
-      if (decoded.samples.length === 0)
-        throw new AudioDecodeError('AUDIO_EMPTY', name, 'no audio samples in the file');
-      const result = analyzeSamples(
-        decoded.samples,
-        ctx.deps.model,
-        threshold !== undefined ? { threshold } : {},
-      );
+      request.log.debug({ file: name, bytes: buf.byteLength }, 'web: analysis started');
+      const { result, originalSampleRate } = await ctx.analysis.analyse(buf, name, threshold);
       request.log.info(
         {
           file: name,
@@ -95,7 +86,7 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
       return {
         file: name,
         bytes: buf.byteLength,
-        originalSampleRate: decoded.originalSampleRate,
+        originalSampleRate,
         result,
         eventId: event?.eventId ?? null,
       };

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -297,6 +298,53 @@ describe('web dashboard API', () => {
     // stored for the record, not sent through the alerting ingest
     expect(h.ingested.some((e) => e.eventId === stored.body.eventId)).toBe(false);
     expect(h.alerts.calls.some((c) => c.eventId === stored.body.eventId)).toBe(false);
+  });
+
+  it('analyses an MP3 too', async () => {
+    const wav = screamWav(fixtures.dir, 'for-mp3.wav', 44_100);
+    const mp3 = join(fixtures.dir, 'scream.mp3');
+    execFileSync('sox', [wav, mp3]);
+    const form = new FormData();
+    form.append('file', new Blob([readFileSync(mp3)], { type: 'audio/mpeg' }), 'scream.mp3');
+    const r = await call(h, 'POST', '/api/analyze', viewer, form);
+    expect(r.status).toBe(200);
+    expect(r.body.originalSampleRate).toBe(44_100);
+    expect(r.body.result.isScream).toBe(true);
+  });
+
+  it('keeps answering other requests while a long upload is analysed (worker thread)', async () => {
+    const long = join(fixtures.dir, 'long.wav');
+    execFileSync('sox', [
+      '-n',
+      '-r',
+      '44100',
+      '-c',
+      '1',
+      '-b',
+      '16',
+      long,
+      'synth',
+      '20',
+      'pinknoise',
+      'vol',
+      '0.2',
+    ]);
+    const order: string[] = [];
+    const upload = call(h, 'POST', '/api/analyze', viewer, wavForm(long, 'long.wav')).then((r) => {
+      order.push('analysis');
+      return r;
+    });
+    // wait until the server has the upload (the analysis is then running), then ask for something else
+    await expect
+      .poll(() => h.logs.some((l) => l.msg === 'web: analysis started' && l.file === 'long.wav'), {
+        timeout: 10_000,
+      })
+      .toBe(true);
+    const health = await fetch(`${h.web.url}/healthz`);
+    order.push('healthz');
+    expect(health.status).toBe(200);
+    expect((await upload).status).toBe(200);
+    expect(order).toEqual(['healthz', 'analysis']);
   });
 
   it('reports no scream for a low hum', async () => {

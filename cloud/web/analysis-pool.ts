@@ -1,0 +1,142 @@
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { build } from 'esbuild';
+import type { AnalysisResult } from '../../core/detect/analyze.ts';
+import { ScreamwatchError } from '../../protocol/errors.ts';
+import { WebError } from './errors.ts';
+
+export interface AnalysisOutput {
+  originalSampleRate: number;
+  result: AnalysisResult;
+}
+
+interface Pending {
+  resolve(out: AnalysisOutput): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+type WorkerReply =
+  | { id: number; ok: true; originalSampleRate: number; result: AnalysisResult }
+  | { id: number; ok: false; error: { code: string; message: string; coded: boolean } };
+
+/** Uploads waiting or running at once; more get a 429 rather than an ever-growing queue. */
+const MAX_JOBS = 4;
+/** A 20 MB WAV decodes and scores in ~15 s on a small VM; far beyond that, something is stuck. */
+const JOB_TIMEOUT_MS = 180_000;
+
+/**
+ * Decodes and scores uploads in one worker thread. Resampling a long file takes seconds of
+ * CPU, and the dashboard shares its event loop with MQTT ingest and alert delivery, which
+ * must not stall while someone analyses a recording. The worker is the shared core bundled
+ * with esbuild at start (no build step, and it runs the same under tsx and under vitest).
+ */
+export class AnalysisPool {
+  private code: string | null = null;
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  constructor(private readonly modelJson: string) {}
+
+  async start(): Promise<void> {
+    try {
+      const out = await build({
+        entryPoints: [fileURLToPath(new URL('./analysis-worker.ts', import.meta.url))],
+        bundle: true,
+        write: false,
+        platform: 'node',
+        // CommonJS: an `eval` worker runs a script, and bundled dependencies use require()
+        format: 'cjs',
+        target: 'node20',
+        logLevel: 'silent',
+      });
+      this.code = out.outputFiles[0]!.text;
+    } catch (err) {
+      throw new WebError(
+        'WEB_BUNDLE_FAILED',
+        `web: bundling the analysis worker failed: ${(err as Error).message}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  async stop(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    this.failAll(new WebError('WEB_UNAVAILABLE', 'the dashboard is shutting down; analysis cancelled'));
+    if (w) await w.terminate();
+  }
+
+  analyse(bytes: Uint8Array, name: string, threshold?: number): Promise<AnalysisOutput> {
+    if (!this.code) return Promise.reject(new WebError('WEB_UNAVAILABLE', 'analysis worker is not started'));
+    if (this.pending.size >= MAX_JOBS) {
+      return Promise.reject(
+        new WebError(
+          'WEB_RATE_LIMITED',
+          `the server is analysing ${this.pending.size} files; try again in a minute`,
+        ),
+      );
+    }
+    const worker = this.ensureWorker();
+    const id = this.nextId++;
+    // a private copy whose buffer can be transferred, not copied again
+    const copy = new Uint8Array(bytes);
+    return new Promise<AnalysisOutput>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(
+          new WebError(
+            'WEB_ANALYSIS_FAILED',
+            `${name}: analysis took longer than ${JOB_TIMEOUT_MS / 1000} s`,
+          ),
+        );
+        // the worker may be wedged on this file: replace it
+        void this.restart();
+      }, JOB_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      worker.postMessage({ id, bytes: copy, name, threshold }, [copy.buffer]);
+    });
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(this.code!, { eval: true, workerData: { modelJson: this.modelJson } });
+    w.on('message', (m: WorkerReply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.ok) p.resolve({ originalSampleRate: m.originalSampleRate, result: m.result });
+      else if (m.error.coded) p.reject(new ScreamwatchError(m.error.code, m.error.message));
+      else p.reject(new Error(m.error.message));
+    });
+    w.on('error', (err) => {
+      if (this.worker === w) this.worker = null;
+      this.failAll(new WebError('WEB_ANALYSIS_FAILED', `analysis worker failed: ${err.message}`));
+    });
+    w.on('exit', () => {
+      if (this.worker === w) this.worker = null;
+    });
+    this.worker = w;
+    return w;
+  }
+
+  private async restart(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    this.failAll(new WebError('WEB_ANALYSIS_FAILED', 'analysis worker restarted; try again'));
+    if (w) await w.terminate();
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.pending.delete(id);
+    }
+  }
+}

@@ -90,7 +90,10 @@ export function createWebService(deps: WebDeps): WebService {
 
   const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!ctx) throw new WebError('WEB_NOT_FOUND', 'dashboard is starting');
-    request.session = ctx.sessions.read(request.cookies[SESSION_COOKIE]);
+    const session = ctx.sessions.read(request.cookies[SESSION_COOKIE]);
+    // the config is the authority: a removed user is out and a changed role applies at once
+    const user = session ? ctx.users.find((u) => u.username === session.username) : undefined;
+    request.session = session && user ? { ...session, role: user.role } : null;
     const path = request.url.split('?')[0]!;
     if (PUBLIC_PATHS.has(path) || path.startsWith('/static/')) {
       // login has no session to bind a token to; requiring JSON keeps a cross-site form from posting it

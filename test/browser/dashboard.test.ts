@@ -202,6 +202,17 @@ describe('dashboard in Chromium', () => {
       await p.waitForSelector('.sensor-card');
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
       await screenshot(p, 'fleet-phone');
+      await p.goto(`${h.web.url}/events`);
+      await p.locator('.event-row').first().click();
+      await p.waitForSelector('#review');
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await screenshot(p, 'event-detail-phone');
+      await p.goto(`${h.web.url}/analyse`);
+      await p.setInputFiles('#audio-file', screamWav(fixtures.dir, 'phone.wav'));
+      await p.click('#analyse-submit');
+      await p.waitForSelector('#analysis-plot svg polyline.prob-line', { timeout: 20_000 });
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await screenshot(p, 'analyse-phone');
     } finally {
       await phone.close();
     }

@@ -2,7 +2,7 @@ import type { AnalysisResult } from '../../../core/detect/analyze.ts';
 import { ApiError, post } from './api.ts';
 import { clear, h } from './dom.ts';
 import { bytes, pct } from './format.ts';
-import { probabilityPlot } from './plot.ts';
+import { mountPlot, probabilityPlot } from './plot.ts';
 import { isAdmin } from './shell.ts';
 
 interface AnalyseResponse {
@@ -119,6 +119,7 @@ export function initAnalyse(main: HTMLElement): void {
 
 function showResult(el: HTMLElement, r: AnalyseResponse): void {
   const res = r.result;
+  const plotHost = h('div', { class: 'plot-wrap', id: 'analysis-plot' });
   const first = res.events[0];
   const verdict = res.isScream
     ? h(
@@ -161,25 +162,13 @@ function showResult(el: HTMLElement, r: AnalyseResponse): void {
           h('span', { class: 'stat-value' }, String(res.events.length)),
         ),
       ),
-      h(
-        'div',
-        { class: 'plot-wrap', id: 'analysis-plot' },
-        probabilityPlot({
-          windows: res.windows,
-          threshold: res.thresholdValue,
-          events: res.events,
-          durationS: res.durationS,
-        }),
-      ),
+      plotHost,
       h(
         'p',
         { class: 'legend muted small' },
-        h('span', { class: 'key key-line' }),
-        'probability per window ',
-        h('span', { class: 'key key-threshold' }),
-        'threshold ',
-        h('span', { class: 'key key-event' }),
-        'detected event',
+        h('span', { class: 'legend-item' }, h('span', { class: 'key key-line' }), 'probability per window'),
+        h('span', { class: 'legend-item' }, h('span', { class: 'key key-threshold' }), 'threshold'),
+        h('span', { class: 'legend-item' }, h('span', { class: 'key key-event' }), 'detected event'),
       ),
       res.events.length > 0
         ? h(
@@ -230,5 +219,14 @@ function showResult(el: HTMLElement, r: AnalyseResponse): void {
           )
         : null,
     ),
+  );
+  mountPlot(plotHost, (width) =>
+    probabilityPlot({
+      windows: res.windows,
+      threshold: res.thresholdValue,
+      events: res.events,
+      durationS: res.durationS,
+      width,
+    }),
   );
 }

@@ -16,7 +16,7 @@ import {
   verdict,
 } from './format.ts';
 import { EventMap } from './map.ts';
-import { probabilityPlot } from './plot.ts';
+import { mountPlot, probabilityPlot } from './plot.ts';
 import { isAdmin } from './shell.ts';
 
 function row(label: string, value: Node | string): HTMLElement {
@@ -151,8 +151,10 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
   );
 
   const timeline = h('section', { class: 'card span-2' }, h('h2', {}, 'Window timeline'));
-  if (e.windows && e.windows.length > 0) {
-    timeline.append(probabilityPlot({ windows: e.windows, threshold: e.thresholdValue }));
+  const plotHost = h('div', { class: 'plot-wrap' });
+  const windows = e.windows ?? [];
+  if (windows.length > 0) {
+    timeline.append(plotHost);
   } else {
     timeline.append(
       h(
@@ -271,6 +273,9 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
     ),
     h('div', { class: 'detail-grid' }, where, when, timeline, alerts, review, notes),
   );
+  if (windows.length > 0) {
+    mountPlot(plotHost, (width) => probabilityPlot({ windows, threshold: e.thresholdValue, width }));
+  }
   if (hasPoint) {
     const map = new EventMap(mapEl, document.body.dataset.tileUrl ?? '');
     map.show([e]);

@@ -11,7 +11,6 @@ export interface PlotSpan {
   endS: number;
 }
 
-const W = 800;
 const H = 240;
 const PAD = { l: 44, r: 14, t: 14, b: 30 };
 
@@ -32,8 +31,11 @@ export function probabilityPlot(opts: {
   events?: PlotSpan[];
   durationS?: number;
   label?: string;
+  /** Drawn at the container's real width so labels are never stretched (phones vs desktops). */
+  width?: number;
 }): SVGSVGElement {
   const { windows, threshold, events = [] } = opts;
+  const W = Math.max(280, Math.round(opts.width ?? 800));
   const end = Math.max(opts.durationS ?? 0, windows.at(-1)?.endS ?? 0, 1);
   const x = (t: number) => PAD.l + (t / end) * (W - PAD.l - PAD.r);
   const y = (p: number) => PAD.t + (1 - p) * (H - PAD.t - PAD.b);
@@ -42,13 +44,14 @@ export function probabilityPlot(opts: {
     class: 'plot',
     role: 'img',
     'aria-label': opts.label ?? 'Scream probability over time',
-    preserveAspectRatio: 'none',
+    width: W,
+    height: H,
   });
   for (const p of [0, 0.25, 0.5, 0.75, 1]) {
     svg.append(s('line', { x1: PAD.l, x2: W - PAD.r, y1: y(p), y2: y(p), class: 'grid' }));
     svg.append(s('text', { x: PAD.l - 6, y: y(p) + 4, class: 'tick', 'text-anchor': 'end' }, `${p * 100}%`));
   }
-  const step = niceStep(end, 8);
+  const step = niceStep(end, Math.max(3, Math.floor(W / 100)));
   for (let t = 0; t <= end + 1e-9; t += step) {
     svg.append(s('line', { x1: x(t), x2: x(t), y1: H - PAD.b, y2: H - PAD.b + 4, class: 'axis' }));
     svg.append(
@@ -92,4 +95,17 @@ export function probabilityPlot(opts: {
   svg.append(s('line', { x1: PAD.l, x2: PAD.l, y1: PAD.t, y2: H - PAD.b, class: 'axis' }));
   svg.append(s('line', { x1: PAD.l, x2: W - PAD.r, y1: H - PAD.b, y2: H - PAD.b, class: 'axis' }));
   return svg;
+}
+
+/** Renders a plot into `host` at its current width, and again when the width changes. */
+export function mountPlot(host: HTMLElement, make: (width: number) => SVGSVGElement): void {
+  let last = -1;
+  const draw = () => {
+    const w = host.clientWidth;
+    if (w === last || w === 0) return;
+    last = w;
+    host.replaceChildren(make(w));
+  };
+  draw();
+  new ResizeObserver(draw).observe(host);
 }

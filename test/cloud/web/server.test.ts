@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../../cloud/store/types.ts';
+import { hashPassword } from '../../../cloud/web/auth/passwords.ts';
 import { ScreamModel } from '../../../core/model/scream-model.ts';
 import {
   ADMIN,
@@ -470,6 +471,30 @@ describe('web dashboard setup', () => {
     const s = await login(h.web.url, { username: 'admin', password });
     expect(s.csrf.length).toBeGreaterThan(20);
     expect(readFileSync(join(h.dir, 'web-session-secret'), 'utf8').trim().length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('applies the configured role on every request and drops users removed from the config', async () => {
+    h = await startWeb();
+    const s = await login(h.web.url, ADMIN);
+    const adminHash = hashPassword(ADMIN.password);
+    await h.close();
+    // same session secret, alice demoted to viewer: her cookie still works but only as a viewer
+    h = await startWeb({
+      config: { users: [{ username: ADMIN.username, passwordHash: await adminHash, role: 'viewer' }] },
+    });
+    const session = await call(h, 'GET', '/api/session', s);
+    expect(session.body.role).toBe('viewer');
+    const e = sampleEvent();
+    await h.store.insertIfNew(e);
+    expect(
+      (await call(h, 'POST', `/api/events/${e.eventId}/review`, s, { verdict: 'confirmed' })).status,
+    ).toBe(403);
+    await h.close();
+    // alice removed: her cookie is refused
+    h = await startWeb({
+      config: { users: [{ username: 'bob', passwordHash: await adminHash, role: 'admin' }] },
+    });
+    expect((await call(h, 'GET', '/api/events', s)).status).toBe(401);
   });
 
   it('marks cookies Secure when the public URL is https', async () => {

@@ -143,6 +143,16 @@ describe('dashboard in Chromium', () => {
     await screenshot(page, 'event-detail');
   });
 
+  it('sends a manual alert after confirming, recorded with the user', async () => {
+    const eventId = page.url().split('/').pop()!;
+    page.once('dialog', (d) => void d.accept());
+    await page.click('#manual-alert');
+    await page.waitForSelector('#toast:not([hidden])');
+    expect(await page.locator('#toast').innerText()).toBe('Alert sent');
+    expect(h.alerts.calls).toContainEqual({ eventId, userId: 'alice' });
+    expect(await page.locator('tr[data-channel=sms]').innerText()).toContain('sent');
+  });
+
   it('shows the fleet with the offline sensor standing out', async () => {
     await page.click('nav a[href="/fleet"]');
     await page.waitForSelector('.sensor-card');

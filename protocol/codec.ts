@@ -1,14 +1,14 @@
 import type { z } from 'zod';
 import { ProtocolError } from './errors.ts';
 import {
-  EventMessageSchema,
   type EventMessage,
-  HeartbeatMessageSchema,
+  EventMessageSchema,
   type HeartbeatMessage,
+  HeartbeatMessageSchema,
   MAX_PAYLOAD_BYTES,
   PROTOCOL_VERSION,
-  StatusMessageSchema,
   type StatusMessage,
+  StatusMessageSchema,
 } from './messages.ts';
 import type { MessageKind } from './topics.ts';
 
@@ -35,9 +35,16 @@ function describe(error: z.ZodError): string {
  * ProtocolError with a code (MQTT_PAYLOAD_TOO_LARGE, MQTT_PAYLOAD_INVALID,
  * MQTT_VERSION_UNSUPPORTED, MQTT_SENSOR_MISMATCH) and never returns a half-valid message.
  */
-export function decodeSensorMessage(kind: MessageKind, topicSensorId: string, payload: Uint8Array): SensorMessage {
+export function decodeSensorMessage(
+  kind: MessageKind,
+  topicSensorId: string,
+  payload: Uint8Array,
+): SensorMessage {
   if (payload.byteLength > MAX_PAYLOAD_BYTES) {
-    throw new ProtocolError('MQTT_PAYLOAD_TOO_LARGE', `payload is ${payload.byteLength} bytes, limit ${MAX_PAYLOAD_BYTES}`);
+    throw new ProtocolError(
+      'MQTT_PAYLOAD_TOO_LARGE',
+      `payload is ${payload.byteLength} bytes, limit ${MAX_PAYLOAD_BYTES}`,
+    );
   }
   let raw: unknown;
   try {
@@ -50,7 +57,10 @@ export function decodeSensorMessage(kind: MessageKind, topicSensorId: string, pa
   }
   const version = (raw as { v?: unknown }).v;
   if (version !== PROTOCOL_VERSION) {
-    throw new ProtocolError('MQTT_VERSION_UNSUPPORTED', `protocol version ${JSON.stringify(version)} is not ${PROTOCOL_VERSION}`);
+    throw new ProtocolError(
+      'MQTT_VERSION_UNSUPPORTED',
+      `protocol version ${JSON.stringify(version)} is not ${PROTOCOL_VERSION}`,
+    );
   }
   const parsed = schemas[kind].safeParse(raw);
   if (!parsed.success) throw new ProtocolError('MQTT_PAYLOAD_INVALID', `${kind}: ${describe(parsed.error)}`);

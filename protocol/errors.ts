@@ -2,7 +2,12 @@
 export class ScreamwatchError extends Error {
   readonly code: string;
   readonly context: Record<string, unknown> | undefined;
-  constructor(code: string, message: string, context?: Record<string, unknown>, options?: { cause?: unknown }) {
+  constructor(
+    code: string,
+    message: string,
+    context?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'ScreamwatchError';
     this.code = code;

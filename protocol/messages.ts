@@ -31,9 +31,11 @@ export const SensorLocationSchema = z.object({
 });
 
 /** Summary of the features of the peak window: small, numeric, for later analysis. */
-export const FeatureSummarySchema = z.record(z.string().max(64), finite).refine((o) => Object.keys(o).length <= 128, {
-  message: 'at most 128 feature values',
-});
+export const FeatureSummarySchema = z
+  .record(z.string().max(64), finite)
+  .refine((o) => Object.keys(o).length <= 128, {
+    message: 'at most 128 feature values',
+  });
 
 export const EventMessageSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),

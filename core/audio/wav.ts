@@ -18,11 +18,14 @@ const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
  */
 export function decodeWav(buf: Uint8Array, file: string): PcmAudio {
   if (buf.byteLength === 0) throw new AudioDecodeError('AUDIO_EMPTY', file, 'file is empty');
-  if (buf.byteLength < 12) throw new AudioDecodeError('AUDIO_TRUNCATED', file, `only ${buf.byteLength} bytes, no WAV header`);
+  if (buf.byteLength < 12)
+    throw new AudioDecodeError('AUDIO_TRUNCATED', file, `only ${buf.byteLength} bytes, no WAV header`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const tag = ascii(buf, 0, 4);
-  if (tag !== 'RIFF' && tag !== 'RIFX') throw new AudioDecodeError('AUDIO_CORRUPT', file, 'not a WAV file (no RIFF header)');
-  if (tag === 'RIFX') throw new AudioDecodeError('AUDIO_UNSUPPORTED', file, 'big-endian RIFX WAV is not supported');
+  if (tag !== 'RIFF' && tag !== 'RIFX')
+    throw new AudioDecodeError('AUDIO_CORRUPT', file, 'not a WAV file (no RIFF header)');
+  if (tag === 'RIFX')
+    throw new AudioDecodeError('AUDIO_UNSUPPORTED', file, 'big-endian RIFX WAV is not supported');
   if (ascii(buf, 8, 4) !== 'WAVE') throw new AudioDecodeError('AUDIO_CORRUPT', file, 'RIFF file is not WAVE');
 
   let offset = 12;
@@ -34,14 +37,16 @@ export function decodeWav(buf: Uint8Array, file: string): PcmAudio {
     const size = view.getUint32(offset + 4, true);
     const body = offset + 8;
     if (id === 'fmt ') {
-      if (size < 16 || body + 16 > buf.byteLength) throw new AudioDecodeError('AUDIO_CORRUPT', file, 'fmt chunk is too short');
+      if (size < 16 || body + 16 > buf.byteLength)
+        throw new AudioDecodeError('AUDIO_CORRUPT', file, 'fmt chunk is too short');
       let format = view.getUint16(body, true);
       const channels = view.getUint16(body + 2, true);
       const rate = view.getUint32(body + 4, true);
       const blockAlign = view.getUint16(body + 12, true);
       const bits = view.getUint16(body + 14, true);
       if (format === WAVE_FORMAT_EXTENSIBLE) {
-        if (size < 40 || body + 26 > buf.byteLength) throw new AudioDecodeError('AUDIO_CORRUPT', file, 'extensible fmt chunk is too short');
+        if (size < 40 || body + 26 > buf.byteLength)
+          throw new AudioDecodeError('AUDIO_CORRUPT', file, 'extensible fmt chunk is too short');
         format = view.getUint16(body + 24, true); // first two bytes of the SubFormat GUID
       }
       fmt = { format, channels, rate, bits, blockAlign };
@@ -55,15 +60,25 @@ export function decodeWav(buf: Uint8Array, file: string): PcmAudio {
   if (!fmt) throw new AudioDecodeError('AUDIO_CORRUPT', file, 'no fmt chunk before the audio data');
   if (dataStart < 0) throw new AudioDecodeError('AUDIO_TRUNCATED', file, 'no data chunk (file cut off?)');
   const { format, channels, rate, bits } = fmt;
-  if (channels < 1 || channels > 32) throw new AudioDecodeError('AUDIO_CORRUPT', file, `invalid channel count ${channels}`);
-  if (rate < 1000 || rate > 768_000) throw new AudioDecodeError('AUDIO_UNSUPPORTED', file, `unsupported sample rate ${rate} Hz`);
+  if (channels < 1 || channels > 32)
+    throw new AudioDecodeError('AUDIO_CORRUPT', file, `invalid channel count ${channels}`);
+  if (rate < 1000 || rate > 768_000)
+    throw new AudioDecodeError('AUDIO_UNSUPPORTED', file, `unsupported sample rate ${rate} Hz`);
   const isFloat = format === WAVE_FORMAT_IEEE_FLOAT;
   if (format !== WAVE_FORMAT_PCM && !isFloat) {
-    throw new AudioDecodeError('AUDIO_UNSUPPORTED', file, `unsupported WAV encoding 0x${format.toString(16)} (only PCM and IEEE float)`);
+    throw new AudioDecodeError(
+      'AUDIO_UNSUPPORTED',
+      file,
+      `unsupported WAV encoding 0x${format.toString(16)} (only PCM and IEEE float)`,
+    );
   }
   const validBits = isFloat ? [32, 64] : [8, 16, 24, 32];
   if (!validBits.includes(bits)) {
-    throw new AudioDecodeError('AUDIO_UNSUPPORTED', file, `unsupported ${isFloat ? 'float' : 'PCM'} bit depth ${bits}`);
+    throw new AudioDecodeError(
+      'AUDIO_UNSUPPORTED',
+      file,
+      `unsupported ${isFloat ? 'float' : 'PCM'} bit depth ${bits}`,
+    );
   }
   const bytesPerSample = bits / 8;
   const frameBytes = bytesPerSample * channels;
@@ -82,7 +97,10 @@ export function decodeWav(buf: Uint8Array, file: string): PcmAudio {
 }
 
 function sampleReader(view: DataView, bits: number, isFloat: boolean): (at: number) => number {
-  if (isFloat) return bits === 32 ? (at) => sanitize(view.getFloat32(at, true)) : (at) => sanitize(view.getFloat64(at, true));
+  if (isFloat)
+    return bits === 32
+      ? (at) => sanitize(view.getFloat32(at, true))
+      : (at) => sanitize(view.getFloat64(at, true));
   switch (bits) {
     case 8:
       return (at) => (view.getUint8(at) - 128) / 128;
@@ -100,7 +118,7 @@ function sampleReader(view: DataView, bits: number, isFloat: boolean): (at: numb
 
 function sanitize(x: number): number {
   if (!Number.isFinite(x)) return 0;
-  return x > 1 ? 1 : x < -1 ? -1 : x;
+  return x > 1 ? 1 : Math.max(x, -1);
 }
 
 function ascii(buf: Uint8Array, at: number, len: number): string {

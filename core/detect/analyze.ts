@@ -35,7 +35,11 @@ const CHUNK = 4000;
  * A recording shorter than one window is padded with silence to one window, so a short
  * clip still gets a score.
  */
-export function analyzeSamples(samples: Float32Array, model: ScreamModel, options: DetectorOptions = {}): AnalysisResult {
+export function analyzeSamples(
+  samples: Float32Array,
+  model: ScreamModel,
+  options: DetectorOptions = {},
+): AnalysisResult {
   const detector = new StreamDetector(model, options);
   const minSamples = Math.ceil(WINDOW_S * 16_000) + 64;
   let input = samples;

@@ -37,9 +37,11 @@ export type ConfirmerUpdate =
   | null;
 
 export function validateConfirmerOptions(o: ConfirmerOptions): void {
-  if (!(o.threshold > 0 && o.threshold <= 1)) throw new RangeError(`threshold must be in (0, 1], got ${o.threshold}`);
+  if (!(o.threshold > 0 && o.threshold <= 1))
+    throw new RangeError(`threshold must be in (0, 1], got ${o.threshold}`);
   if (!Number.isInteger(o.n) || o.n < 1) throw new RangeError(`n must be a positive integer, got ${o.n}`);
-  if (!Number.isInteger(o.k) || o.k < 1 || o.k > o.n) throw new RangeError(`k must be an integer in 1..n (${o.n}), got ${o.k}`);
+  if (!Number.isInteger(o.k) || o.k < 1 || o.k > o.n)
+    throw new RangeError(`k must be an integer in 1..n (${o.n}), got ${o.k}`);
   if (!Number.isInteger(o.releaseWindows) || o.releaseWindows < 1) {
     throw new RangeError(`releaseWindows must be a positive integer, got ${o.releaseWindows}`);
   }

@@ -1,6 +1,11 @@
 import { type FeatureWindow, WindowFeatureStream } from '../features/window-stream.ts';
 import type { ScreamModel } from '../model/scream-model.ts';
-import { type ConfirmedEvent, type ConfirmerOptions, type ConfirmerUpdate, ScreamConfirmer } from './confirmer.ts';
+import {
+  type ConfirmedEvent,
+  type ConfirmerOptions,
+  type ConfirmerUpdate,
+  ScreamConfirmer,
+} from './confirmer.ts';
 
 export interface DetectorOptions extends Partial<ConfirmerOptions> {
   /** Windows quieter than this (dBFS) score 0; defaults to the model's gate. */

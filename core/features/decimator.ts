@@ -20,7 +20,8 @@ function makeKernel(): Float64Array {
   for (let i = 0; i < TAPS; i++) {
     const x = i - mid;
     const sinc = x === 0 ? 2 * cutoff : Math.sin(2 * Math.PI * cutoff * x) / (Math.PI * x);
-    const blackman = 0.42 - 0.5 * Math.cos((2 * Math.PI * i) / (TAPS - 1)) + 0.08 * Math.cos((4 * Math.PI * i) / (TAPS - 1));
+    const blackman =
+      0.42 - 0.5 * Math.cos((2 * Math.PI * i) / (TAPS - 1)) + 0.08 * Math.cos((4 * Math.PI * i) / (TAPS - 1));
     k[i] = sinc * blackman;
     sum += k[i]!;
   }

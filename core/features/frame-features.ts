@@ -207,9 +207,15 @@ function pitch(x: Float32Array): { harmonicity: number; f0Hz: number } {
   }
   for (let lag = MIN_LAG; lag <= MAX_LAG; lag++) {
     const v = r[lag]!;
-    if (v > best && v >= r[lag - 1]! && v >= r[lag + 1]!) {
-      best = v;
+    if (v > best && v >= r[lag - 1]! && v >= r[lag + 1]!) best = v;
+  }
+  // A periodic sound correlates at every multiple of its period; the shortest lag that
+  // comes close to the best peak is the period (otherwise pitch drops by octaves).
+  for (let lag = MIN_LAG; lag <= MAX_LAG && best > 0; lag++) {
+    const v = r[lag]!;
+    if (v >= 0.9 * best && v >= r[lag - 1]! && v >= r[lag + 1]!) {
       bestLag = lag;
+      break;
     }
   }
   if (bestLag === 0) return { harmonicity: 0, f0Hz: 0 };
@@ -233,5 +239,5 @@ function finiteArray(a: ArrayLike<number>): Float64Array {
 }
 
 function clamp(x: number, lo: number, hi: number): number {
-  return x < lo ? lo : x > hi ? hi : x;
+  return x < lo ? lo : Math.min(x, hi);
 }

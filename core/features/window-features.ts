@@ -111,7 +111,8 @@ export function summariseWindow(frames: readonly FrameFeatures[]): WindowFeature
   put(active.length / n);
   put(std(active, (f) => f.rmsDb));
   let maxRise = 0;
-  for (let i = 1; i < n; i++) maxRise = Math.max(maxRise, frames[i]!.rmsDb - Math.max(frames[i - 1]!.rmsDb, -90));
+  for (let i = 1; i < n; i++)
+    maxRise = Math.max(maxRise, frames[i]!.rmsDb - Math.max(frames[i - 1]!.rmsDb, -90));
   put(Math.min(maxRise, 60));
 
   const voiced = active.filter((f) => f.harmonicity >= VOICED_HARMONICITY);

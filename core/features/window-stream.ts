@@ -1,6 +1,12 @@
 import { Decimator2 } from './decimator.ts';
 import { FRAME_SIZE, FrameFeatureExtractor, type FrameFeatures } from './frame-features.ts';
-import { FRAME_S, FRAMES_PER_HOP, FRAMES_PER_WINDOW, summariseWindow, type WindowFeatures } from './window-features.ts';
+import {
+  FRAME_S,
+  FRAMES_PER_HOP,
+  FRAMES_PER_WINDOW,
+  summariseWindow,
+  type WindowFeatures,
+} from './window-features.ts';
 
 export interface FeatureWindow extends WindowFeatures {
   /** 0-based window number since the stream started. */

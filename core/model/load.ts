@@ -3,14 +3,19 @@ import { fileURLToPath } from 'node:url';
 import { ModelError, ScreamModel } from './scream-model.ts';
 
 /** The model shipped in models/ (trained by `screamwatch train`). */
-export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../../models/screamwatch-forest.json', import.meta.url));
+export const DEFAULT_MODEL_PATH = fileURLToPath(
+  new URL('../../models/screamwatch-forest.json', import.meta.url),
+);
 
 export function loadModelFile(path: string = DEFAULT_MODEL_PATH): ScreamModel {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ModelError('MODEL_NOT_FOUND', `cannot read model file ${path}: ${(err as NodeJS.ErrnoException).code}`);
+    throw new ModelError(
+      'MODEL_NOT_FOUND',
+      `cannot read model file ${path}: ${(err as NodeJS.ErrnoException).code}`,
+    );
   }
   let json: unknown;
   try {

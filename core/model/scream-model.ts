@@ -60,9 +60,14 @@ export class ScreamModel {
     try {
       forest = RandomForestClassifier.load(file.forest as never);
     } catch (err) {
-      throw new ModelError('MODEL_INVALID', `${source}: forest cannot be loaded: ${(err as Error).message}`, undefined, {
-        cause: err,
-      });
+      throw new ModelError(
+        'MODEL_INVALID',
+        `${source}: forest cannot be loaded: ${(err as Error).message}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
     }
     const { forest: _forest, ...meta } = file as ModelFile;
     return new ScreamModel(meta, forest);

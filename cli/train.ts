@@ -1,0 +1,166 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_MODEL_PATH } from '../core/model/load.ts';
+import { loadDataset } from '../core/train/dataset.ts';
+import {
+  buildMixes,
+  buildModelFile,
+  type ClipFeatures,
+  chooseDefaults,
+  crossValidate,
+  DEFAULT_FOREST,
+  fitForest,
+  type ModelDefaults,
+  report,
+  type ValidationReport,
+  windowsOf,
+} from '../core/train/pipeline.ts';
+import { ProgressBar } from './progress.ts';
+
+const USAGE = `usage: screamwatch train --data DIR [--out FILE] [--no-validate] [--trees N] [--seed N]
+  DIR holds scream/ and non_scream/ (WAV/MP3, any rate) and optionally manifest.csv.
+  Validates the recipe leave-one-source-out, picks the default threshold and k-of-n from it,
+  trains on everything and writes the model (default: the shipped models/screamwatch-forest.json).`;
+
+export async function runTrain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: 'string' },
+      out: { type: 'string' },
+      'no-validate': { type: 'boolean', default: false },
+      trees: { type: 'string' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || !values.data) {
+    (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const started = performance.now();
+  const bar = new ProgressBar();
+  const log = (msg: string) => process.stderr.write(`${msg}\n`);
+  const forest = {
+    ...DEFAULT_FOREST,
+    ...(values.trees ? { nEstimators: positiveInt('--trees', values.trees) } : {}),
+    ...(values.seed ? { seed: positiveInt('--seed', values.seed) } : {}),
+  };
+
+  const prepared = await prepare(values.data, bar);
+  const { clips, features, mixes } = prepared;
+  let defaults: ModelDefaults = {
+    threshold: 0.5,
+    confirm: { k: 2, n: 3, releaseWindows: 4 },
+    levelGateDbfs: -60,
+  };
+  let validation: ValidationReport | undefined;
+  if (!values['no-validate']) {
+    const cv = crossValidate(clips, features, mixes, forest, (i, of, source) =>
+      bar.update(`validate: ${source}`, i - 1, of),
+    );
+    bar.update('validate', 1, 1);
+    if (cv.folds.length === 0) log('validation skipped: needs at least two sources with both classes');
+    else {
+      defaults = chooseDefaults(cv.scored);
+      validation = report(cv.scored, cv.noisyScored, cv.folds, defaults);
+    }
+  }
+  const forestJson = fitForest([...features, ...mixes], forest, (t, of) => bar.update('train forest', t, of));
+  const sources = summariseSources(clips);
+  const file = buildModelFile(
+    forestJson,
+    defaults,
+    {
+      data: resolve(values.data),
+      clips: clips.length,
+      screamClips: clips.filter((c) => c.label === 1).length,
+      nonScreamClips: clips.filter((c) => c.label === 0).length,
+      augmentedScreamMixes: mixes.length,
+      sources,
+      forest,
+      seconds: Math.round((performance.now() - started) / 100) / 10,
+    },
+    validation as unknown as Record<string, unknown> | undefined,
+  );
+  const out = resolve(values.out ?? DEFAULT_MODEL_PATH);
+  await mkdir(dirname(out), { recursive: true });
+  const text = JSON.stringify(file);
+  await writeFile(out, text);
+  log(
+    `wrote ${out} (${(text.length / 1e6).toFixed(2)} MB, version ${file.version}) in ${file.training.seconds} s`,
+  );
+  if (validation) process.stdout.write(`${formatReport(validation)}\n`);
+  return 0;
+}
+
+export async function prepare(dataDir: string, bar: ProgressBar) {
+  const clips = await loadDataset(dataDir, { onClip: (d, t) => bar.update('decode clips', d, t) });
+  const features: ClipFeatures[] = clips.map((c, i) => {
+    bar.update('features', i + 1, clips.length);
+    return {
+      clip: i,
+      label: c.label,
+      source: c.source,
+      durationS: c.durationS,
+      windows: windowsOf(c.samples),
+    };
+  });
+  const mixes = buildMixes(clips, features, 7);
+  return { clips, features, mixes };
+}
+
+function summariseSources(clips: { source: string; license: string; label: 0 | 1; durationS: number }[]) {
+  const map = new Map<
+    string,
+    { source: string; license: string; screams: number; nonScreams: number; minutes: number }
+  >();
+  for (const c of clips) {
+    const s = map.get(c.source) ?? {
+      source: c.source,
+      license: c.license,
+      screams: 0,
+      nonScreams: 0,
+      minutes: 0,
+    };
+    if (c.label === 1) s.screams++;
+    else s.nonScreams++;
+    s.minutes += c.durationS / 60;
+    map.set(c.source, s);
+  }
+  return [...map.values()].map((s) => ({ ...s, minutes: Math.round(s.minutes * 10) / 10 }));
+}
+
+function positiveInt(name: string, v: string): number {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 1)
+    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return x;
+}
+
+export function formatReport(r: ValidationReport): string {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const w = r.windows;
+  const a = w.atThreshold;
+  const lines = [
+    `Validation: ${r.method}`,
+    `  folds: ${r.folds.map((f) => `${f.heldOut} (${f.screamClips} scream, ${f.nonScreamClips} non-scream clips)`).join('; ')}`,
+    `Windows (${w.count}, ${w.screams} scream):`,
+    `  ROC-AUC ${w.rocAuc.toFixed(3)}   average precision ${w.averagePrecision.toFixed(3)}`,
+    `  at threshold ${a.threshold}: precision ${pct(a.precision)}  recall ${pct(a.recall)}  F1 ${a.f1.toFixed(3)}  false-positive rate ${pct(a.falsePositiveRate)}`,
+    `Events (confirmed ${r.defaults.confirm.k} of ${r.defaults.confirm.n} windows):`,
+    `  scream clips detected ${pct(r.events.eventRecall)} of ${r.events.screamClips}`,
+    `  false alarms ${r.events.falseAlarms} in ${(r.events.nonScreamHours * 60).toFixed(1)} min of non-scream audio = ${r.events.falseAlarmsPerHour.toFixed(2)} per hour`,
+    `  latency from clip start: median ${r.events.medianLatencyS.toFixed(2)} s, p90 ${r.events.p90LatencyS.toFixed(2)} s`,
+  ];
+  if (r.noisy.some((n) => n.clips > 0)) {
+    lines.push('Screams mixed into held-out background recordings (2 s lead-in):');
+    for (const n of r.noisy) {
+      lines.push(
+        `  SNR ${String(n.snrDb).padStart(2)} dB: event recall ${pct(n.eventRecall)} of ${n.clips}, latency from onset median ${n.medianLatencyS.toFixed(2)} s, p90 ${n.p90LatencyS.toFixed(2)} s`,
+      );
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { Decimator2 } from '../../core/features/decimator.ts';
+import {
+  FEATURE_SAMPLE_RATE,
+  FRAME_SIZE,
+  FrameFeatureExtractor,
+} from '../../core/features/frame-features.ts';
+import { WINDOW_FEATURE_NAMES, WINDOW_S } from '../../core/features/window-features.ts';
+import { WindowFeatureStream } from '../../core/features/window-stream.ts';
+
+const tone = (hz: number, n: number, rate: number, amp = 0.5) =>
+  Float32Array.from({ length: n }, (_, i) => amp * Math.sin((2 * Math.PI * hz * i) / rate));
+const featureOf = (values: Float64Array, name: string) => values[WINDOW_FEATURE_NAMES.indexOf(name)]!;
+
+describe('frame features on known signals', () => {
+  const ex = new FrameFeatureExtractor();
+  const f = ex.extract(tone(1000, FRAME_SIZE, FEATURE_SAMPLE_RATE));
+
+  it('a 1 kHz tone: centroid in Hz (Meyda returns a bin index), pitch, ZCR', () => {
+    expect(f.silent).toBe(false);
+    expect(f.centroidHz).toBeGreaterThan(900);
+    expect(f.centroidHz).toBeLessThan(1150);
+    expect(f.f0Hz).toBeGreaterThan(980);
+    expect(f.f0Hz).toBeLessThan(1020);
+    expect(f.harmonicity).toBeGreaterThan(0.95);
+    // a sine crosses zero twice a period: 2 * 1000 / 8000 per sample
+    expect(f.zcr).toBeCloseTo(0.25, 1);
+    expect(f.rolloffHz).toBeLessThan(1500);
+    expect(f.highBandRatio).toBeLessThan(0.01);
+  });
+
+  it('spectral features do not depend on loudness', () => {
+    const quiet = new FrameFeatureExtractor().extract(tone(1000, FRAME_SIZE, FEATURE_SAMPLE_RATE, 0.005));
+    expect(quiet.rmsDb).toBeLessThan(f.rmsDb - 35);
+    expect(quiet.centroidHz).toBeCloseTo(f.centroidHz, 3);
+    for (let i = 1; i < quiet.mfcc.length; i++) expect(quiet.mfcc[i]).toBeCloseTo(f.mfcc[i]!, 3);
+  });
+
+  it('a 3 kHz tone sits in the high band', () => {
+    const hi = new FrameFeatureExtractor().extract(tone(3000, FRAME_SIZE, FEATURE_SAMPLE_RATE));
+    expect(hi.highBandRatio).toBeGreaterThan(0.95);
+    expect(hi.centroidHz).toBeGreaterThan(2800);
+  });
+
+  it('silence is flagged and has no NaN (Meyda gives NaN centroid/flatness on zeros)', () => {
+    const s = new FrameFeatureExtractor().extract(new Float32Array(FRAME_SIZE));
+    expect(s.silent).toBe(true);
+    for (const v of [s.centroidHz, s.flatness, s.zcr, s.f0Hz, ...s.mfcc, ...s.chroma])
+      expect(Number.isFinite(v)).toBe(true);
+  });
+
+  it('white noise is flat and unvoiced', () => {
+    let seed = 1;
+    const rnd = () => {
+      seed = (seed * 16807) % 2147483647;
+      return (seed / 2147483647) * 2 - 1;
+    };
+    const n = new FrameFeatureExtractor().extract(Float32Array.from({ length: FRAME_SIZE }, rnd));
+    expect(n.flatness).toBeGreaterThan(0.4);
+    expect(n.harmonicity).toBeLessThan(0.5);
+  });
+});
+
+describe('decimator', () => {
+  it('passes 1 kHz and removes 6 kHz (which would alias to 2 kHz)', () => {
+    const rms = (x: Float32Array) => Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length);
+    const pass = new Decimator2().push(tone(1000, 16000, 16000)).subarray(100);
+    const stop = new Decimator2().push(tone(6000, 16000, 16000)).subarray(100);
+    expect(rms(pass)).toBeGreaterThan(0.34);
+    expect(rms(stop)).toBeLessThan(0.005);
+  });
+});
+
+describe('window stream', () => {
+  it('cuts 1.024 s windows every 0.512 s, independent of chunking', () => {
+    const x = Float32Array.from({ length: 16000 * 5 }, (_, i) => Math.sin(i / 7) * Math.sin(i / 3000) * 0.3);
+    const whole = new WindowFeatureStream().push(x);
+    const s = new WindowFeatureStream();
+    const chunked = [];
+    for (let at = 0; at < x.length; at += 777) chunked.push(...s.push(x.subarray(at, at + 777)));
+    expect(whole.length).toBe(8);
+    expect(whole[0]!.endS - whole[0]!.startS).toBeCloseTo(WINDOW_S, 6);
+    expect(whole[1]!.startS).toBeCloseTo(0.512, 6);
+    expect(chunked.length).toBe(whole.length);
+    for (let w = 0; w < whole.length; w++) {
+      expect(Array.from(chunked[w]!.values)).toEqual(Array.from(whole[w]!.values));
+    }
+  });
+
+  it('summarises a window: a 900 Hz tone is voiced and high-pitched, silence scores nothing', () => {
+    const [w] = new WindowFeatureStream().push(tone(900, 17000, 16000, 0.3));
+    expect(featureOf(w!.values, 'voicedFraction')).toBeGreaterThan(0.9);
+    expect(featureOf(w!.values, 'f0Median')).toBeGreaterThan(850);
+    expect(featureOf(w!.values, 'f0Median')).toBeLessThan(950);
+    expect(featureOf(w!.values, 'highPitchFraction')).toBeGreaterThan(0.9);
+    expect(w!.levelDbfs).toBeCloseTo(20 * Math.log10(0.3 / Math.SQRT2), 0);
+    const [s] = new WindowFeatureStream().push(new Float32Array(17000));
+    expect(Array.from(s!.values).every((v) => v === 0)).toBe(true);
+    expect(s!.levelDbfs).toBeLessThan(-150);
+  });
+});

@@ -265,4 +265,43 @@ describe('the daemon process', () => {
     expect(outbox.depthOf('event')).toBe(1);
     outbox.close();
   });
+
+  it('daemon/launch.mjs (low-memory entry, plain node) runs the same daemon', async () => {
+    const broker = await startAedes();
+    teardown.add(() => broker.stop());
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'daemon/launch.mjs'),
+        '--sensor-id',
+        'lab-9',
+        '--source',
+        `file:${oneScream}`,
+        '--fast',
+        '--broker',
+        broker.url,
+        '--state-dir',
+        state.dir,
+      ],
+      {
+        cwd: state.dir,
+        env: { ...process.env, SCREAMWATCH_DETECTION_MODEL_PATH: modelPath },
+        stdio: 'ignore',
+      },
+    );
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    teardown.add(async () => {
+      child.kill('SIGKILL');
+      await exited;
+    });
+    expect(await exited).toBe(0);
+    const events = broker.messages.filter((m) => m.topic === 'screamwatch/sensors/lab-9/events');
+    expect(events).toHaveLength(1);
+    const e = JSON.parse(events[0]!.payload.toString()) as EventMessage;
+    // files located from the sources (package.json for the version) are found as under tsx
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(e.deviceInfo.daemonVersion).toBe(pkg.version);
+  });
 });

@@ -1,11 +1,33 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WebError } from './errors.ts';
 
 export interface StaticAsset {
   body: Buffer;
   type: string;
+  /** Pre-compressed once at start: the live bundle and the model are large and served to phones. */
+  gzip: Buffer | null;
+}
+
+export function makeAsset(body: Buffer, type: string): StaticAsset {
+  return { body, type, gzip: body.length > 1024 ? gzipSync(body, { level: 9 }) : null };
+}
+
+/** Sends an asset, gzipped when the client accepts it. */
+export function sendAsset(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  asset: StaticAsset,
+  cacheControl: string,
+): FastifyReply {
+  reply.type(asset.type).header('cache-control', cacheControl).header('vary', 'accept-encoding');
+  if (asset.gzip && /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
+    return reply.header('content-encoding', 'gzip').send(asset.gzip);
+  }
+  return reply.send(asset.body);
 }
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -48,17 +70,17 @@ export async function bundleClient(): Promise<Map<string, StaticAsset>> {
   const assets = new Map<string, StaticAsset>();
   for (const f of result.outputFiles ?? []) {
     const name = f.path.slice(f.path.lastIndexOf('/') + 1);
-    assets.set(name, { body: Buffer.from(f.contents), type: 'text/javascript; charset=utf-8' });
+    assets.set(name, makeAsset(Buffer.from(f.contents), 'text/javascript; charset=utf-8'));
   }
-  assets.set('styles.css', {
-    body: await readFile(here('./client/styles.css')),
-    type: 'text/css; charset=utf-8',
-  });
-  assets.set('leaflet.css', {
-    body: await readFile(fileURLToPath(import.meta.resolve('leaflet/dist/leaflet.css'))),
-    type: 'text/css; charset=utf-8',
-  });
-  assets.set('favicon.svg', { body: Buffer.from(FAVICON), type: 'image/svg+xml' });
+  assets.set('styles.css', makeAsset(await readFile(here('./client/styles.css')), 'text/css; charset=utf-8'));
+  assets.set(
+    'leaflet.css',
+    makeAsset(
+      await readFile(fileURLToPath(import.meta.resolve('leaflet/dist/leaflet.css'))),
+      'text/css; charset=utf-8',
+    ),
+  );
+  assets.set('favicon.svg', makeAsset(Buffer.from(FAVICON), 'image/svg+xml'));
   return assets;
 }
 

@@ -11,7 +11,7 @@ import { ScreamwatchError } from '../../protocol/errors.ts';
 import { AnalysisPool } from './analysis-pool.ts';
 import { CSRF_HEADER, SESSION_COOKIE, SessionCodec } from './auth/sessions.ts';
 import { resolveSessionSecret, resolveUsers } from './auth/users.ts';
-import { bundleClient, type StaticAsset } from './bundle.ts';
+import { bundleClient, makeAsset, type StaticAsset, sendAsset } from './bundle.ts';
 import { makeIds, type WebContext } from './context.ts';
 import { WebError } from './errors.ts';
 import { type PageName, renderPage } from './pages.ts';
@@ -139,7 +139,7 @@ export function createWebService(deps: WebDeps): WebService {
     const asset = assets.get((request.params as { name: string }).name);
     if (!asset)
       throw new WebError('WEB_NOT_FOUND', `no static file ${(request.params as { name: string }).name}`);
-    return reply.type(asset.type).header('cache-control', 'private, max-age=60').send(asset.body);
+    return sendAsset(request, reply, asset, 'private, max-age=60');
   });
 
   const page = (name: PageName) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -190,7 +190,7 @@ export function createWebService(deps: WebDeps): WebService {
     eventRoutes(app, ctx);
     fleetRoutes(app, ctx);
     analyseRoutes(app, ctx);
-    liveRoutes(app, ctx, modelJson);
+    liveRoutes(app, ctx, makeAsset(Buffer.from(modelJson), 'application/json; charset=utf-8'));
     try {
       url = await app.listen({ host: config.host, port: config.port });
     } catch (err) {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { StoredEvent, StoredLocation } from '../../store/types.ts';
+import { type StaticAsset, sendAsset } from '../bundle.ts';
 import { rateLimit, requireAdmin, type WebContext } from '../context.ts';
 
 interface LiveAlertBody {
@@ -21,14 +22,9 @@ const UNKNOWN: StoredLocation = {
   source: 'unknown',
 };
 
-export function liveRoutes(app: FastifyInstance, ctx: WebContext, modelJson: string): void {
+export function liveRoutes(app: FastifyInstance, ctx: WebContext, model: StaticAsset): void {
   // The forest the browser scores the microphone with: the same file the server uses.
-  app.get('/api/model', async (_request, reply) => {
-    return reply
-      .type('application/json; charset=utf-8')
-      .header('cache-control', 'private, max-age=300')
-      .send(modelJson);
-  });
+  app.get('/api/model', async (request, reply) => sendAsset(request, reply, model, 'private, max-age=300'));
 
   app.post(
     '/api/live/alert',

@@ -102,6 +102,9 @@ describe('web dashboard API', () => {
     expect(live.status).toBe(200);
     const leaflet = await fetch(`${h.web.url}/static/leaflet.css`);
     expect(await leaflet.text()).toContain('.leaflet-container');
+    const gz = await fetch(`${h.web.url}/static/live.js`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(gz.headers.get('content-encoding')).toBe('gzip'); // fetch decodes it transparently
+    expect((await gz.text()).length).toBeGreaterThan(10_000);
     const csp = app.headers.get('content-security-policy') ?? '';
     expect(csp).toContain("script-src 'self'");
     expect(csp).toContain('img-src');

@@ -28,7 +28,10 @@ export class EventMap {
     );
     L.tileLayer(tileUrl, {
       maxZoom: 19,
-      attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+      // OSM's licence asks for this credit; other tile servers are credited by host name
+      attribution: /openstreetmap\.(org|fr|de)/.test(tileUrl)
+        ? '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+        : `Map tiles: ${escapeText(tileHost(tileUrl))}`,
     }).addTo(this.map);
     this.layer.addTo(this.map);
     this.map.on('dragstart', () => {
@@ -96,4 +99,12 @@ export class EventMap {
   invalidate(): void {
     this.map.invalidateSize();
   }
+}
+
+function tileHost(url: string): string {
+  return /^https?:\/\/([^/]+)/.exec(url.replace(/\{s\}\./, ''))?.[1] ?? 'custom tile server';
+}
+
+function escapeText(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

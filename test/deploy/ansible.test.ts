@@ -125,7 +125,7 @@ describe('ansible: static checks', () => {
     const r = await tool('ansible-lint', ['--offline', '--profile', 'production', '--nocolor'], ansibleDir);
     expect(r.output).toMatch(/Passed with production profile: 0 failure\(s\), 0 warning\(s\)/);
     expect(r.code, r.output).toBe(0);
-  });
+  }, 90_000);
 
   // Proves the lint check above reads our roles: the same tree with one sloppy task fails.
   it('ansible-lint fails a copy of the roles with an unguarded shell task', async () => {
@@ -136,7 +136,7 @@ describe('ansible: static checks', () => {
     const r = await tool('ansible-lint', ['--offline', '--profile', 'production', '--nocolor'], copy);
     expect(r.code).not.toBe(0);
     expect(r.output).toMatch(/name\[missing\]|no-changed-when/);
-  });
+  }, 90_000);
 });
 
 // The config tasks of both roles (roles/*/tasks/config.yml), run for real on localhost into a
@@ -332,7 +332,7 @@ describe('ansible: rendered configs', () => {
     const a = await readFile(join(good.out, 'cloud-1/cloud.yaml'), 'utf8');
     const b = await readFile(join(again.out, 'cloud-1/cloud.yaml'), 'utf8');
     expect(b).toBe(a);
-  });
+  }, 90_000);
 
   it('refuses a placeholder password from vault.example.yml, naming the host', async () => {
     const saved = passwords['stairs-2']!;
@@ -344,7 +344,7 @@ describe('ansible: rendered configs', () => {
     } finally {
       passwords['stairs-2'] = saved;
     }
-  });
+  }, 90_000);
 
   // site.yml's own rollout settings around the sensor config tasks: the first Pi's bad config
   // must stop the rollout before any other Pi is touched.
@@ -361,7 +361,7 @@ describe('ansible: rendered configs', () => {
     expect(r.result.output).toMatch(/hall-1\.local/);
     expect(r.result.output).not.toMatch(/pi-[2-6]\.local/);
     await expect(readFile(join(r.out, 'pi-2.local/daemon.yaml'))).rejects.toThrow(/ENOENT/);
-  });
+  }, 90_000);
 
   it("rejects a host var the daemon's schema refuses before it reaches the Pi", async () => {
     const bad = await render('bad-var', {
@@ -370,5 +370,5 @@ describe('ansible: rendered configs', () => {
     expect(bad.result.code).not.toBe(0);
     expect(bad.result.output).toMatch(/failed to validate/);
     expect(bad.result.output).toMatch(/detection\.k: k must be <= n/);
-  });
+  }, 90_000);
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -158,6 +158,7 @@ describe('ansible: rendered configs', () => {
     name: string,
     sensors: Record<string, Record<string, unknown>>,
     sensorPlay: Record<string, unknown> = {},
+    cloudVars: Record<string, unknown> = {},
   ): Promise<Rendered> {
     const dir = join(tmp, name);
     const out = join(dir, 'out');
@@ -167,7 +168,9 @@ describe('ansible: rendered configs', () => {
       all: {
         vars: { ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3' },
         children: {
-          cloud: { hosts: { 'cloud-1': { cloud_web_public_url: 'https://cloud.example.org' } } },
+          cloud: {
+            hosts: { 'cloud-1': { cloud_web_public_url: 'https://cloud.example.org', ...cloudVars } },
+          },
           sensors: {
             // hall-1 sets its broker URL; the others derive it from the cloud group's host.
             hosts: Object.fromEntries(Object.entries(sensors).map(([id, vars]) => [`${id}.local`, vars])),
@@ -361,6 +364,52 @@ describe('ansible: rendered configs', () => {
     expect(r.result.output).toMatch(/hall-1\.local/);
     expect(r.result.output).not.toMatch(/pi-[2-6]\.local/);
     await expect(readFile(join(r.out, 'pi-2.local/daemon.yaml'))).rejects.toThrow(/ENOENT/);
+  }, 90_000);
+
+  it('with TLS material, installs cert, key and CA files and points both configs at them', async () => {
+    const tls = join(tmp, 'tls');
+    await mkdir(tls, { recursive: true });
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=cloud.example.org',
+      '-keyout',
+      join(tls, 'key.pem'),
+      '-out',
+      join(tls, 'cert.pem'),
+    ]);
+    const cert = await readFile(join(tls, 'cert.pem'), 'utf8');
+    const key = await readFile(join(tls, 'key.pem'), 'utf8');
+    const r = await render(
+      'tls',
+      { 'hall-1': { ...hall, sensor_mqtt_ca_pem: cert } },
+      {},
+      { cloud_mqtt_tls_cert_pem: cert, cloud_mqtt_tls_key_pem: key, cloud_mqtt_tls_port: 8883 },
+    );
+    expect(r.result.code, r.result.output).toBe(0);
+    // The key went through a no_log loop: it must not show in Ansible's output.
+    expect(r.result.output).not.toContain(key.split('\n')[1]!);
+    const cloudDir = join(r.out, 'cloud-1');
+    const cloud = loadCloudConfig({ file: join(cloudDir, 'cloud.yaml'), env: {} });
+    expect(cloud.mqtt.tls).toEqual({
+      port: 8883,
+      certFile: join(cloudDir, 'tls/cert.pem'),
+      keyFile: join(cloudDir, 'tls/key.pem'),
+    });
+    expect(await readFile(cloud.mqtt.tls.certFile!, 'utf8')).toBe(cert);
+    expect(await readFile(cloud.mqtt.tls.keyFile!, 'utf8')).toBe(key);
+    expect((await stat(cloud.mqtt.tls.keyFile!)).mode & 0o777).toBe(0o640);
+    const daemon = loadDaemonConfig({ file: join(r.out, 'hall-1.local/daemon.yaml'), env: {} });
+    expect(daemon.mqtt.caFile).toBe(join(r.out, 'hall-1.local/ca.pem'));
+    expect(await readFile(daemon.mqtt.caFile!, 'utf8')).toBe(cert);
   }, 90_000);
 
   it("rejects a host var the daemon's schema refuses before it reaches the Pi", async () => {

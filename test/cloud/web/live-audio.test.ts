@@ -21,7 +21,7 @@ describe('live microphone resampling (browser)', () => {
       // one chunk is held back until its right-hand context arrives
       expect(out.length).toBe(7);
       const joined = new Float32Array(out.length * 4000);
-      out.forEach((c, i) => joined.set(c, i * 4000));
+      for (const [i, c] of out.entries()) joined.set(c, i * 4000);
       const whole = resample(input, rate, 16_000);
       let maxErr = 0;
       for (let i = 200; i < joined.length; i++) maxErr = Math.max(maxErr, Math.abs(joined[i]! - whole[i]!));

@@ -228,6 +228,23 @@ describe('dashboard in Chromium', () => {
     }
   });
 
+  it('pages back through older events', async () => {
+    const base = Date.now() - 86_400_000;
+    for (let i = 0; i < 110; i++) {
+      await h.store.insertIfNew(
+        sampleEvent({ sensorId: 'bulk-5', timestamp: new Date(base + i * 60_000).toISOString() }),
+      );
+    }
+    await page.goto(`${h.web.url}/events?sensorId=bulk-5`);
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(100);
+    await page.click('#show-older');
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(110);
+    expect(await page.locator('#show-older').count()).toBe(0);
+    // oldest last
+    const lastTime = await page.locator('.event-row time').last().getAttribute('datetime');
+    expect(lastTime).toBe(new Date(base).toISOString());
+  });
+
   it('ran without front-end errors', () => {
     expect(errors).toEqual([]);
   });

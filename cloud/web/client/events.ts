@@ -1,13 +1,14 @@
 import type { StoredEvent } from '../../store/types.ts';
 import type { SensorView } from '../types.ts';
 import { ApiError, get } from './api.ts';
-import { clear, h } from './dom.ts';
+import { clear, h, toast } from './dom.ts';
 import { dateTime, kind, pct, relative, response, sourceTitle, verdict } from './format.ts';
 import { EventMap } from './map.ts';
 
 type EventSummary = Omit<StoredEvent, 'windows' | 'features'> & { hasWindows: boolean };
 
 const POLL_MS = 5000;
+const PAGE = 100;
 
 function badge(b: { label: string; tone: string }): HTMLElement {
   return h('span', { class: `badge badge-${b.tone}` }, b.label);
@@ -112,47 +113,77 @@ export async function initEvents(main: HTMLElement): Promise<void> {
 
   let timer: ReturnType<typeof setTimeout> | undefined;
   let lastKey: string | null = null;
-  async function load(): Promise<void> {
-    clearTimeout(timer);
+  /** Pages loaded with "Show older": kept below the auto-refreshed first page. */
+  let older: EventSummary[] = [];
+  /** undefined: no older page loaded yet (continue from the first page's cursor); null: no more. */
+  let olderCursor: string | null | undefined;
+  let firstPageCursor: string | null = null;
+  const cursor = () => (olderCursor === undefined ? firstPageCursor : olderCursor);
+  const moreBtn = h(
+    'button',
+    { class: 'btn btn-block', type: 'button', id: 'show-older' },
+    'Show older events',
+  );
+
+  const filterQuery = (): URLSearchParams => {
     const q = new URLSearchParams();
     if (sensorSelect.value) q.set('sensorId', sensorSelect.value);
     if (from.value) q.set('from', new Date(from.value).toISOString());
     if (to.value) q.set('to', new Date(to.value).toISOString());
     if (screamsOnly.checked) q.set('isScream', 'true');
-    q.set('limit', '200');
+    q.set('limit', String(PAGE));
+    return q;
+  };
+
+  const render = (first: EventSummary[]) => {
+    const seen = new Set(first.map((e) => e.eventId));
+    const events = [...first, ...older.filter((e) => !seen.has(e.eventId))];
+    if (events.length === 0) {
+      clear(
+        list,
+        h(
+          'div',
+          { class: 'empty' },
+          h('strong', {}, 'No events'),
+          h(
+            'p',
+            { class: 'muted' },
+            'Nothing matches these filters. New detections appear here automatically.',
+          ),
+        ),
+      );
+    } else {
+      clear(list, ...events.map((e) => eventRow(e, sensors)));
+      if (cursor()) list.append(moreBtn);
+    }
+    const onMap = map.show(events);
+    mapNote.textContent =
+      events.length === 0
+        ? ''
+        : onMap === events.length
+          ? `${onMap} on the map`
+          : `${onMap} of ${events.length} have a location`;
+    return events.length;
+  };
+
+  let firstPage: EventSummary[] = [];
+  async function load(): Promise<void> {
+    clearTimeout(timer);
     try {
-      const r = await get<{ events: EventSummary[]; total: number }>(`/api/events?${q}`);
+      const r = await get<{ events: EventSummary[]; total: number; nextBefore: string | null }>(
+        `/api/events?${filterQuery()}`,
+      );
+      firstPage = r.events;
+      firstPageCursor = r.nextBefore;
       const key = r.events
         .map((e) => `${e.eventId}:${e.responseStatus}:${e.review?.verdict ?? ''}`)
         .join('|');
+      let shown = firstPage.length + older.length;
       if (key !== lastKey) {
         lastKey = key;
-        if (r.events.length === 0) {
-          clear(
-            list,
-            h(
-              'div',
-              { class: 'empty' },
-              h('strong', {}, 'No events'),
-              h(
-                'p',
-                { class: 'muted' },
-                'Nothing matches these filters. New detections appear here automatically.',
-              ),
-            ),
-          );
-        } else {
-          clear(list, ...r.events.map((e) => eventRow(e, sensors)));
-        }
-        const onMap = map.show(r.events);
-        mapNote.textContent =
-          r.events.length === 0
-            ? ''
-            : onMap === r.events.length
-              ? `${onMap} on the map`
-              : `${onMap} of ${r.events.length} have a location`;
+        shown = render(firstPage);
       }
-      count.textContent = `${r.events.length} shown · ${r.total} stored`;
+      count.textContent = `${shown} shown · ${r.total} stored`;
     } catch (err) {
       clear(
         list,
@@ -167,6 +198,25 @@ export async function initEvents(main: HTMLElement): Promise<void> {
     timer = setTimeout(load, POLL_MS);
   }
 
+  moreBtn.addEventListener('click', async () => {
+    const before = cursor();
+    if (!before) return;
+    moreBtn.disabled = true;
+    try {
+      const q = filterQuery();
+      q.set('before', before);
+      const r = await get<{ events: EventSummary[]; nextBefore: string | null }>(`/api/events?${q}`);
+      const have = new Set(older.map((e) => e.eventId));
+      older = [...older, ...r.events.filter((e) => !have.has(e.eventId))];
+      olderCursor = r.nextBefore;
+      render(firstPage);
+    } catch (err) {
+      toast(err instanceof ApiError ? err.message : 'Cannot load older events', 'error');
+    } finally {
+      moreBtn.disabled = false;
+    }
+  });
+
   const sync = () => {
     const q = new URLSearchParams();
     if (sensorSelect.value) q.set('sensorId', sensorSelect.value);
@@ -175,6 +225,8 @@ export async function initEvents(main: HTMLElement): Promise<void> {
     if (screamsOnly.checked) q.set('isScream', 'true');
     history.replaceState(null, '', q.size ? `?${q}` : location.pathname);
     lastKey = null;
+    older = [];
+    olderCursor = undefined;
     void load();
   };
   form.addEventListener('change', sync);

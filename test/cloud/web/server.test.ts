@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../../cloud/store/types.ts';
 import { hashPassword } from '../../../cloud/web/auth/passwords.ts';
+import { tileOrigin } from '../../../cloud/web/server.ts';
 import { ScreamModel } from '../../../core/model/scream-model.ts';
 import {
   ADMIN,
@@ -453,6 +454,16 @@ describe('web dashboard API', () => {
     );
     expect(r.body).not.toContain('<script>alert(1)');
     expect(r.body).toContain('value="/events"');
+  });
+});
+
+describe('tile origin for the Content-Security-Policy', () => {
+  it('allows exactly the configured tile host, with {s} subdomains as a wildcard', () => {
+    expect(tileOrigin('https://tile.openstreetmap.org/{z}/{x}/{y}.png')).toBe(
+      'https://tile.openstreetmap.org',
+    );
+    expect(tileOrigin('https://{s}.tile.example.net/{z}/{x}/{y}.png')).toBe('https://*.tile.example.net');
+    expect(tileOrigin('/tiles/{z}/{x}/{y}.png')).toBe('');
   });
 });
 

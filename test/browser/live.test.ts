@@ -139,6 +139,33 @@ describe('live detection in Chromium with a fake microphone', () => {
     }
   });
 
+  it('fits a phone screen', async () => {
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
+    try {
+      await phone.addCookies(await context.cookies());
+      const p = await phone.newPage();
+      await p.goto(`${h.web.url}/live`);
+      await p.waitForSelector('#live-toggle:not([disabled])', { timeout: 15_000 });
+      await p.click('#live-toggle');
+      await p.waitForFunction(
+        () => Number(document.querySelector<HTMLElement>('#level-meter')?.dataset.level) > -80,
+        undefined,
+        {
+          timeout: 10_000,
+        },
+      );
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await screenshot(p, 'live-phone');
+    } finally {
+      await phone.close();
+    }
+  });
+
   it('stops listening and releases the microphone', async () => {
     await page.click('#live-toggle');
     await page.waitForFunction(

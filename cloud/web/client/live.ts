@@ -51,7 +51,12 @@ function drawPlot(
     g.stroke();
     g.fillText(`${p * 100}%`, 4, y(p) + 4);
   }
-  for (let s = 0; s <= HISTORY_S; s += 10) g.fillText(s === 0 ? 'now' : `-${s} s`, x(nowS - s) - 12, ht - 5);
+  for (let s = 0; s <= HISTORY_S; s += 10) {
+    // the newest label hugs the right edge, the rest are centred on their tick
+    g.textAlign = s === 0 ? 'right' : 'center';
+    g.fillText(s === 0 ? 'now' : `-${s} s`, s === 0 ? w - 8 : x(nowS - s), ht - 5);
+  }
+  g.textAlign = 'left';
   g.setLineDash([6, 4]);
   g.strokeStyle = '#d43a2f';
   g.beginPath();

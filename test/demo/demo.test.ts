@@ -1,0 +1,140 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const BIN = new URL('../../bin/screamwatch.js', import.meta.url).pathname;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+describe('screamwatch demo (the `npm start` command)', () => {
+  let child: ChildProcess | null = null;
+  let dir = '';
+  afterEach(() => {
+    if (child?.pid && alive(child.pid)) child.kill('SIGKILL');
+    child = null;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs bridge, dashboard and a replaying sensor; an alerted event appears; Ctrl-C exits 0 and leaves nothing running', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sw-demo-'));
+    const proc = spawn(
+      process.execPath,
+      [
+        BIN,
+        'demo',
+        '--data-dir',
+        join(dir, 'data'),
+        '--http-port',
+        '0',
+        '--mqtt-port',
+        '0',
+        '--source',
+        'replay',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = proc;
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    proc.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+
+    const { url, password, mqttPort } = await until(
+      'the printed dashboard URL and login',
+      40_000,
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`demo exited ${proc.exitCode}: ${stderr}`);
+        const u = /Dashboard:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+        const p = /Login:\s+username admin\s+password (\S+)/.exec(stdout);
+        const m = /MQTT broker:\s+mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(stdout);
+        return u && p && m ? { url: u[1]!, password: p[1]!, mqttPort: Number(m[1]) } : undefined;
+      },
+    );
+    expect(stdout).toMatch(/no microphone found: replaying a generated recording/);
+
+    // the API refuses a visitor without a session
+    expect((await fetch(`${url}/api/events`)).status).toBe(401);
+    const login = await fetch(`${url}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password }),
+    });
+    expect(login.status).toBe(200);
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+
+    type ApiEvent = { eventId: string; sensorId: string; isScream: boolean; responseStatus: string };
+    const event = await until(
+      'a scream event alerted as not-configured on the dashboard',
+      60_000,
+      async () => {
+        const res = await fetch(`${url}/api/events`, { headers: { cookie } });
+        const body = (await res.json()) as { events: ApiEvent[] };
+        return body.events.find((e) => e.responseStatus === 'not-configured');
+      },
+    );
+    expect(event).toMatchObject({ sensorId: 'demo-sensor', isScream: true });
+    const detail = (await (
+      await fetch(`${url}/api/events/${event.eventId}`, { headers: { cookie } })
+    ).json()) as {
+      event: { deliveries: { channel: string; status: string }[] };
+    };
+    expect(detail.event.deliveries.map((d) => d.status)).toEqual(['not-configured', 'not-configured']);
+    await until('the event printed on the console', 5000, async () =>
+      stdout.includes(event.eventId) ? true : undefined,
+    );
+    // the printed password is the demo's login, not something that leaks into logs
+    expect(stderr).not.toContain(password);
+
+    proc.kill('SIGINT');
+    const code = await Promise.race([
+      exited,
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
+    ]);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/Stopped\.\s*$/);
+    expect(alive(proc.pid!)).toBe(false);
+    expect(await portOpen(Number(new URL(url).port))).toBe(false);
+    expect(await portOpen(mqttPort)).toBe(false);
+  }, 120_000);
+});

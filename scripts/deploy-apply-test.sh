@@ -61,8 +61,17 @@ else
   admin_password="$(secret)"
   session_secret="$(secret)$(secret)"
   admin_hash="$(printf '%s' "$admin_password" | (cd "$repo" && node --import tsx cloud/main.ts hash-password))"
-  printf "sensor_password='%s'\nadmin_password='%s'\nsession_secret='%s'\nadmin_hash='%s'\n" \
-    "$sensor_password" "$admin_password" "$session_secret" "$admin_hash" >"$work/secrets.env"
+  # The broker's TLS port, fixed at deploy time like 8883 in production.
+  tls_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  printf "sensor_password='%s'\nadmin_password='%s'\nsession_secret='%s'\nadmin_hash='%s'\ntls_port='%s'\n" \
+    "$sensor_password" "$admin_password" "$session_secret" "$admin_hash" "$tls_port" >"$work/secrets.env"
+fi
+# A self-signed broker certificate: the cloud gets cert + key, the sensors trust it as their CA.
+if [ ! -f "$work/tls/cert.pem" ]; then
+  mkdir -p "$work/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" 2>/dev/null
 fi
 cat >"$inventory/hosts.yml" <<YAML
 all:
@@ -76,9 +85,12 @@ all:
       hosts:
         cloud-under-test:
           cloud_web_public_url: https://cloud.test.invalid
+          cloud_mqtt_tls_port: $tls_port
+          cloud_mqtt_tls_cert_pem: "{{ lookup('ansible.builtin.file', '$work/tls/cert.pem') }}"
     sensors:
       vars:
-        sensor_mqtt_url: mqtts://cloud.test.invalid:8883
+        sensor_mqtt_url: mqtts://localhost:$tls_port
+        sensor_mqtt_ca_pem: "{{ lookup('ansible.builtin.file', '$work/tls/cert.pem') }}"
       hosts:
         pi-under-test:
           sensor_id: apply-1
@@ -98,6 +110,8 @@ vault_cloud_web_users:
   - username: admin
     passwordHash: "$admin_hash"
     role: admin
+vault_cloud_mqtt_tls_key_pem: |
+$(sed 's/^/  /' "$work/tls/key.pem")
 YAML
 [ -f "$work/vault-pass" ] || secret >"$work/vault-pass"
 ansible-vault encrypt --vault-password-file "$work/vault-pass" "$inventory/group_vars/all/vault.yml" >/dev/null

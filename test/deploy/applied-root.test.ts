@@ -221,6 +221,9 @@ describe.skipIf(!root || !adminPassword)(
         throw new Error(`${err.message}\ndaemon output:\n${daemonLog()}\ncloud output:\n${cloudLog()}`);
       });
       expect(sensor.room).toBe('Test bench');
+      const daemonConfig = loadDaemonConfig({ file: at('etc/screamwatch/daemon.yaml'), env: {} });
+      expect(daemonConfig.mqtt.url).toMatch(/^mqtts:\/\/localhost:\d+$/);
+      expect(daemonConfig.mqtt.caFile).toBe('/etc/screamwatch/ca.pem');
     }, 150_000);
   },
 );

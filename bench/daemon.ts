@@ -9,7 +9,10 @@
 //
 // Environment: BENCH_DAEMON_MINUTES (default 10), BENCH_DAEMON_MODEL (a model file; default
 // the shipped models/screamwatch-forest.json when present, else a tiny model trained here
-// on sox tones, which fires on the sox "screams" of the replay).
+// on sox tones, which fires on the sox "screams" of the replay), BENCH_DAEMON_ENTRY (run
+// another entry with plain node, e.g. daemon/launch.mjs, the low-memory entry) and
+// BENCH_DAEMON_NODE_FLAGS (e.g. --max-semi-space-size=1).
+// The replay is real time (no acceleration): CPU % and latency are what a sensor sees.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -57,14 +57,22 @@ export async function runTrain(argv: string[]): Promise<number> {
   };
   let validation: ValidationReport | undefined;
   if (!values['no-validate']) {
-    const cv = crossValidate(clips, features, mixes, forest, (i, of, source) =>
-      bar.update(`validate: ${source}`, i - 1, of),
+    // Defaults are chosen on folds of whole recordings: the shipped model has seen every
+    // kind of sound in the folder, so that is the setting it will run in. Leave-one-source-out
+    // (new kinds of sound and recording chains) is `screamwatch eval --cross-validate`.
+    const cv = crossValidate(
+      clips,
+      features,
+      mixes,
+      forest,
+      (i, of, source) => bar.update(`validate: ${source}`, i - 1, of),
+      'recording',
     );
     bar.update('validate', 1, 1);
-    if (cv.folds.length === 0) log('validation skipped: needs at least two sources with both classes');
+    if (cv.folds.length === 0) log('validation skipped: needs recordings of both classes in several folds');
     else {
       defaults = chooseDefaults(cv.scored);
-      validation = report(cv.scored, cv.noisyScored, cv.folds, defaults);
+      validation = report(cv.scored, cv.noisyScored, cv.folds, defaults, 'recording');
     }
   }
   const forestJson = fitForest([...features, ...mixes], forest, (t, of) => bar.update('train forest', t, of));

@@ -81,9 +81,18 @@ export class ScreamModel {
   /** Probability of "scream" for each feature row. */
   predict(rows: readonly Float64Array[]): number[] {
     if (rows.length === 0) return [];
-    return this.forest.predictProbability(
-      rows.map((r) => Array.from(r)),
-      1,
-    ) as number[];
+    // The share of trees voting "scream". Not the library's predictProbability(): in
+    // ml-random-forest 2.1 its reduce() has no initial value, so the first tree's vote is
+    // dropped and its class label leaks in as a 1e-6 offset. The votes themselves are the
+    // library's own (predictionValues runs every tree's predict()).
+    const votes = this.forest.predictionValues(rows.map((r) => Array.from(r)));
+    const out = new Array<number>(votes.rows);
+    for (let i = 0; i < votes.rows; i++) {
+      const row = votes.getRow(i);
+      let yes = 0;
+      for (const v of row) if (v === 1) yes++;
+      out[i] = yes / row.length;
+    }
+    return out;
   }
 }

@@ -8,6 +8,8 @@ export interface Clip {
   label: 0 | 1;
   /** Recording source, for grouped validation (manifest source_repo, else a guess). */
   source: string;
+  /** The original recording the clip was cut from (source + path without `#t=`), for grouped splits. */
+  recording: string;
   license: string;
   samples: Float32Array;
   durationS: number;
@@ -51,6 +53,9 @@ export async function loadDataset(dir: string, options: DatasetOptions = {}): Pr
       file: rel,
       label: f.label,
       source: m?.source ?? guessSource(rel),
+      recording:
+        m?.recording ??
+        `${m?.source ?? guessSource(rel)}:${rel.replace(/(__seg\d+|_\d+)?\.(wav|mp3)$/i, '')}`,
       license: m?.license ?? 'unknown',
       samples: audio.samples,
       durationS: audio.durationS,
@@ -76,8 +81,10 @@ function guessSource(rel: string): string {
   return i > 0 ? name.slice(0, i) : rel;
 }
 
-async function readManifest(path: string): Promise<Map<string, { source: string; license: string }>> {
-  const map = new Map<string, { source: string; license: string }>();
+async function readManifest(
+  path: string,
+): Promise<Map<string, { source: string; license: string; recording: string }>> {
+  const map = new Map<string, { source: string; license: string; recording: string }>();
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -90,14 +97,15 @@ async function readManifest(path: string): Promise<Map<string, { source: string;
   const fi = col('file');
   const si = col('source_repo');
   const li = col('license');
+  const pi = col('source_path');
   if (fi < 0) return map;
   for (const r of rows) {
     const file = r[fi];
-    if (file)
-      map.set(file, {
-        source: (si >= 0 && r[si]) || guessSource(file),
-        license: (li >= 0 && r[li]) || 'unknown',
-      });
+    if (!file) continue;
+    const source = (si >= 0 && r[si]) || guessSource(file);
+    // pieces of one recording (`x.wav#t=0-10s`, `x_0.wav`, `x_1.wav`) share a group
+    const original = ((pi >= 0 && r[pi]) || file).replace(/#.*$/, '').replace(/(_\d+)?\.(wav|mp3)$/i, '');
+    map.set(file, { source, license: (li >= 0 && r[li]) || 'unknown', recording: `${source}:${original}` });
   }
   return map;
 }

@@ -21,7 +21,7 @@ export const DEFAULT_FOREST: ForestOptions = {
   nEstimators: 100,
   maxDepth: 12,
   minSamplesSplit: 8,
-  minSamplesLeaf: 3,
+  minSamplesLeaf: 4,
   seed: 1,
 };
 
@@ -233,26 +233,47 @@ export interface ValidationReport {
  * clips and the mixes made only of their clips) and score the held-out source's clips.
  * No augmented row ever reaches a held-out fold.
  */
+export type GroupBy = 'source' | 'recording';
+
+/** Folds for grouped validation: whole sources, or recordings hashed into five folds. */
+export function foldKeys(clips: readonly Clip[], groupBy: GroupBy, folds = 5): string[] {
+  if (groupBy === 'source') return clips.map((c) => c.source);
+  return clips.map(
+    (c) =>
+      `fold ${(parseInt(createHash('sha1').update(c.recording).digest('hex').slice(0, 8), 16) % folds) + 1} of ${folds}`,
+  );
+}
+
+/**
+ * Grouped cross-validation: for each group (a recording source, or a fold of whole
+ * recordings), train on the other groups (their clips and the mixes made only of their
+ * clips) and score the held-out group's clips. No augmented row ever reaches a held-out fold.
+ */
 export function crossValidate(
   clips: readonly Clip[],
   features: readonly ClipFeatures[],
   mixes: readonly Mix[],
   forest: ForestOptions,
   onFold?: (i: number, of: number, source: string) => void,
+  groupBy: GroupBy = 'source',
 ): {
   scored: ScoredClip[];
   noisyScored: (ScoredClip & { snrDb: number })[];
   folds: ValidationReport['folds'];
 } {
-  const sources = [...new Set(clips.map((c) => c.source))].sort();
+  const keys = foldKeys(clips, groupBy);
+  const groups = [...new Set(keys)].sort();
   const scored: ScoredClip[] = [];
   const noisyScored: (ScoredClip & { snrDb: number })[] = [];
   const folds: ValidationReport['folds'] = [];
-  sources.forEach((held, fi) => {
-    onFold?.(fi + 1, sources.length, held);
-    const test = features.filter((f) => f.source === held);
-    const train = features.filter((f) => f.source !== held);
-    const trainMixes = mixes.filter((m) => m.sources[0] !== held && m.sources[1] !== held);
+  const voicedIdx = WINDOW_FEATURE_NAMES.indexOf('voicedFraction');
+  groups.forEach((held, fi) => {
+    onFold?.(fi + 1, groups.length, held);
+    const test = features.filter((f) => keys[f.clip] === held);
+    const train = features.filter((f) => keys[f.clip] !== held);
+    const trainMixes = mixes.filter(
+      (m) => keys[m.clips[0]] !== held && (m.clips[1] < 0 || keys[m.clips[1]] !== held),
+    );
     if (!train.some((f) => f.label === 1) || !train.some((f) => f.label === 0)) return;
     folds.push({
       heldOut: held,
@@ -278,7 +299,13 @@ export function crossValidate(
     }
     // noisy condition: this source's screams, after 2 s of this source's background, mixed at each SNR
     const heldScreams = test.filter((f) => f.label === 1);
-    const heldBg = test.filter((f) => f.label === 0 && f.durationS >= 3);
+    const heldBg = test.filter(
+      (f) =>
+        f.label === 0 &&
+        f.durationS >= 3 &&
+        f.windows.reduce((a, w) => a + w.values[voicedIdx]!, 0) / Math.max(1, f.windows.length) <=
+          MAX_BACKGROUND_VOICED,
+    );
     if (heldScreams.length && heldBg.length) {
       const random = seededRandom(1000 + fi);
       for (const s of heldScreams) {
@@ -358,12 +385,15 @@ export function report(
   noisyScored: readonly (ScoredClip & { snrDb: number })[],
   folds: ValidationReport['folds'],
   defaults: ModelDefaults,
+  groupBy: GroupBy = 'source',
 ): ValidationReport {
   const { scores, labels } = windowScores(scored);
   const confirm = { threshold: defaults.threshold, ...defaults.confirm };
   return {
     method:
-      'leave-one-source-out (manifest source_repo); window and event metrics pooled over held-out folds',
+      groupBy === 'source'
+        ? 'leave-one-source-out (manifest source_repo); window and event metrics pooled over held-out folds'
+        : 'grouped 5-fold cross-validation by original recording (no recording on both sides); metrics pooled over held-out folds',
     folds,
     windows: {
       count: scores.length,

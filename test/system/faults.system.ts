@@ -325,4 +325,14 @@ describe('system: faults between real processes', () => {
     expect(t.duplicated).toBe(0);
     expect(a.duplicatedAlerts).toBe(0);
   });
+
+  it('no secret (sensor password, Twilio token, SMTP password) appears in any bridge or daemon log', async () => {
+    const { readFileSync, existsSync } = await import('node:fs');
+    const files = logs.filter((f) => existsSync(f));
+    expect(files.length).toBeGreaterThan(5);
+    for (const f of files) {
+      const text = readFileSync(f, 'utf8');
+      for (const s of SECRETS) expect(text.includes(s), `a secret in ${f}`).toBe(false);
+    }
+  });
 });

@@ -136,7 +136,7 @@ describe('the daemon process', () => {
     expect(notify.messages.filter((m) => m === 'READY=1')).toHaveLength(1);
   });
 
-  it('kill -9 between the outbox commit and the PUBACK: the event is delivered after restart', async () => {
+  it('kill -9 between the outbox commit and the PUBACK: last will offline, the event delivered after restart', async () => {
     const port = await freePort();
     let heldEvent: EventMessage | null = null;
     // a broker that takes the event but never acknowledges it (PUBACK withheld)
@@ -156,6 +156,15 @@ describe('the daemon process', () => {
     await until(() => heldEvent, 20_000, 'the event reaching the broker');
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
+    // the broker publishes the last will: the sensor is offline (retained)
+    await holding.waitFor(
+      (m) =>
+        m.some(
+          (x) =>
+            x.topic.endsWith('/status') && x.retain && JSON.parse(x.payload.toString()).state === 'offline',
+        ),
+      5000,
+    );
     await holding.stop();
 
     const broker = await startAedes({ port });

@@ -2,10 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { encodeWav16 } from '../../core/audio/wav.ts';
-import { analyzeSamples } from '../../core/detect/analyze.ts';
-import { loadModelFile } from '../../core/model/load.ts';
-import { synthesizeDemoRecording } from '../../demo/scream-recording.ts';
 import { mailText, type SmtpHarness } from '../support/smtp.ts';
 import type { TwilioEndpoint } from '../support/twilio-endpoint.ts';
 
@@ -163,7 +159,8 @@ export interface DaemonOptions {
   source: string;
   fast?: boolean;
   drainTimeoutS?: number;
-  threshold?: number | null;
+  /** detection.modelPath (default: the shipped model). */
+  modelPath?: string;
   outboxMaxRows?: number;
   env?: NodeJS.ProcessEnv;
 }
@@ -178,7 +175,7 @@ export function startDaemon(o: DaemonOptions, name = `daemon-${o.sensorId}`): Pr
       stateDir: join(o.dir, `state-${o.sensorId}`),
       mqtt: { url: o.broker, username: o.sensorId, password: o.password ?? null },
       heartbeatIntervalS: 5,
-      ...(o.threshold ? { detection: { threshold: o.threshold } } : {}),
+      ...(o.modelPath ? { detection: { modelPath: o.modelPath } } : {}),
       ...(o.outboxMaxRows ? { outbox: { maxRows: o.outboxMaxRows } } : {}),
     }),
   );
@@ -193,19 +190,6 @@ export function startDaemon(o: DaemonOptions, name = `daemon-${o.sensorId}`): Pr
   ];
   if (o.fast !== false) args.push('--fast');
   return new Proc(name, args, baseEnv(o.env), join(o.dir, `${name}.log`));
-}
-
-/**
- * `repeats` copies of the demo recording (one synthetic scream each) as one WAV, plus the
- * threshold the daemons must use if the shipped model (retrained now and then) misses it.
- */
-export function screamTrack(path: string, repeats: number): { path: string; threshold: number | null } {
-  const one = synthesizeDemoRecording();
-  const samples = new Float32Array(one.samples.length * repeats);
-  for (let i = 0; i < repeats; i++) samples.set(one.samples, i * one.samples.length);
-  writeFileSync(path, encodeWav16(samples, 16_000));
-  const r = analyzeSamples(one.samples, loadModelFile());
-  return { path, threshold: r.isScream ? null : Math.max(0.05, Math.floor(r.maxProbability * 90) / 100) };
 }
 
 /** Event ids in the bridge's SQLite store, with how many rows each has. */

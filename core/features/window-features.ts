@@ -15,6 +15,13 @@ const VOICED_HARMONICITY = 0.6;
 const HIGH_PITCH_HZ = 450;
 const N_MFCC_SHAPE = 12;
 
+/**
+ * Names the feature computation (rates, frame sizes, formulas). A model records the set it
+ * was trained on and refuses to load under another: same column names computed differently
+ * would score silently wrong.
+ */
+export const FEATURE_SET = 'screamwatch-features/2 (16 kHz, 512-sample frames, 32-frame windows)';
+
 /** The model's input columns, in order. Frozen per model: the model file records them. */
 export const WINDOW_FEATURE_NAMES: readonly string[] = [
   ...range(N_MFCC_SHAPE).map((i) => `mfcc${i + 1}Mean`),

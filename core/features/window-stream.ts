@@ -1,4 +1,3 @@
-import { Decimator2 } from './decimator.ts';
 import { FRAME_SIZE, FrameFeatureExtractor, type FrameFeatures } from './frame-features.ts';
 import {
   FRAME_S,
@@ -22,7 +21,6 @@ export interface FeatureWindow extends WindowFeatures {
  * chunk size; the result does not depend on how the stream was chunked.
  */
 export class WindowFeatureStream {
-  private readonly decimator = new Decimator2();
   private readonly extractor = new FrameFeatureExtractor();
   private pending = new Float32Array(0);
   private frames: FrameFeatures[] = [];
@@ -30,13 +28,12 @@ export class WindowFeatureStream {
   private windowIndex = 0;
 
   push(samples16k: Float32Array): FeatureWindow[] {
-    const low = this.decimator.push(samples16k);
     let buf: Float32Array;
-    if (this.pending.length === 0) buf = low;
+    if (this.pending.length === 0) buf = samples16k;
     else {
-      buf = new Float32Array(this.pending.length + low.length);
+      buf = new Float32Array(this.pending.length + samples16k.length);
       buf.set(this.pending);
-      buf.set(low, this.pending.length);
+      buf.set(samples16k, this.pending.length);
     }
     const out: FeatureWindow[] = [];
     let at = 0;

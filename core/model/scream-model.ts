@@ -1,7 +1,7 @@
 import { RandomForestClassifier } from 'ml-random-forest';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import type { ConfirmerOptions } from '../detect/confirmer.ts';
-import { WINDOW_FEATURE_NAMES } from '../features/window-features.ts';
+import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../features/window-features.ts';
 
 export const MODEL_FORMAT = 'screamwatch-forest/1';
 
@@ -11,6 +11,8 @@ export interface ModelFileMeta {
   /** e.g. `2026-11-24-a1b2c3`: date + hash of the forest; reported in every event. */
   version: string;
   featureNames: string[];
+  /** The feature computation the forest was trained on (FEATURE_SET). */
+  featureSet: string;
   /** Default decision threshold on the window probability, chosen on validation data. */
   threshold: number;
   confirm: Omit<ConfirmerOptions, 'threshold'>;
@@ -50,7 +52,11 @@ export class ScreamModel {
       throw new ModelError('MODEL_INVALID', `${source}: not a ${MODEL_FORMAT} model file`);
     }
     const names = file.featureNames ?? [];
-    if (names.length !== WINDOW_FEATURE_NAMES.length || names.some((n, i) => n !== WINDOW_FEATURE_NAMES[i])) {
+    if (
+      file.featureSet !== FEATURE_SET ||
+      names.length !== WINDOW_FEATURE_NAMES.length ||
+      names.some((n, i) => n !== WINDOW_FEATURE_NAMES[i])
+    ) {
       throw new ModelError(
         'MODEL_FEATURES_MISMATCH',
         `${source}: trained on different features than this version computes; retrain with \`screamwatch train\``,

@@ -46,6 +46,10 @@ export function trainForest(
   labels: readonly number[],
   options: ForestOptions,
   onProgress?: (p: TrainProgress) => void,
+  /** Optional group (e.g. recording source) per row: the bootstrap then draws each class's
+   * rows evenly across its groups, so a small source of hard negatives (cats, say) counts
+   * as much as a large source of easy ones. */
+  groups?: readonly string[],
 ): unknown {
   if (rows.length !== labels.length) throw new RangeError('rows and labels differ in length');
   const nFeatures = rows[0]?.length ?? 0;
@@ -73,12 +77,29 @@ export function trainForest(
     kind: 'classifier',
   };
 
+  const byGroup = (idx: number[]): number[][] => {
+    if (!groups) return [idx];
+    const m = new Map<string, number[]>();
+    for (const i of idx) {
+      const g = groups[i] ?? '';
+      const list = m.get(g) ?? [];
+      list.push(i);
+      m.set(g, list);
+    }
+    return [...m.values()];
+  };
+  const posGroups = byGroup(pos);
+  const negGroups = byGroup(neg);
+  const draw = (gs: number[][], all: number[]): number => {
+    const g = gs.length > 1 ? gs[Math.floor(random() * gs.length)]! : all;
+    return g[Math.floor(random() * g.length)]!;
+  };
   const estimators: unknown[] = [];
   for (let t = 0; t < options.nEstimators; t++) {
     const sample = new Int32Array(perClass * 2);
     for (let i = 0; i < perClass; i++) {
-      sample[i] = pos[Math.floor(random() * pos.length)]!;
-      sample[perClass + i] = neg[Math.floor(random() * neg.length)]!;
+      sample[i] = draw(posGroups, pos);
+      sample[perClass + i] = draw(negGroups, neg);
     }
     const root = buildNode(sample, 0);
     estimators.push({ options: treeOptions, root, name: 'DTClassifier' });

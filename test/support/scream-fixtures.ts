@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { decodeAudioFile } from '../../core/audio/decode.ts';
-import { WINDOW_FEATURE_NAMES } from '../../core/features/window-features.ts';
+import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../../core/features/window-features.ts';
 import { WindowFeatureStream } from '../../core/features/window-stream.ts';
 import { MODEL_FORMAT } from '../../core/model/scream-model.ts';
 import { trainForest } from '../../core/train/forest-trainer.ts';
@@ -146,6 +146,7 @@ export async function tinyModelFile(dir: string): Promise<string> {
     format: MODEL_FORMAT,
     version: 'test-tiny-1',
     featureNames: [...WINDOW_FEATURE_NAMES],
+    featureSet: FEATURE_SET,
     threshold: 0.5,
     confirm: { k: 2, n: 3, releaseWindows: 2 },
     levelGateDbfs: -60,

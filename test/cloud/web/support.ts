@@ -8,7 +8,7 @@ import type { ChannelDelivery, StoredEvent } from '../../../cloud/store/types.ts
 import { hashPassword } from '../../../cloud/web/auth/passwords.ts';
 import { createWebService } from '../../../cloud/web/server.ts';
 import type { SensorView, WebConfig, WebDeps, WebService } from '../../../cloud/web/types.ts';
-import { WINDOW_FEATURE_NAMES } from '../../../core/features/window-features.ts';
+import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../../../core/features/window-features.ts';
 import { MODEL_FORMAT, ScreamModel } from '../../../core/model/scream-model.ts';
 import { UlidFactory } from '../../../protocol/event-id.ts';
 
@@ -35,14 +35,16 @@ export function pitchModel(threshold = 0.5): ScreamModel {
     left: { distribution: [[1, 0]] },
     right: { distribution: [[0, 1]] },
   };
-  // Four identical trees, not one: ml-random-forest 2.1's predictProbability seeds its vote
+  // Four identical trees. (ml-random-forest 2.1's predictProbability seeds its vote
   // count with the first tree's class label instead of 0, so a lone tree scores ~0 and the
-  // first tree's vote never counts; with four trees a "scream" window scores 0.75.
+  // first tree's vote never counts; ScreamModel.predict counts the votes itself, so a
+  // "scream" window scores 1.)
   const trees = Array.from({ length: 4 }, () => ({ options: treeOptions, root, name: 'DTClassifier' }));
   return ScreamModel.fromJSON({
     format: MODEL_FORMAT,
     version: 'test-centroid-750',
     featureNames: [...WINDOW_FEATURE_NAMES],
+    featureSet: FEATURE_SET,
     threshold,
     confirm: { k: 2, n: 3, releaseWindows: 2 },
     levelGateDbfs: -40,

@@ -1,4 +1,6 @@
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonApp } from '../../daemon/app.ts';
 import { OutboxStore } from '../../daemon/outbox/outbox-store.ts';
@@ -161,5 +163,42 @@ describe('outbox and MQTT delivery', () => {
     expect(committed).toHaveLength(1);
     expect(app.outbox.depthOf('event')).toBe(1);
     expect(app.publisher.connects).toBe(0);
+  });
+
+  it('Mosquitto restarted while screams happen: a persistent subscriber gets every event, in order', async () => {
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const port = await freePort();
+    const persistenceDir = join(state.dir, 'mosquitto');
+    await mkdir(persistenceDir);
+    // a cloud-side subscriber with a persistent session (clean: false, QoS 1)
+    const subscriberOptions = { clientId: 'test-cloud', clean: false, reconnectPeriod: 0 } as const;
+    let broker = await startMosquitto({ port, persistenceDir });
+    const sub1 = await mqtt.connectAsync(broker.url, subscriberOptions);
+    await sub1.subscribeAsync('screamwatch/sensors/+/events', { qos: 1 });
+    await sub1.endAsync();
+    await broker.stop(); // down before the screams
+
+    const { app, committed, ended } = startApp({
+      stateDir: join(state.dir, 'state'),
+      audio: { source: `file:${threeScreams}`, fast: true },
+      detection: { modelPath },
+      mqtt: { url: `mqtt://127.0.0.1:${port}` },
+    });
+    await app.start();
+    await ended;
+    expect(app.outbox.depthOf('event')).toBe(3);
+
+    broker = await startMosquitto({ port, persistenceDir });
+    teardown.add(() => broker.stop());
+    await until(() => app.outbox.depthOf('event') === 0, 10_000, 'events acknowledged by Mosquitto');
+    const received: string[] = [];
+    const sub2 = mqtt.connect(broker.url, subscriberOptions);
+    teardown.add(() => sub2.endAsync());
+    sub2.on('message', (_t, payload) =>
+      received.push((JSON.parse(payload.toString()) as EventMessage).eventId),
+    );
+    await until(() => received.length >= 3, 10_000, 'queued events at the subscriber');
+    expect(received).toEqual(committed.map((e) => e.eventId));
   });
 });

@@ -12,6 +12,11 @@ export interface MosquittoOptions {
   /** A mosquitto_passwd file (see `writePasswordFile`); anonymous clients are then refused. */
   passwordFile?: string;
   aclFile?: string;
+  /**
+   * Keep sessions and queued messages in this folder across a restart (SIGTERM saves them):
+   * a broker that goes down and comes back, as in production.
+   */
+  persistenceDir?: string;
   /** Appended to the generated mosquitto.conf verbatim (TLS listeners, limits...). */
   configExtra?: string;
   /** Milliseconds to wait for the port to accept connections. */
@@ -36,7 +41,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   const dir = await mkdtemp(join(tmpdir(), 'sw-mosquitto-'));
   const conf = [
     `listener ${port} 127.0.0.1`,
-    'persistence false',
+    options.persistenceDir
+      ? `persistence true\npersistence_location ${options.persistenceDir}/`
+      : 'persistence false',
     // Run as root (CI containers), Mosquitto would drop to the `mosquitto` user, which cannot
     // read the test's 0700 temp dirs; keep the invoking user instead.
     process.getuid?.() === 0 ? 'user root' : '',

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
@@ -21,8 +22,8 @@ scream, in a loop at real speed. Ctrl-C stops everything.
 
 Options:
   --data-dir DIR      where the demo keeps its store, logins and logs (default ./.screamwatch-demo)
-  --http-port PORT    dashboard port on 127.0.0.1 (default 8080; 0 = any free port)
-  --mqtt-port PORT    embedded MQTT broker port on 127.0.0.1 (default 1883; 0 = any free port)
+  --http-port PORT    dashboard port on 127.0.0.1 (default 8080, or any free port when 8080 is taken)
+  --mqtt-port PORT    embedded MQTT broker port on 127.0.0.1 (default: any free port)
   --source SRC        auto (default), mic, replay, alsa:DEVICE or file:PATH (WAV/MP3)
   -h, --help          this text`;
 
@@ -59,6 +60,14 @@ function demoSecrets(dataDir: string): DemoSecrets {
   };
   writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
   return s;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
+  });
 }
 
 /** A capture device exists when `arecord -l` lists a card (no arecord = no microphone). */
@@ -119,8 +128,15 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const dataDir = resolve(values['data-dir'] ?? '.screamwatch-demo');
-  const httpPort = portFlag('http-port', values['http-port'], 8080);
-  const mqttPort = portFlag('mqtt-port', values['mqtt-port'], 1883);
+  let httpPort = portFlag('http-port', values['http-port'], 8080);
+  // The demo's broker listens on loopback for its own sensor only, so any port does; a
+  // Debian box with Mosquitto installed already has 1883.
+  const mqttPort = portFlag('mqtt-port', values['mqtt-port'], 0);
+  let portNote = '';
+  if (values['http-port'] === undefined && !(await portFree(httpPort))) {
+    portNote = ` (port ${httpPort} is in use, so another one was picked)`;
+    httpPort = 0;
+  }
   const sourceFlag = values.source ?? 'auto';
   if (!/^(auto|mic|replay|alsa:.+|file:.+)$/.test(sourceFlag))
     throw new DemoError(
@@ -252,7 +268,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       throw new DemoError('DEMO_START_FAILED', `the dashboard did not start; see ${join(logs, 'cloud.log')}`);
 
     out('');
-    out(`  Dashboard:   ${app.web.url}`);
+    out(`  Dashboard:   ${app.web.url}${portNote}`);
     out(`  Login:       username ${DEMO_USERNAME}   password ${secrets.adminPassword}`);
     out(`  MQTT broker: mqtt://127.0.0.1:${brokerPort} (sensor "${DEMO_SENSOR_ID}")`);
     out(`  Sensor:      ${note}`);

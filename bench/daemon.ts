@@ -20,7 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { encodeWav16 } from '../core/audio/wav.ts';
 import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
+import { synthesizeDemoRecording } from '../demo/scream-recording.ts';
 import type { EventMessage } from '../protocol/messages.ts';
 import { startAedes } from '../test/support/aedes.ts';
 import { FAKE_ARECORD_DIR } from '../test/support/fake-arecord.ts';
@@ -30,6 +32,12 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SEGMENT_S = 30;
 const SCREAM_AT_S = 25;
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
 
 /** Extra node flags for the daemon process, e.g. BENCH_DAEMON_NODE_FLAGS=--max-semi-space-size=1 */
 function nodeFlags(): string[] {
@@ -42,63 +50,6 @@ export async function runDaemonBench(): Promise<Record<string, number | string>>
   const dir = await mkdtemp(join(tmpdir(), 'sw-bench-daemon-'));
   const broker = await startAedes();
   try {
-    // 30 s segments: 25 s of room tone, a 2 s scream-like sweep, 3 s of room tone
-    const seg = join(dir, 'segment.wav');
-    await run('sox', [
-      '-n',
-      '-r',
-      '16000',
-      '-c',
-      '1',
-      '-b',
-      '16',
-      join(dir, 'tone1.wav'),
-      'synth',
-      String(SCREAM_AT_S),
-      'brownnoise',
-      'vol',
-      '0.01',
-    ]);
-    await run('sox', [
-      '-n',
-      '-r',
-      '16000',
-      '-c',
-      '1',
-      '-b',
-      '16',
-      join(dir, 'scream.wav'),
-      'synth',
-      '2',
-      'sine',
-      '900:1400',
-      'tremolo',
-      '6',
-      '40',
-      'vol',
-      '0.6',
-    ]);
-    await run('sox', [
-      '-n',
-      '-r',
-      '16000',
-      '-c',
-      '1',
-      '-b',
-      '16',
-      join(dir, 'tone2.wav'),
-      'synth',
-      String(SEGMENT_S - SCREAM_AT_S - 2),
-      'brownnoise',
-      'vol',
-      '0.01',
-    ]);
-    await run('sox', [join(dir, 'tone1.wav'), join(dir, 'scream.wav'), join(dir, 'tone2.wav'), seg]);
-    const wav = join(dir, 'replay.wav');
-    await run('sox', [seg, wav, 'repeat', String(segments - 1)]);
-    const durationS = segments * SEGMENT_S;
-    const onsetsS = Array.from({ length: segments }, (_, i) => i * SEGMENT_S + SCREAM_AT_S);
-
     // the shipped model when it loads (it may be mid-retraining), else a tiny one trained here
     let modelPath = process.env.BENCH_DAEMON_MODEL ?? DEFAULT_MODEL_PATH;
     let modelNote = '';
@@ -111,12 +62,94 @@ export async function runDaemonBench(): Promise<Record<string, number | string>>
       modelPath = await tinyModelFile(dir);
       modelVersion = loadModelFile(modelPath).version;
     }
+    // The replay: 30 s segments with a scream at 25 s. With the shipped model, the demo's
+    // synthetic harsh cry in room tone and babble (demo/scream-recording.ts, which the model
+    // is checked to fire on), a different seed per segment; with the tiny fallback model,
+    // the sox sweep it was trained on.
+    const wav = join(dir, 'replay.wav');
+    let replayKind: string;
+    if (!modelNote) {
+      replayKind = 'demo cry in room tone and babble';
+      const parts = Array.from({ length: segments }, (_, i) =>
+        synthesizeDemoRecording({
+          seed: i + 1,
+          leadS: SCREAM_AT_S,
+          screamS: 2.5,
+          tailS: SEGMENT_S - SCREAM_AT_S - 2.5,
+        }).samples.subarray(0, SEGMENT_S * 16_000),
+      );
+      const all = new Float32Array(segments * SEGMENT_S * 16_000);
+      for (const [i, p] of parts.entries()) all.set(p, i * SEGMENT_S * 16_000);
+      await writeFile(wav, encodeWav16(all, 16_000));
+    } else {
+      replayKind = 'sox sweep in room tone';
+      // 30 s segments: 25 s of room tone, a 2 s scream-like sweep, 3 s of room tone
+      const seg = join(dir, 'segment.wav');
+      await run('sox', [
+        '-n',
+        '-r',
+        '16000',
+        '-c',
+        '1',
+        '-b',
+        '16',
+        join(dir, 'tone1.wav'),
+        'synth',
+        String(SCREAM_AT_S),
+        'brownnoise',
+        'vol',
+        '0.01',
+      ]);
+      await run('sox', [
+        '-n',
+        '-r',
+        '16000',
+        '-c',
+        '1',
+        '-b',
+        '16',
+        join(dir, 'scream.wav'),
+        'synth',
+        '2',
+        'sine',
+        '900:1400',
+        'tremolo',
+        '6',
+        '40',
+        'vol',
+        '0.6',
+      ]);
+      await run('sox', [
+        '-n',
+        '-r',
+        '16000',
+        '-c',
+        '1',
+        '-b',
+        '16',
+        join(dir, 'tone2.wav'),
+        'synth',
+        String(SEGMENT_S - SCREAM_AT_S - 2),
+        'brownnoise',
+        'vol',
+        '0.01',
+      ]);
+      await run('sox', [join(dir, 'tone1.wav'), join(dir, 'scream.wav'), join(dir, 'tone2.wav'), seg]);
+      await run('sox', [seg, wav, 'repeat', String(segments - 1)]);
+    }
+    const durationS = segments * SEGMENT_S;
+    const onsetsS = Array.from({ length: segments }, (_, i) => i * SEGMENT_S + SCREAM_AT_S);
 
     const publishedAt = new Map<string, number>();
+    // the daemon's own share: confirmation (event.timestamp) to the broker having the event
+    const confirmToPublishMs: number[] = [];
     broker.broker.on('publish', (packet, client) => {
       if (!client || !packet.topic.endsWith('/events')) return;
       const e = JSON.parse(packet.payload.toString()) as EventMessage;
-      if (!publishedAt.has(e.eventId)) publishedAt.set(e.eventId, Date.now());
+      if (!publishedAt.has(e.eventId)) {
+        publishedAt.set(e.eventId, Date.now());
+        confirmToPublishMs.push(Date.now() - Date.parse(e.timestamp));
+      }
     });
     let lastHeartbeat: Record<string, unknown> | null = null;
     broker.broker.on('publish', (packet, client) => {
@@ -209,7 +242,7 @@ export async function runDaemonBench(): Promise<Record<string, number | string>>
     const r3 = (x: number) => Math.round(x * 1000) / 1000;
     const hb = lastHeartbeat as { droppedFrames?: number } | null;
     return {
-      replay: `${durationS} s at real speed through fake arecord (alsa path)`,
+      replay: `${durationS} s (${replayKind}) at real speed through fake arecord (alsa path)`,
       model: modelVersion + modelNote,
       screams: onsetsS.length,
       eventsDelivered: publishedAt.size,
@@ -219,6 +252,7 @@ export async function runDaemonBench(): Promise<Record<string, number | string>>
       onsetToPubackMedianS: r3(q(0.5)),
       onsetToPubackP90S: r3(q(0.9)),
       onsetToPubackMaxS: r3(latencies.at(-1) ?? Number.NaN),
+      confirmToPubackMedianMs: median(confirmToPublishMs),
       droppedFrames: hb?.droppedFrames ?? 'n/a',
       exitCode: code ?? 'signal',
     };

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IPublishPacket, type ISubscriptionMap, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { sensorsFilter, sharedFilter } from '../../protocol/topics.ts';
 import type { CloudConfig } from '../config/schema.ts';
@@ -98,7 +98,12 @@ export class ExternalBroker implements MessageSource {
         'connected to external MQTT broker',
       );
       // Re-subscribe on every connect: a broker that lost the session has lost the subscriptions too.
-      client.subscribe(this.filters, { qos: 1 }, (err, granted) => {
+      // `resubscribe: true` makes mqtt.js send the SUBSCRIBE even for filters it thinks are live:
+      // Mosquitto 2.0 with persistence restores the session (sessionPresent) but not its shared
+      // subscriptions, so without it a restarted broker silently stops delivering (test/system).
+      const subs: Record<string, { qos: 1 }> = {};
+      for (const f of this.filters) subs[f] = { qos: 1 };
+      client.subscribe({ ...subs, resubscribe: true } as ISubscriptionMap, (err, granted) => {
         if (err) logger.error({ err }, 'subscribe failed');
         const refused = (granted ?? []).filter((g) => g.qos >= 0x80);
         if (refused.length)

@@ -235,11 +235,10 @@ describe('system: faults between real processes', () => {
     const dir = join(root, 'broker-restart');
     const port = await freePort();
     const persistDir = join(dir, 'mosquitto');
+    // as deploy/mosquitto/mosquitto.conf: persistence on, so queued events survive the restart
     const conf = {
       port,
-      configExtra: process.env.SW_MOSQ_PERSIST
-        ? `persistence true\npersistence_location ${persistDir}/\nautosave_interval 1`
-        : '',
+      configExtra: `persistence true\npersistence_location ${persistDir}/\nautosave_interval 1`,
     };
     const { mkdirSync } = await import('node:fs');
     mkdirSync(persistDir, { recursive: true });
@@ -269,7 +268,7 @@ describe('system: faults between real processes', () => {
     const t = tally(sent, storedIds(join(dir, 'data')));
     const a = alertTally(deliveredAlerts(twilio, smtp));
     record({
-      scenario: 'Mosquitto stopped 4 s mid-stream',
+      scenario: 'Mosquitto (persistent) stopped 4 s mid-stream',
       ...t,
       ...a,
       recoverS,

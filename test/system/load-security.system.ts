@@ -254,6 +254,48 @@ describe('system: load, clock skew and security', () => {
     await procs.splice(0).reduce((p, x) => p.then(() => x.stop()), Promise.resolve<unknown>(null));
   });
 
+  it('carriers refusing for good (Twilio 400, SMTP 550): every alert is marked failed with the reason, once', async () => {
+    twilio.requests.length = 0;
+    smtp.mails.length = 0;
+    twilio.fallback = 400;
+    smtp.rejectNext(1000, 550);
+    try {
+      const dir = join(root, 'refused');
+      const b = await bridge(dir, ['carol'], { sms: ['+15551230004'], email: ['ops@example.org'] });
+      const carol = await connectSensor(b.mqttUrl, 'carol');
+      const sent: string[] = [];
+      for (let k = 0; k < 3; k++) {
+        const e = event('carol');
+        sent.push(e.eventId);
+        await carol.publishAsync(sensorTopic('screamwatch', 'carol', 'events'), encodeEvent(e), { qos: 1 });
+      }
+      await until('refused alerts final', 60_000, () => {
+        const jobs = alertJobs(join(dir, 'data'));
+        return jobs.length === sent.length * 2 && jobs.every((j) => FINAL.has(j.status));
+      });
+      const jobs = alertJobs(join(dir, 'data'));
+      expect(jobs.every((j) => j.status === 'failed' && !!j.last_error)).toBe(true);
+      const t = tally(sent, storedIds(join(dir, 'data')));
+      const a = alertTally(deliveredAlerts(twilio, smtp));
+      record({
+        scenario: 'carriers refuse (Twilio 400, SMTP 550)',
+        ...t,
+        ...a,
+        recoverS: null,
+        note: `${jobs.length} alerts marked failed, e.g. "${jobs[0]!.last_error}"`,
+      });
+      expect(t.lost).toBe(0);
+      expect(a.alertsSent).toBe(0);
+      // a permanent refusal is not retried: one attempt per alert
+      expect(twilio.requests.length).toBe(sent.length);
+    } finally {
+      twilio.fallback = 201;
+      smtp.rejectNext(0, 250);
+      await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => {})));
+      await procs.splice(0).reduce((p, x) => p.then(() => x.stop()), Promise.resolve<unknown>(null));
+    }
+  });
+
   it('security: foreign topics and wrong passwords refused, 10,000 fuzzed payloads and junk uploads leave the bridge up and the store clean, no session = 401, no secrets in logs', async () => {
     const dir = join(root, 'security');
     const b = await bridge(dir, ['alice', 'bob'], { sms: [], email: [] });

@@ -4,6 +4,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { writeDemoRecording } from '../../demo/scream-recording.ts';
+import { FAKE_ARECORD_DIR } from '../support/fake-arecord.ts';
 
 const BIN = new URL('../../bin/screamwatch.js', import.meta.url).pathname;
 
@@ -136,5 +138,39 @@ describe('screamwatch demo (the `npm start` command)', () => {
     expect(alive(proc.pid!)).toBe(false);
     expect(await portOpen(Number(new URL(url).port))).toBe(false);
     expect(await portOpen(mqttPort)).toBe(false);
+  }, 120_000);
+
+  it('listens to the microphone when `arecord -l` lists a card (fake arecord hearing the demo scream)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sw-demo-mic-'));
+    const wav = join(dir, 'heard.wav');
+    writeDemoRecording(wav);
+    const proc = spawn(process.execPath, [BIN, 'demo', '--data-dir', join(dir, 'data'), '--http-port', '0'], {
+      env: {
+        ...process.env,
+        PATH: `${FAKE_ARECORD_DIR}:${process.env.PATH ?? ''}`,
+        FAKE_ARECORD_WAV: wav,
+        FAKE_ARECORD_LOG: join(dir, 'arecord.log'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    let stdout = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    await until('the microphone notice', 40_000, async () =>
+      /listening to the microphone \(alsa:default\)/.test(stdout) ? true : undefined,
+    );
+    // the scream the "microphone" hears is confirmed, stored and alerted (printed by the demo)
+    await until('an event heard through the microphone', 60_000, async () =>
+      /scream event \S+ from demo-sensor .*alert: not-configured/.test(stdout) ? true : undefined,
+    );
+    proc.kill('SIGINT');
+    const code = await Promise.race([
+      exited,
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
+    ]);
+    expect(code).toBe(0);
   }, 120_000);
 });

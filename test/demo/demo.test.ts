@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,5 +172,13 @@ describe('screamwatch demo (the `npm start` command)', () => {
       new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
     ]);
     expect(code).toBe(0);
+    // no orphaned capture process
+    const pids = readFileSync(join(dir, 'arecord.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { pid: number })
+      .map((l) => l.pid);
+    expect(pids.length).toBeGreaterThan(0);
+    await until('arecord gone', 5000, async () => (pids.every((p) => !alive(p)) ? true : undefined));
   }, 120_000);
 });

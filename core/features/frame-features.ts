@@ -47,17 +47,14 @@ export interface FrameFeatures {
   f0Hz: number;
 }
 
-const MEYDA_FEATURES = [
-  'mfcc',
-  'chroma',
-  'zcr',
-  'spectralCentroid',
-  'spectralRolloff',
-  'spectralFlatness',
-  'spectralSpread',
-  'spectralKurtosis',
-  'amplitudeSpectrum',
-] as const;
+/**
+ * Spectral centroid, spread and kurtosis come from `meydaSpectralMoments` (Meyda's formulas
+ * on one pass of its `mu` moments instead of seven). MFCC and chroma are computed from Meyda's own filter banks by `meydaMfcc`/`meydaChroma`
+ * below, with Meyda's arithmetic, so they equal `Meyda.extract(['mfcc', 'chroma'])` to the
+ * bit (test/core/features.test.ts checks it); Meyda's versions allocate 26 arrays a frame
+ * and walk every zero of the mel bank, which made them a third of the analysis time.
+ */
+const MEYDA_FEATURES = ['zcr', 'spectralRolloff', 'spectralFlatness', 'amplitudeSpectrum'] as const;
 
 interface MeydaGlobals {
   bufferSize: number;
@@ -65,8 +62,8 @@ interface MeydaGlobals {
   melBands: number;
   numberOfMFCCCoefficients: number;
   windowingFunction: string;
-  melFilterBank?: unknown;
-  chromaFilterBank?: unknown;
+  melFilterBank?: ArrayLike<number>[];
+  chromaFilterBank?: ArrayLike<number>[];
   barkScale?: unknown;
   extract: (features: readonly string[], signal: Float32Array) => Record<string, unknown>;
 }
@@ -128,6 +125,7 @@ export class FrameFeatureExtractor {
 
     const f = meyda.extract(MEYDA_FEATURES, this.scaled);
     const amp = f.amplitudeSpectrum as Float32Array;
+    const moments = meydaSpectralMoments(amp);
     const spectrum = unitEnergy(amp);
     let flux = 0;
     if (this.prevSpectrum) {
@@ -151,20 +149,123 @@ export class FrameFeatureExtractor {
     return {
       rmsDb,
       silent: false,
-      mfcc: finiteArray(f.mfcc as number[]),
-      chroma: finiteArray(f.chroma as number[]),
+      mfcc: finiteArray(meydaMfcc(amp)),
+      chroma: finiteArray(meydaChroma(amp)),
       zcr: finite(f.zcr as number) / FRAME_SIZE,
-      centroidHz: finite(f.spectralCentroid as number) * binHz, // Meyda returns a bin index
+      centroidHz: finite(moments.centroid) * binHz, // Meyda's centroid is a bin index
       rolloffHz: finite(f.spectralRolloff as number),
       flatness: finite(f.spectralFlatness as number),
-      spreadHz: finite(f.spectralSpread as number) * binHz,
-      kurtosis: clamp(finite(f.spectralKurtosis as number), -10, 100),
+      spreadHz: finite(moments.spread) * binHz,
+      kurtosis: clamp(finite(moments.kurtosis), -10, 100),
       flux,
       highBandRatio: total > 0 ? high / total : 0,
       harmonicity,
       f0Hz,
     };
   }
+}
+
+interface SparseRow {
+  bins: Int32Array;
+  weights: Float64Array;
+}
+let sparseMel: { bank: unknown; rows: SparseRow[] } | null = null;
+const melPower = new Float32Array(FRAME_SIZE / 2);
+const melLogged = new Float32Array(26);
+const dctCos = dctTable(26);
+
+/** Meyda's mfcc extractor (melBands: log(1 + mel energy) in float32, then dct's DCT-II x2), over the non-zero weights only. */
+export function meydaMfcc(amp: Float32Array): number[] {
+  const bank = meyda.melFilterBank!;
+  if (sparseMel?.bank !== bank) {
+    sparseMel = {
+      bank,
+      rows: bank.map((row) => {
+        const bins: number[] = [];
+        const weights: number[] = [];
+        for (let j = 0; j < FRAME_SIZE / 2; j++) {
+          if (row[j] !== 0) {
+            bins.push(j);
+            weights.push(row[j]!);
+          }
+        }
+        return { bins: Int32Array.from(bins), weights: Float64Array.from(weights) };
+      }),
+    };
+  }
+  for (let j = 0; j < melPower.length; j++) melPower[j] = amp[j]! ** 2;
+  const rows = sparseMel.rows;
+  for (let i = 0; i < rows.length; i++) {
+    const { bins, weights } = rows[i]!;
+    // Float32 accumulation, as Meyda's Float32Array does; adding its zero terms changes nothing
+    let acc = 0;
+    for (let t = 0; t < bins.length; t++)
+      acc = Math.fround(acc + Math.fround(weights[t]! * melPower[bins[t]!]!));
+    melLogged[i] = Math.log(acc + 1);
+  }
+  const out = new Array<number>(N_MFCC);
+  const n = melLogged.length;
+  for (let k = 0; k < N_MFCC; k++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += melLogged[i]! * dctCos[i + k * n]!;
+    out[k] = 2 * sum;
+  }
+  return out;
+}
+
+/** The `dct` package's cosine table (memoizeCosines), same formula so the same bits. */
+function dctTable(n: number): Float64Array {
+  const t = new Float64Array(n * n);
+  const piN = Math.PI / n;
+  for (let k = 0; k < n; k++) for (let i = 0; i < n; i++) t[i + k * n] = Math.cos(piN * (i + 0.5) * k);
+  return t;
+}
+
+/**
+ * Meyda's spectralCentroid, spectralSpread and spectralKurtosis, to the bit: each moment
+ * mu(i) = sum(k^i |a_k|) / sum(a_k) accumulated in Meyda's order. (Meyda's kurtosis formula
+ * is not the textbook one; it is kept because the model was trained on it, clamped.)
+ */
+export function meydaSpectralMoments(amp: Float32Array): {
+  centroid: number;
+  spread: number;
+  kurtosis: number;
+} {
+  let n1 = 0;
+  let n2 = 0;
+  let n3 = 0;
+  let n4 = 0;
+  let den = 0;
+  for (let k = 0; k < amp.length; k++) {
+    const a = Math.abs(amp[k]!);
+    n1 += k * a;
+    n2 += k ** 2 * a;
+    n3 += k ** 3 * a;
+    n4 += k ** 4 * a;
+    den += amp[k]!;
+  }
+  const mu1 = n1 / den;
+  const mu2 = n2 / den;
+  const mu3 = n3 / den;
+  const mu4 = n4 / den;
+  const numerator = -3 * mu1 ** 4 + 6 * mu1 * mu2 - 4 * mu1 * mu3 + mu4;
+  const spread = Math.sqrt(mu2 - mu1 ** 2);
+  return { centroid: mu1, spread, kurtosis: numerator / spread ** 4 };
+}
+
+/** Meyda's chroma extractor (filter bank products, normalised by the largest). */
+export function meydaChroma(amp: Float32Array): number[] {
+  const bank = meyda.chromaFilterBank!;
+  const out = new Array<number>(bank.length);
+  let max = -Infinity;
+  for (let i = 0; i < bank.length; i++) {
+    const row = bank[i]!;
+    let acc = 0;
+    for (let j = 0; j < amp.length; j++) acc += amp[j]! * row[j]!;
+    out[i] = acc;
+    if (acc > max) max = acc;
+  }
+  return max ? out.map((v) => v / max) : out;
 }
 
 function silentFrame(rmsDb: number): FrameFeatures {

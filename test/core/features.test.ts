@@ -1,8 +1,12 @@
+import Meyda from 'meyda';
 import { describe, expect, it } from 'vitest';
 import {
   FEATURE_SAMPLE_RATE,
   FRAME_SIZE,
   FrameFeatureExtractor,
+  meydaChroma,
+  meydaMfcc,
+  meydaSpectralMoments,
 } from '../../core/features/frame-features.ts';
 import { WINDOW_FEATURE_NAMES, WINDOW_S } from '../../core/features/window-features.ts';
 import { WindowFeatureStream } from '../../core/features/window-stream.ts';
@@ -57,6 +61,50 @@ describe('frame features on known signals', () => {
     const n = new FrameFeatureExtractor().extract(Float32Array.from({ length: FRAME_SIZE }, rnd));
     expect(n.flatness).toBeGreaterThan(0.4);
     expect(n.harmonicity).toBeLessThan(0.5);
+  });
+});
+
+describe('MFCC, chroma and spectral moments equal Meyda.extract to the bit', () => {
+  it('on tones, noise and a sweep', () => {
+    new FrameFeatureExtractor().extract(tone(440, FRAME_SIZE, FEATURE_SAMPLE_RATE)); // configures Meyda
+    const m = Meyda as unknown as {
+      extract: (
+        f: string[],
+        s: Float32Array,
+      ) => { mfcc: number[]; chroma: number[]; amplitudeSpectrum: Float32Array };
+    };
+    let seed = 3;
+    const frames = [
+      tone(440, FRAME_SIZE, FEATURE_SAMPLE_RATE, 0.1),
+      tone(2500, FRAME_SIZE, FEATURE_SAMPLE_RATE, 0.3),
+      Float32Array.from(
+        { length: FRAME_SIZE },
+        (_, i) => 0.2 * Math.sin((2 * Math.PI * (300 + i * 4) * i) / 16000),
+      ),
+      ...Array.from({ length: 20 }, () =>
+        Float32Array.from({ length: FRAME_SIZE }, () => {
+          seed = (seed * 16807) % 2147483647;
+          return (seed / 2147483647 - 0.5) * 0.4;
+        }),
+      ),
+    ];
+    for (const frame of frames) {
+      const ref = m.extract(
+        ['mfcc', 'chroma', 'amplitudeSpectrum', 'spectralCentroid', 'spectralSpread', 'spectralKurtosis'],
+        frame,
+      ) as unknown as Record<string, number> & {
+        mfcc: number[];
+        chroma: number[];
+        amplitudeSpectrum: Float32Array;
+      };
+      expect(meydaSpectralMoments(ref.amplitudeSpectrum)).toEqual({
+        centroid: ref.spectralCentroid,
+        spread: ref.spectralSpread,
+        kurtosis: ref.spectralKurtosis,
+      });
+      expect(meydaMfcc(ref.amplitudeSpectrum)).toEqual(Array.from(ref.mfcc));
+      expect(meydaChroma(ref.amplitudeSpectrum)).toEqual(Array.from(ref.chroma));
+    }
   });
 });
 

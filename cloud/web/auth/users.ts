@@ -8,11 +8,14 @@ import { hashPassword, isPasswordHash } from './passwords.ts';
 
 export const FIRST_RUN_ADMIN_FILE = 'web-admin.json';
 export const SESSION_SECRET_FILE = 'web-session-secret';
+/** The first-run admin's password in clear, for the operator to read once (mode 0600). */
+export const FIRST_RUN_PASSWORD_FILE = 'web-admin-password';
 
 /**
- * The users who may log in. With none configured, a first-run `admin` is created: its
- * password is printed once in the log and only its hash is kept in dataDir, so a fresh
- * install is usable without putting a password in a config file.
+ * The users who may log in. With none configured, a first-run `admin` is created: its hash
+ * is kept in dataDir and its password written beside it in a 0600 file that the log names
+ * (never the password itself: logs are shipped and kept), so a fresh install is usable
+ * without putting a password in a config file.
  */
 export async function resolveUsers(
   configured: WebUser[],
@@ -51,9 +54,11 @@ export async function resolveUsers(
   const user: WebUser = { username: 'admin', passwordHash: await hashPassword(password), role: 'admin' };
   await ensureDir(dataDir);
   await writeFile(file, `${JSON.stringify(user, null, 2)}\n`, { mode: 0o600 });
+  const passwordFile = join(dataDir, FIRST_RUN_PASSWORD_FILE);
+  await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   logger.warn(
-    { username: user.username, password, file },
-    'web: no users configured; created first-run admin (this password is shown once; add web.users to the config to replace it)',
+    { username: user.username, passwordFile, file },
+    'web: no users configured; created first-run admin: its password is in passwordFile (read it, then delete the file; add web.users to the config to replace this admin)',
   );
   return [user];
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../../cloud/store/types.ts';
@@ -474,11 +474,15 @@ describe('web dashboard setup', () => {
     h = null;
   });
 
-  it('creates a first-run admin when no users are configured, logs the password once and keeps only its hash', async () => {
+  it('creates a first-run admin when no users are configured: password in a 0600 file the log names, never in the log', async () => {
     h = await startWeb({ config: { users: [], sessionSecret: null } });
-    const entry = h.logs.find((l) => typeof l.password === 'string');
+    const entry = h.logs.find((l) => typeof l.passwordFile === 'string');
     expect(entry).toBeDefined();
-    const password = entry!.password as string;
+    const passwordFile = entry!.passwordFile as string;
+    expect(statSync(passwordFile).mode & 0o777).toBe(0o600);
+    const password = readFileSync(passwordFile, 'utf8').trim();
+    expect(password.length).toBeGreaterThanOrEqual(12);
+    expect(JSON.stringify(h.logs)).not.toContain(password);
     const stored = JSON.parse(readFileSync(join(h.dir, 'web-admin.json'), 'utf8'));
     expect(stored.passwordHash).toMatch(/^scrypt\$/);
     expect(JSON.stringify(stored)).not.toContain(password);

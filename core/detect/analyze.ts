@@ -1,4 +1,4 @@
-import { WINDOW_S } from '../features/window-features.ts';
+import { padToOneWindow } from '../features/window-stream.ts';
 import type { ScreamModel } from '../model/scream-model.ts';
 import type { ConfirmedEvent } from './confirmer.ts';
 import { type DetectorOptions, StreamDetector } from './detector.ts';
@@ -41,12 +41,7 @@ export function analyzeSamples(
   options: DetectorOptions = {},
 ): AnalysisResult {
   const detector = new StreamDetector(model, options);
-  const minSamples = Math.ceil(WINDOW_S * 16_000) + 64;
-  let input = samples;
-  if (samples.length < minSamples) {
-    input = new Float32Array(minSamples);
-    input.set(samples);
-  }
+  const input = padToOneWindow(samples);
   const windows: AnalysisWindow[] = [];
   const events: ConfirmedEvent[] = [];
   const collect = (u: { type: string; event: ConfirmedEvent }) => {

@@ -4,6 +4,7 @@ import {
   FRAMES_PER_HOP,
   FRAMES_PER_WINDOW,
   summariseWindow,
+  WINDOW_S,
   type WindowFeatures,
 } from './window-features.ts';
 
@@ -55,4 +56,16 @@ export class WindowFeatureStream {
     this.pending = buf.slice(at);
     return out;
   }
+}
+
+/**
+ * A recording shorter than one window, padded with silence to one window (plus a frame's
+ * margin), so a short clip still gets a score; longer recordings are returned as they are.
+ */
+export function padToOneWindow(samples16k: Float32Array): Float32Array {
+  const min = Math.ceil(WINDOW_S * 16_000) + 64;
+  if (samples16k.length >= min) return samples16k;
+  const padded = new Float32Array(min);
+  padded.set(samples16k);
+  return padded;
 }

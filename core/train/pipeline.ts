@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ConfirmerOptions } from '../detect/confirmer.ts';
-import { FEATURE_SET, WINDOW_FEATURE_NAMES, WINDOW_S } from '../features/window-features.ts';
-import { type FeatureWindow, WindowFeatureStream } from '../features/window-stream.ts';
+import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../features/window-features.ts';
+import { type FeatureWindow, padToOneWindow, WindowFeatureStream } from '../features/window-stream.ts';
 import { MODEL_FORMAT, type ModelFile, ScreamModel } from '../model/scream-model.ts';
 import { mixAtSnr } from './augment.ts';
 import type { Clip } from './dataset.ts';
@@ -40,13 +40,7 @@ export interface ClipFeatures {
 
 /** Feature windows of a whole clip, padded with silence to at least one window. */
 export function windowsOf(samples: Float32Array): FeatureWindow[] {
-  const min = Math.ceil(WINDOW_S * 16000) + 64;
-  let input = samples;
-  if (input.length < min) {
-    input = new Float32Array(min);
-    input.set(samples);
-  }
-  return new WindowFeatureStream().push(input);
+  return new WindowFeatureStream().push(padToOneWindow(samples));
 }
 
 /**
@@ -78,6 +72,15 @@ export interface Mix {
 
 /** A background is noise-like when few of its windows are voiced (no cries, barks, speech). */
 const MAX_BACKGROUND_VOICED = 0.3;
+const VOICED_FRACTION = WINDOW_FEATURE_NAMES.indexOf('voicedFraction');
+
+/** A non-scream clip of at least `minS` seconds that is mostly unvoiced: usable as background noise. */
+function isNoiseLikeBackground(f: ClipFeatures, minS: number): boolean {
+  if (f.label !== 0 || f.durationS < minS) return false;
+  const voiced =
+    f.windows.reduce((a, w) => a + w.values[VOICED_FRACTION]!, 0) / Math.max(1, f.windows.length);
+  return voiced <= MAX_BACKGROUND_VOICED;
+}
 
 /**
  * Each scream mixed into a few noise-like backgrounds at random SNRs. Backgrounds are the
@@ -92,14 +95,11 @@ export function buildMixes(
   perScream = MIXES_PER_SCREAM,
 ): Mix[] {
   const random = seededRandom(seed);
-  const voicedIdx = WINDOW_FEATURE_NAMES.indexOf('voicedFraction');
   const backgrounds: { samples: Float32Array; source: string; clip: number }[] = [];
-  features.forEach((f) => {
-    if (f.label !== 0 || f.durationS < 1) return;
-    const voiced = f.windows.reduce((a, w) => a + w.values[voicedIdx]!, 0) / Math.max(1, f.windows.length);
-    if (voiced <= MAX_BACKGROUND_VOICED)
+  for (const f of features) {
+    if (isNoiseLikeBackground(f, 1))
       backgrounds.push({ samples: clips[f.clip]!.samples, source: f.source, clip: f.clip });
-  });
+  }
   for (const colour of ['white', 'pink', 'brown'] as const) {
     backgrounds.push({
       samples: colouredNoise(colour, 16000 * 10, random),
@@ -271,7 +271,6 @@ export function crossValidate(
   const scored: ScoredClip[] = [];
   const noisyScored: (ScoredClip & { snrDb: number })[] = [];
   const folds: ValidationReport['folds'] = [];
-  const voicedIdx = WINDOW_FEATURE_NAMES.indexOf('voicedFraction');
   groups.forEach((held, fi) => {
     onFold?.(fi + 1, groups.length, held);
     const test = features.filter((f) => keys[f.clip] === held);
@@ -304,13 +303,7 @@ export function crossValidate(
     }
     // noisy condition: this source's screams, after 2 s of this source's background, mixed at each SNR
     const heldScreams = test.filter((f) => f.label === 1);
-    const heldBg = test.filter(
-      (f) =>
-        f.label === 0 &&
-        f.durationS >= 3 &&
-        f.windows.reduce((a, w) => a + w.values[voicedIdx]!, 0) / Math.max(1, f.windows.length) <=
-          MAX_BACKGROUND_VOICED,
-    );
+    const heldBg = test.filter((f) => isNoiseLikeBackground(f, 3));
     if (heldScreams.length && heldBg.length) {
       const random = seededRandom(1000 + fi);
       for (const s of heldScreams) {
@@ -488,14 +481,7 @@ export function evaluateModel(
     durationS: f.durationS,
     windows: score(f.windows),
   }));
-  const voicedIdx = WINDOW_FEATURE_NAMES.indexOf('voicedFraction');
-  const backgrounds = features.filter(
-    (f) =>
-      f.label === 0 &&
-      f.durationS >= 3 &&
-      f.windows.reduce((a, w) => a + w.values[voicedIdx]!, 0) / Math.max(1, f.windows.length) <=
-        MAX_BACKGROUND_VOICED,
-  );
+  const backgrounds = features.filter((f) => isNoiseLikeBackground(f, 3));
   const random = seededRandom(seed);
   const noisyScored: (ScoredClip & { snrDb: number })[] = [];
   const bgPool = backgrounds.length

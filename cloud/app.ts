@@ -94,6 +94,11 @@ export class CloudApp {
           .onSensorOffline(sensor)
           .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'offline alert failed'));
       },
+      onDegraded: (sensor) => {
+        this.alerts
+          ?.onSensorDegraded(sensor)
+          .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'degraded alert failed'));
+      },
     });
   }
 

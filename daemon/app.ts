@@ -17,6 +17,7 @@ import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { DaemonError } from './errors.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
+import { InputHealthMonitor } from './health/input-health-monitor.ts';
 import { SystemdNotifier } from './health/sd-notify.ts';
 import { OutboxStore } from './outbox/outbox-store.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
@@ -66,6 +67,7 @@ export class DaemonApp extends EventEmitter {
   readonly clock: Clock;
   readonly notifier: SystemdNotifier;
   readonly queue: FrameQueue;
+  readonly inputHealth: InputHealthMonitor;
   model!: ScreamModel;
   outbox!: OutboxStore;
   publisher!: MqttPublisher;
@@ -86,6 +88,16 @@ export class DaemonApp extends EventEmitter {
     this.clock = options.clock ?? systemClock;
     this.notifier = new SystemdNotifier(this.logger, options.env ?? process.env);
     this.queue = new FrameQueue(Math.round((options.queueCapacityS ?? 10) * 16_000));
+    this.inputHealth = new InputHealthMonitor({
+      thresholds: this.config.health,
+      source: this.config.audio.source,
+      clock: this.clock,
+      logger: this.logger.child({ service: 'input-health' }),
+      onChange: (health, since) => {
+        this.publisher?.setHealth(health, since);
+        this.emit('health', health, since);
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -125,6 +137,7 @@ export class DaemonApp extends EventEmitter {
             logger: log.child({ service: 'mqtt' }),
             ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
           });
+          this.publisher.setHealth(this.inputHealth.health, this.inputHealth.since);
           await this.publisher.start();
         },
         stop: () => this.publisher.stop(3000),
@@ -174,6 +187,7 @@ export class DaemonApp extends EventEmitter {
               droppedFrames: this.queue.droppedFrames,
               inputLevelDbfs: this.detection.inputLevelDbfs,
               lastMaxProbability: this.detection.takeMaxProbability(),
+              health: { health: this.inputHealth.health, since: this.inputHealth.since },
             }),
             emit: (m) => {
               const r = this.outbox.add(
@@ -195,6 +209,7 @@ export class DaemonApp extends EventEmitter {
         start: async () => {
           const events = {
             samples: (s: Float32Array) => {
+              this.inputHealth.samples(s);
               const dropped = this.queue.push(s);
               if (dropped > 0) this.warnDropped();
             },
@@ -204,6 +219,15 @@ export class DaemonApp extends EventEmitter {
               this.emit('flowing');
             },
             end: () => this.onSourceEnd(),
+            // Microphone missing at boot (or lost): the daemon is up and handling it, so
+            // READY goes out now (systemd must not kill us in a start-timeout loop that
+            // cannot bring the mic back); WATCHDOG comes from the retry loop below and the
+            // retained status says health "no-device".
+            failed: () => {
+              this.notifier.ready();
+              this.notifier.status(`no audio device ${c.audio.source}: retrying`);
+              this.inputHealth.deviceFailed();
+            },
           };
           this.source =
             source.kind === 'alsa'
@@ -220,6 +244,7 @@ export class DaemonApp extends EventEmitter {
                   queue: this.queue,
                   logger: log,
                 });
+          await this.inputHealth.start();
           await this.source.start();
           // WATCHDOG comes from the analysis loop. While the microphone is known to be
           // missing and being retried, keep systemd from restarting us in a loop: we are
@@ -236,6 +261,7 @@ export class DaemonApp extends EventEmitter {
           if (this.watchdogTimer) clearInterval(this.watchdogTimer);
           this.watchdogTimer = null;
           await this.source.stop();
+          await this.inputHealth.stop();
         },
       },
     ];

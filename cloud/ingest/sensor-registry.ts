@@ -182,7 +182,10 @@ export class SensorRegistry {
     if (s.degradedReported === key) return;
     s.degradedReported = key;
     const view = this.view(id, s);
-    this.options.logger.warn({ sensorId: id, health, since }, 'sensor degraded: it is online but cannot hear');
+    this.options.logger.warn(
+      { sensorId: id, health, since },
+      'sensor degraded: it is online but cannot hear',
+    );
     try {
       this.options.onDegraded?.(view);
     } catch (err) {

@@ -2,21 +2,21 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CloudApp } from '../../cloud/app.ts';
 import { hashPassword } from '../../cloud/web/auth/passwords.ts';
 import { DaemonApp } from '../../daemon/app.ts';
 import { StatusMessageSchema } from '../../protocol/messages.ts';
 import { BRIDGE_USER, SENSOR_PASSWORD, sensorHash, startBridge } from '../cloud/bridge-harness.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
-import { mailText, type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import { tinyModelFile } from '../support/scream-fixtures.ts';
+import { mailText, type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
 
 /** A 16 kHz mono 16-bit WAV from a sample generator (values in -1..1). */
 async function pcmWav(path: string, seconds: number, gen: (i: number) => number): Promise<string> {
   const n = Math.round(seconds * 16_000);
   const data = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(gen(i) * 32767))), i * 2);
+  for (let i = 0; i < n; i++)
+    data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(gen(i) * 32767))), i * 2);
   const h = Buffer.alloc(44);
   h.write('RIFF', 0, 'ascii');
   h.writeUInt32LE(36 + data.length, 4);
@@ -58,7 +58,9 @@ beforeAll(async () => {
   wavs.silent = await pcmWav(join(fixtures.dir, 'zeros.wav'), 30, () => 0);
   wavs.stuck = await pcmWav(join(fixtures.dir, 'dc.wav'), 30, () => 0.3);
   // 200 Hz square wave, clipped at full scale
-  wavs.clipping = await pcmWav(join(fixtures.dir, 'square.wav'), 30, (i) => (Math.floor(i / 40) % 2 ? 1.2 : -1.2));
+  wavs.clipping = await pcmWav(join(fixtures.dir, 'square.wav'), 30, (i) =>
+    Math.floor(i / 40) % 2 ? 1.2 : -1.2,
+  );
 });
 afterAll(() => fixtures.remove());
 
@@ -85,14 +87,23 @@ describe('a deaf microphone through the real capture path, the bridge, the fleet
         },
         sensors: Object.values(ids).map((id) => ({ id, name: `Room ${id}` })),
         alerts: {
-          policies: [{ group: 'default', threshold: 0.5, cooldownS: 0, contacts: { sms: [], email: [MAIL_TO] } }],
-          smtp: { host: '127.0.0.1', port: smtp.port, secure: false, from: 'Screamwatch <alerts@example.org>' },
+          policies: [
+            { group: 'default', threshold: 0.5, cooldownS: 0, contacts: { sms: [], email: [MAIL_TO] } },
+          ],
+          smtp: {
+            host: '127.0.0.1',
+            port: smtp.port,
+            secure: false,
+            from: 'Screamwatch <alerts@example.org>',
+          },
           retry: { maxRetries: 2, initialDelayMs: 100, maxDelayMs: 400, multiplier: 2 },
           timeoutMs: 2000,
         },
         web: {
           port: 0,
-          users: [{ username: ADMIN.username, passwordHash: await hashPassword(ADMIN.password), role: 'viewer' }],
+          users: [
+            { username: ADMIN.username, passwordHash: await hashPassword(ADMIN.password), role: 'viewer' },
+          ],
           sessionSecret: 'test-session-secret-0123456789abcdef',
         },
       },
@@ -204,7 +215,11 @@ describe('a microphone missing at boot', () => {
     teardown.add(cloudDir.remove);
     const state = await tempDir();
     teardown.add(state.remove);
-    const room = await pcmWav(join(fixtures.dir, 'room.wav'), 20, (i) => 0.02 * Math.sin(i / 3) + 0.01 * Math.sin(i / 7.3));
+    const room = await pcmWav(
+      join(fixtures.dir, 'room.wav'),
+      20,
+      (i) => 0.02 * Math.sin(i / 3) + 0.01 * Math.sin(i / 7.3),
+    );
     teardown.add(useFakeArecord({ wav: room, missingDevices: ['plughw:CARD=Gone,DEV=0'] }));
     const { app: bridge } = await startBridge({
       dataDir: cloudDir.dir,
@@ -227,7 +242,11 @@ describe('a microphone missing at boot', () => {
     });
     teardown.add(() => app.stop());
     await app.start();
-    await until(() => bridge.registry.get('hall-1')?.health === 'no-device', 10_000, 'no-device at the bridge');
+    await until(
+      () => bridge.registry.get('hall-1')?.health === 'no-device',
+      10_000,
+      'no-device at the bridge',
+    );
     expect(bridge.registry.get('hall-1')).toMatchObject({ status: 'online', degraded: true });
     process.env.FAKE_ARECORD_MISSING = ''; // the mic is plugged in
     await until(() => bridge.registry.get('hall-1')?.health === 'ok', 10_000, 'ok at the bridge');

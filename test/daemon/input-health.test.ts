@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { DaemonConfigSchema } from '../../daemon/config/schema.ts';
 import {
   DEFAULT_INPUT_HEALTH,
   type InputHealthChange,
   InputHealthClassifier,
   type InputHealthThresholds,
 } from '../../daemon/health/input-health.ts';
-import { DaemonConfigSchema } from '../../daemon/config/schema.ts';
 
 const RATE = 16_000;
 const T: InputHealthThresholds = {

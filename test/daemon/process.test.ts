@@ -162,7 +162,10 @@ describe('the daemon process', () => {
     await broker.waitFor(
       (m) =>
         m.some(
-          (x) => x.topic === 'screamwatch/sensors/hall-1/status' && x.retain && /"no-device"/.test(x.payload.toString()),
+          (x) =>
+            x.topic === 'screamwatch/sensors/hall-1/status' &&
+            x.retain &&
+            /"no-device"/.test(x.payload.toString()),
         ),
       10_000,
     );

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { DaemonApp } from '../../daemon/app.ts';
 import { StatusMessageSchema } from '../../protocol/messages.ts';
 import { BRIDGE_USER, SENSOR_PASSWORD, sensorHash, startBridge } from '../cloud/bridge-harness.ts';

@@ -18,7 +18,7 @@ import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { DaemonError } from './errors.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
 import { SystemdNotifier } from './health/sd-notify.ts';
-import { OutboxStore } from './outbox/outbox-store.ts';
+import { Outbox } from './outbox/outbox.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
 
 export interface DaemonAppOptions {
@@ -43,6 +43,8 @@ interface Service {
 export interface DaemonStats {
   outboxDepth: number;
   outboxFull: boolean;
+  outboxWritable: boolean;
+  outboxLost: number;
   droppedFrames: number;
   processedS: number;
   eventsConfirmed: number;
@@ -67,7 +69,7 @@ export class DaemonApp extends EventEmitter {
   readonly notifier: SystemdNotifier;
   readonly queue: FrameQueue;
   model!: ScreamModel;
-  outbox!: OutboxStore;
+  outbox!: Outbox;
   publisher!: MqttPublisher;
   detection!: DetectionService;
   heartbeat!: HeartbeatService;
@@ -107,8 +109,17 @@ export class DaemonApp extends EventEmitter {
       {
         name: 'outbox',
         start: async () => {
-          this.outbox = new OutboxStore(c.stateDir, { maxRows: c.outbox.maxRows });
-          log.info({ path: this.outbox.path, depth: this.outbox.depth }, 'outbox open');
+          this.outbox = new Outbox({
+            stateDir: c.stateDir,
+            maxRows: c.outbox.maxRows,
+            memoryMaxRows: c.outbox.memoryMaxRows,
+            retry: c.outbox.retry,
+            logger: log.child({ service: 'outbox' }),
+            clock: this.clock,
+          });
+          this.outbox.open();
+          // the retained status says whether the disk takes writes
+          this.outbox.on('writable', () => this.publisher?.republishStatus());
         },
         stop: async () => this.outbox.close(),
       },
@@ -121,6 +132,7 @@ export class DaemonApp extends EventEmitter {
             topicRoot: c.topicRoot,
             modelVersion: this.model.version,
             outbox: this.outbox,
+            outboxWritable: () => this.outbox.writable,
             clock: this.clock,
             logger: log.child({ service: 'mqtt' }),
             ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
@@ -171,6 +183,8 @@ export class DaemonApp extends EventEmitter {
             facts: () => ({
               outboxDepth: this.outbox.depth,
               outboxFull: this.outboxFull,
+              outboxWritable: this.outbox.writable,
+              outboxLost: this.outbox.lost,
               droppedFrames: this.queue.droppedFrames,
               inputLevelDbfs: this.detection.inputLevelDbfs,
               lastMaxProbability: this.detection.takeMaxProbability(),
@@ -285,6 +299,12 @@ export class DaemonApp extends EventEmitter {
       this.logger.warn({ eventId: message.eventId }, 'outbox full of events: near-miss report not queued');
       return;
     }
+    if (r.memory) {
+      this.logger.warn(
+        { eventId: message.eventId, kind, memoryDepth: this.outbox.memoryDepth },
+        'outbox not writable: event held in memory and published directly',
+      );
+    }
     this.emit('committed', r.id, message);
     this.publisher.kick();
   }
@@ -336,6 +356,8 @@ export class DaemonApp extends EventEmitter {
     return {
       outboxDepth: this.outbox?.depth ?? 0,
       outboxFull: this.outboxFull,
+      outboxWritable: this.outbox?.writable ?? true,
+      outboxLost: this.outbox?.lost ?? 0,
       droppedFrames: this.queue.droppedFrames,
       processedS: this.detection?.processedS ?? 0,
       eventsConfirmed: this.detection?.eventsConfirmed ?? 0,

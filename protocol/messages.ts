@@ -69,6 +69,8 @@ export const StatusMessageSchema = z.object({
   timestamp: isoTimestamp,
   daemonVersion: z.string().max(64).optional(),
   modelVersion: z.string().max(100).optional(),
+  /** false while the sensor's disk refuses outbox writes (events then wait in memory only). */
+  outboxWritable: z.boolean().optional(),
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
@@ -87,5 +89,9 @@ export const HeartbeatMessageSchema = z.object({
   rssBytes: z.number().int().min(0),
   modelVersion: z.string().max(100),
   daemonVersion: z.string().max(64).optional(),
+  /** false while the disk refuses outbox writes: queued rows are in memory only (lost on restart). */
+  outboxWritable: z.boolean().optional(),
+  /** Outbox rows known lost since start (a deleted/corrupt file, a full memory queue). */
+  outboxLost: z.number().int().min(0).optional(),
 });
 export type HeartbeatMessage = z.infer<typeof HeartbeatMessageSchema>;

@@ -13,8 +13,9 @@ export interface OutboxQueue {
   readonly depth: number;
   peek(afterId: number, limit: number): OutboxRow[];
   remove(id: number): void;
-  on(event: 'rewind', listener: () => void): unknown;
-  off(event: 'rewind', listener: () => void): unknown;
+  /** 'rewind': rows moved to new ids; read again from the start. Plain stores never emit it. */
+  on?(event: 'rewind', listener: () => void): unknown;
+  off?(event: 'rewind', listener: () => void): unknown;
 }
 
 export interface OutboxOptions {

@@ -103,7 +103,7 @@ export class MqttPublisher extends EventEmitter {
   /** Returns at once: a broker that is down at boot must not hold up capture. */
   async start(): Promise<void> {
     this.stopping = false;
-    this.o.outbox.on('rewind', this.onRewind);
+    this.o.outbox.on?.('rewind', this.onRewind);
     this.connect();
   }
 
@@ -281,7 +281,7 @@ export class MqttPublisher extends EventEmitter {
    */
   async stop(budgetMs = 3000): Promise<void> {
     this.stopping = true;
-    this.o.outbox.off('rewind', this.onRewind);
+    this.o.outbox.off?.('rewind', this.onRewind);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const client = this.client;

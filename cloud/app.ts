@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
@@ -225,12 +224,11 @@ export class CloudApp {
   }
 
   private async createWeb(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> } | null> {
-    const serverPath = new URL('./web/server.ts', import.meta.url);
-    if (!existsSync(serverPath)) return null;
     const { config } = this.options;
     const model = this.options.model ?? (await this.loadModel());
     if (!model) return null;
-    const { createWebService } = (await import(serverPath.href)) as typeof import('./web/server.ts');
+    // A literal specifier, so the build (scripts/build.mjs) bundles the dashboard, loaded lazily.
+    const { createWebService } = await import('./web/server.ts');
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },
       store: this.store,

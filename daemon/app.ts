@@ -19,7 +19,7 @@ import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
 import { InputHealthMonitor } from './health/input-health-monitor.ts';
-import { OutboxStore } from './outbox/outbox-store.ts';
+import { Outbox } from './outbox/outbox.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
 
 export interface DaemonAppOptions {
@@ -38,6 +38,8 @@ export interface DaemonAppOptions {
 export interface DaemonStats {
   outboxDepth: number;
   outboxFull: boolean;
+  outboxWritable: boolean;
+  outboxLost: number;
   droppedFrames: number;
   processedS: number;
   eventsConfirmed: number;
@@ -72,7 +74,7 @@ export class DaemonApp extends EventEmitter {
   readonly queue: FrameQueue;
   readonly inputHealth: InputHealthMonitor;
   model!: ScreamModel;
-  outbox!: OutboxStore;
+  outbox!: Outbox;
   publisher!: MqttPublisher;
   detection!: DetectionService;
   heartbeat!: HeartbeatService;
@@ -163,8 +165,18 @@ export class DaemonApp extends EventEmitter {
   }
 
   private openOutbox(): void {
-    this.outbox = new OutboxStore(this.config.stateDir, { maxRows: this.config.outbox.maxRows });
-    this.logger.info({ path: this.outbox.path, depth: this.outbox.depth }, 'outbox open');
+    const c = this.config;
+    this.outbox = new Outbox({
+      stateDir: c.stateDir,
+      maxRows: c.outbox.maxRows,
+      memoryMaxRows: c.outbox.memoryMaxRows,
+      retry: c.outbox.retry,
+      logger: this.logger.child({ service: 'outbox' }),
+      clock: this.clock,
+    });
+    this.outbox.open();
+    // the retained status says whether the disk takes writes
+    this.outbox.on('writable', () => this.publisher?.republishStatus());
   }
 
   private async startPublisher(): Promise<void> {
@@ -175,6 +187,7 @@ export class DaemonApp extends EventEmitter {
       topicRoot: c.topicRoot,
       modelVersion: this.model.version,
       outbox: this.outbox,
+      outboxWritable: () => this.outbox.writable,
       clock: this.clock,
       logger: this.logger.child({ service: 'mqtt' }),
       ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
@@ -221,6 +234,8 @@ export class DaemonApp extends EventEmitter {
       facts: () => ({
         outboxDepth: this.outbox.depth,
         outboxFull: this.outboxFull,
+        outboxWritable: this.outbox.writable,
+        outboxLost: this.outbox.lost,
         droppedFrames: this.queue.droppedFrames,
         inputLevelDbfs: this.detection.inputLevelDbfs,
         lastMaxProbability: this.detection.takeMaxProbability(),
@@ -311,6 +326,12 @@ export class DaemonApp extends EventEmitter {
       this.logger.warn({ eventId: message.eventId }, 'outbox full of events: near-miss report not queued');
       return;
     }
+    if (r.memory) {
+      this.logger.warn(
+        { eventId: message.eventId, kind, memoryDepth: this.outbox.memoryDepth },
+        'outbox not writable: event held in memory and published directly',
+      );
+    }
     this.emit('committed', r.id, message);
     this.publisher.kick();
   }
@@ -361,6 +382,8 @@ export class DaemonApp extends EventEmitter {
     return {
       outboxDepth: this.outbox?.depth ?? 0,
       outboxFull: this.outboxFull,
+      outboxWritable: this.outbox?.writable ?? true,
+      outboxLost: this.outbox?.lost ?? 0,
       droppedFrames: this.queue.droppedFrames,
       processedS: this.detection?.processedS ?? 0,
       eventsConfirmed: this.detection?.eventsConfirmed ?? 0,

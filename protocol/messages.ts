@@ -77,6 +77,8 @@ export const StatusMessageSchema = z.object({
   timestamp: isoTimestamp,
   daemonVersion: z.string().max(64).optional(),
   modelVersion: z.string().max(100).optional(),
+  /** false while the sensor's disk refuses outbox writes (events then wait in memory only). */
+  outboxWritable: z.boolean().optional(),
   /** Optional (added after v1 shipped; absent = not reported): the input classifier's state. */
   health: InputHealthSchema.optional(),
   /** When `health` entered its current state, sensor clock. */
@@ -99,6 +101,10 @@ export const HeartbeatMessageSchema = z.object({
   rssBytes: z.number().int().min(0),
   modelVersion: z.string().max(100),
   daemonVersion: z.string().max(64).optional(),
+  /** false while the disk refuses outbox writes: queued rows are in memory only (lost on restart). */
+  outboxWritable: z.boolean().optional(),
+  /** Outbox rows known lost since start (a deleted/corrupt file, a full memory queue). */
+  outboxLost: z.number().int().min(0).optional(),
   /** Optional, as in the status: the input classifier's state and since when. */
   health: InputHealthSchema.optional(),
   healthSince: isoTimestamp.optional(),

@@ -104,9 +104,19 @@ export const DaemonConfigSchema = z
       }),
     stateDir: z.string().min(1).default('/var/lib/screamwatch'),
     outbox: z
-      .object({ maxRows: z.number().int().min(10).default(100_000) })
+      .object({
+        maxRows: z.number().int().min(10).default(100_000),
+        /** Rows held in memory while the disk refuses writes (full, read-only). */
+        memoryMaxRows: z.number().int().min(10).max(100_000).default(1000),
+        /** Backoff between attempts to write to the disk again. */
+        retry: RetrySchema.default({ initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 }),
+      })
       .strict()
-      .default({ maxRows: 100_000 }),
+      .default({
+        maxRows: 100_000,
+        memoryMaxRows: 1000,
+        retry: { initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 },
+      }),
     heartbeatIntervalS: z.number().min(1).max(86_400).default(60),
     /** Input health classifier (daemon/health/input-health.ts): when the mic counts as deaf. */
     health: z

@@ -6,6 +6,8 @@ import { DAEMON_VERSION } from '../version.ts';
 export interface HeartbeatFacts {
   outboxDepth: number;
   outboxFull: boolean;
+  outboxWritable?: boolean;
+  outboxLost?: number;
   droppedFrames: number;
   inputLevelDbfs: number;
   lastMaxProbability: number;
@@ -62,6 +64,8 @@ export class HeartbeatService {
       rssBytes: process.memoryUsage.rss(),
       modelVersion: this.o.modelVersion.slice(0, 100),
       daemonVersion: DAEMON_VERSION,
+      ...(f.outboxWritable !== undefined && { outboxWritable: f.outboxWritable }),
+      ...(f.outboxLost !== undefined && { outboxLost: f.outboxLost }),
       ...(f.health && { health: f.health.health, healthSince: f.health.since }),
     };
   }

@@ -49,7 +49,11 @@ describe('daemon config', () => {
         keepaliveS: 30,
       },
       stateDir: '/var/lib/screamwatch',
-      outbox: { maxRows: 100000 },
+      outbox: {
+        maxRows: 100000,
+        memoryMaxRows: 1000,
+        retry: { initialDelayMs: 1000, maxDelayMs: 60000, multiplier: 2 },
+      },
       heartbeatIntervalS: 60,
       health: {
         silentAfterS: 300,

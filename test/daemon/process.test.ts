@@ -314,7 +314,9 @@ describe('the daemon process', () => {
     outbox.close();
   });
 
-  it('daemon/launch.mjs (low-memory entry, plain node) runs the same daemon', async () => {
+  it('the built daemon (dist/daemon.mjs from `npm run build`, plain node) runs the same daemon', async () => {
+    const { buildAll } = await import('../../scripts/build.mjs');
+    await buildAll({ quiet: true });
     const broker = await startAedes();
     teardown.add(() => broker.stop());
     const state = await tempDir();
@@ -322,7 +324,7 @@ describe('the daemon process', () => {
     const child = spawn(
       process.execPath,
       [
-        join(ROOT, 'daemon/launch.mjs'),
+        join(ROOT, 'dist/daemon.mjs'),
         '--sensor-id',
         'lab-9',
         '--source',

@@ -187,6 +187,8 @@ describe('today’s daemon encodes the golden bytes', () => {
       facts: () => ({
         outboxDepth: 2,
         outboxFull: false,
+        outboxWritable: true,
+        outboxLost: 0,
         droppedFrames: 512,
         inputLevelDbfs: -48.27,
         lastMaxProbability: 0.42,
@@ -216,6 +218,7 @@ describe('today’s daemon encodes the golden bytes', () => {
       topicRoot: 'screamwatch',
       modelVersion: goldenEventFacts().modelVersion,
       outbox,
+      outboxWritable: () => true,
       clock: { now: () => GOLDEN_NOW_MS },
       logger: captureLogs().logger,
     });

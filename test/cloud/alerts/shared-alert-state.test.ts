@@ -169,8 +169,8 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
 
   it('a bridge that dies mid-send: another sends the job once its lease ends; the dead one cannot record it', async () => {
     const alerts = alertsConfig({
-      timeoutMs: 500,
-      leaseS: 1,
+      timeoutMs: 1000,
+      leaseS: 2,
       policies: [{ group: 'default', cooldownS: 0, contacts: { sms: ['+15550003'], email: [] } }],
     });
     // Bridge a hangs in its send (as a process that was killed -9 would never answer).
@@ -188,9 +188,11 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     await a.store.insertIfNew(e);
     await a.service.onEvent(e);
     await eventually(() => release !== null, 5000, 'bridge a sending');
+    // Bridge a stops claiming (its stop() waits for the hung send: a dead process does neither).
+    const aStopped = a.service.stop();
     const b = await bridge('bridge-b', alerts);
     // Not before the lease runs out...
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 1000));
     expect(smsFor(e.eventId)).toHaveLength(0);
     // ...then bridge b sends it, once.
     await eventually(() => smsFor(e.eventId).length === 1, 10_000, 'sent by bridge b');
@@ -200,6 +202,7 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     });
     expect(job.attempts).toBe(2);
     (release as unknown as () => void)();
+    await aStopped;
     await eventually(
       () =>
         a.logs.find('alert job lease lost before its outcome was recorded (the send outlasted alerts.leaseS)')

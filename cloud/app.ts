@@ -93,6 +93,11 @@ export class CloudApp {
           .onSensorOffline(sensor)
           .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'offline alert failed'));
       },
+      onDegraded: (sensor) => {
+        this.alerts
+          ?.onSensorDegraded(sensor)
+          .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'degraded alert failed'));
+      },
     });
     this.runner = new ServiceRunner({
       services: this.services(),

@@ -18,6 +18,7 @@ import type { DaemonConfig } from './config/schema.ts';
 import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
+import { InputHealthMonitor } from './health/input-health-monitor.ts';
 import { Outbox } from './outbox/outbox.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
 
@@ -71,6 +72,7 @@ export class DaemonApp extends EventEmitter {
   readonly clock: Clock;
   readonly notifier: SystemdNotifier;
   readonly queue: FrameQueue;
+  readonly inputHealth: InputHealthMonitor;
   model!: ScreamModel;
   outbox!: Outbox;
   publisher!: MqttPublisher;
@@ -91,6 +93,16 @@ export class DaemonApp extends EventEmitter {
     this.clock = options.clock ?? systemClock;
     this.notifier = new SystemdNotifier(this.logger, options.env ?? process.env);
     this.queue = new FrameQueue(Math.round((options.queueCapacityS ?? 10) * 16_000));
+    this.inputHealth = new InputHealthMonitor({
+      thresholds: this.config.health,
+      source: this.config.audio.source,
+      clock: this.clock,
+      logger: this.logger.child({ service: 'input-health' }),
+      onChange: (health, since) => {
+        this.publisher?.setHealth(health, since);
+        this.emit('health', health, since);
+      },
+    });
     this.runner = new ServiceRunner({
       services: this.services(),
       tiers: STOP_TIERS,
@@ -180,6 +192,7 @@ export class DaemonApp extends EventEmitter {
       logger: this.logger.child({ service: 'mqtt' }),
       ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
     });
+    this.publisher.setHealth(this.inputHealth.health, this.inputHealth.since);
     await this.publisher.start();
   }
 
@@ -226,6 +239,7 @@ export class DaemonApp extends EventEmitter {
         droppedFrames: this.queue.droppedFrames,
         inputLevelDbfs: this.detection.inputLevelDbfs,
         lastMaxProbability: this.detection.takeMaxProbability(),
+        health: { health: this.inputHealth.health, since: this.inputHealth.since },
       }),
       emit: (m) => {
         const r = this.outbox.add(
@@ -246,6 +260,7 @@ export class DaemonApp extends EventEmitter {
     const source = parseAudioSource(c.audio.source);
     const events = {
       samples: (s: Float32Array) => {
+        this.inputHealth.samples(s);
         const dropped = this.queue.push(s);
         if (dropped > 0) this.warnDropped();
       },
@@ -255,6 +270,15 @@ export class DaemonApp extends EventEmitter {
         this.emit('flowing');
       },
       end: () => this.onSourceEnd(),
+      // Microphone missing at boot (or lost): the daemon is up and handling it, so READY goes
+      // out now (systemd must not kill us in a start-timeout loop that cannot bring the mic
+      // back); WATCHDOG comes from the retry loop below and the retained status says
+      // health "no-device".
+      failed: () => {
+        this.notifier.ready();
+        this.notifier.status(`no audio device ${c.audio.source}: retrying`);
+        this.inputHealth.deviceFailed();
+      },
     };
     this.source =
       source.kind === 'alsa'
@@ -271,6 +295,7 @@ export class DaemonApp extends EventEmitter {
             queue: this.queue,
             logger: this.logger,
           });
+    await this.inputHealth.start();
     await this.source.start();
     // WATCHDOG comes from the analysis loop. While the microphone is known to be missing and
     // being retried, keep systemd from restarting us in a loop: we are handling it. A stall we
@@ -283,6 +308,7 @@ export class DaemonApp extends EventEmitter {
     this.stopWatchdogPings();
     this.stopWatchdogPings = () => {};
     await this.source.stop();
+    await this.inputHealth.stop();
   }
 
   private commitEvent(kind: 'event' | 'report', message: EventMessage): void {

@@ -1,4 +1,4 @@
-import type { HeartbeatMessage } from '../../protocol/messages.ts';
+import type { HeartbeatMessage, InputHealth } from '../../protocol/messages.ts';
 import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
 import type { Clock } from '../clock.ts';
 import { DAEMON_VERSION } from '../version.ts';
@@ -11,6 +11,7 @@ export interface HeartbeatFacts {
   droppedFrames: number;
   inputLevelDbfs: number;
   lastMaxProbability: number;
+  health?: { health: InputHealth; since: string };
 }
 
 export interface HeartbeatServiceOptions {
@@ -65,6 +66,7 @@ export class HeartbeatService {
       daemonVersion: DAEMON_VERSION,
       ...(f.outboxWritable !== undefined && { outboxWritable: f.outboxWritable }),
       ...(f.outboxLost !== undefined && { outboxLost: f.outboxLost }),
+      ...(f.health && { health: f.health.health, healthSince: f.health.since }),
     };
   }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
-import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
+import { type InputHealth, PROTOCOL_VERSION, type StatusMessage } from '../../protocol/messages.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
 import type { Clock } from '../clock.ts';
@@ -65,6 +65,7 @@ export class MqttPublisher extends EventEmitter {
   /** Set when the broker refused our credentials; cleared on a successful connect. */
   authError: DaemonError | null = null;
   connects = 0;
+  private health: { health: InputHealth; since: string } | null = null;
 
   constructor(private readonly o: MqttPublisherOptions) {
     super();
@@ -256,6 +257,16 @@ export class MqttPublisher extends EventEmitter {
     });
   }
 
+  /**
+   * The input classifier's state goes into the retained `online` status, republished at once
+   * when connected (and on every connect), so the bridge and Home Assistant see a deaf mic
+   * without waiting for the next heartbeat.
+   */
+  setHealth(health: InputHealth, since: string): void {
+    this.health = { health, since };
+    if (!this.stopping) this.republishStatus();
+  }
+
   /** Publishes the retained `online` status again (its facts changed, e.g. outboxWritable). */
   republishStatus(): void {
     if (!this.client || !this.connected) return;
@@ -264,7 +275,7 @@ export class MqttPublisher extends EventEmitter {
 
   private statusPayload(state: 'online' | 'offline'): Buffer {
     const writable = this.o.outboxWritable?.();
-    return encodeStatus({
+    const m: StatusMessage = {
       ...(writable !== undefined && { outboxWritable: writable }),
       v: PROTOCOL_VERSION,
       sensorId: this.o.sensorId,
@@ -272,7 +283,13 @@ export class MqttPublisher extends EventEmitter {
       timestamp: new Date(this.o.clock.now()).toISOString(),
       daemonVersion: DAEMON_VERSION,
       modelVersion: this.o.modelVersion.slice(0, 100),
-    });
+    };
+    // offline (the last will, a clean stop) says nothing about the microphone
+    if (state === 'online' && this.health) {
+      m.health = this.health.health;
+      m.since = this.health.since;
+    }
+    return encodeStatus(m);
   }
 
   /**

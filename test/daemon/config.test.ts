@@ -55,6 +55,15 @@ describe('daemon config', () => {
         retry: { initialDelayMs: 1000, maxDelayMs: 60000, multiplier: 2 },
       },
       heartbeatIntervalS: 60,
+      health: {
+        silentAfterS: 300,
+        silentFloorDbfs: -90,
+        stuckAfterS: 30,
+        clipAfterS: 10,
+        clipShare: 0.05,
+        noDeviceAfterS: 5,
+        recoverAfterS: 10,
+      },
       location: { latitude: null, longitude: null, accuracy: null, address: null, room: null },
       log: { level: 'info' },
     });

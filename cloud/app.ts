@@ -32,6 +32,8 @@ export interface CloudAppOptions {
   alertPollMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
+  /** Password-check limits for the embedded broker (tests shorten them). */
+  passwordGate?: import('./auth/password-gate.ts').PasswordGate;
 }
 
 /** Stop order and budgets: a hung network peer must not keep the process from exiting. */
@@ -220,6 +222,7 @@ export class CloudApp {
         config: config.mqtt,
         logger: this.logger.child({ component: 'broker' }),
         onSensorSeen: (id, ip) => this.registry.noteConnection(id, ip),
+        ...(this.options.passwordGate && { passwordGate: this.options.passwordGate }),
       });
     }
     this.source.setHandler((topic, payload, meta) => this.ingest.handleMessage(topic, payload, meta));

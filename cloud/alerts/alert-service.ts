@@ -179,9 +179,10 @@ export class AlertService implements EventAlerter {
     policy: AlertPolicy | null,
     nextAtMs: number,
     recordOnEvent: boolean,
+    /** The decision's time (the cooldown was claimed at it); rate reservations and createdAt use it. */
+    now = this.now(),
   ): Promise<AlertJob[]> {
     const jobs: AlertJob[] = [];
-    const now = this.now();
     for (const channel of ['sms', 'email'] as const) {
       for (const recipient of contacts[channel]) {
         let status: JobStatus = 'queued';
@@ -264,7 +265,7 @@ export class AlertService implements EventAlerter {
         decided = { outcome: 'suppressed', jobs: [] };
       } else {
         const message = screamAlert(event, this.label(event.sensorId), this.options.publicUrl ?? null);
-        const jobs = await this.contactJobs(event, policy.contacts, 'alert', message, policy, now, true);
+        const jobs = await this.contactJobs(event, policy.contacts, 'alert', message, policy, now, true, now);
         if (policy.escalateAfterS !== null) {
           const esc = escalationAlert(
             event,

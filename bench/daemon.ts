@@ -40,8 +40,15 @@ function median(xs: number[]): number {
 }
 
 /** Extra node flags for the daemon process, e.g. BENCH_DAEMON_NODE_FLAGS=--max-semi-space-size=1 */
+/** NODE_OPTIONS from the daemon's systemd unit: the bench runs node as the unit does. */
+const DAEMON_UNIT_NODE_FLAGS =
+  /^Environment=NODE_OPTIONS=(.*)$/m.exec(
+    readFileSync(join(ROOT, 'deploy/systemd/screamwatch-daemon.service'), 'utf8'),
+  )?.[1] ?? '';
+
 function nodeFlags(): string[] {
-  return (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // default: the flags deploy/systemd/screamwatch-daemon.service gives node
+  return (process.env.BENCH_DAEMON_NODE_FLAGS ?? DAEMON_UNIT_NODE_FLAGS).split(/\s+/).filter(Boolean);
 }
 
 export async function runDaemonBench(): Promise<Record<string, number | string>> {
@@ -171,10 +178,10 @@ export async function runDaemonBench(): Promise<Record<string, number | string>>
       }),
     );
     const arecordLog = join(dir, 'arecord.log');
-    // BENCH_DAEMON_ENTRY: a prebuilt JS bundle of daemon/main.ts to compare (run without tsx)
-    const entry = process.env.BENCH_DAEMON_ENTRY
-      ? [process.env.BENCH_DAEMON_ENTRY]
-      : ['--import', 'tsx', join(ROOT, 'daemon/main.ts')];
+    // The built artifact, as the unit runs it (`npm run bench` builds first). BENCH_DAEMON_ENTRY=tsx
+    // runs the TypeScript sources through tsx instead, any other value that JS file.
+    const entryEnv = process.env.BENCH_DAEMON_ENTRY ?? join(ROOT, 'dist/daemon.mjs');
+    const entry = entryEnv === 'tsx' ? ['--import', 'tsx', join(ROOT, 'daemon/main.ts')] : [entryEnv];
     const child = spawn(process.execPath, [...nodeFlags(), ...entry, '--config', cfg], {
       cwd: ROOT,
       env: {

@@ -251,10 +251,14 @@ export async function makeRelease({
       );
     }
   }
-  for (const f of ['daemon.mjs', 'daemon-check-config.mjs']) copyFileSync(join(root, 'dist', f), join(d, 'dist', f));
+  for (const f of ['daemon.mjs', 'daemon-check-config.mjs'])
+    copyFileSync(join(root, 'dist', f), join(d, 'dist', f));
   // the unit travels with the code it runs (Ansible installs it from the release)
   mkdirSync(join(d, 'systemd'), { recursive: true });
-  copyFileSync(join(root, 'deploy/systemd/screamwatch-daemon.service'), join(d, 'systemd/screamwatch-daemon.service'));
+  copyFileSync(
+    join(root, 'deploy/systemd/screamwatch-daemon.service'),
+    join(d, 'systemd/screamwatch-daemon.service'),
+  );
   if (existsSync(join(root, 'dist/daemon.mjs.LEGAL.txt')))
     copyFileSync(join(root, 'dist/daemon.mjs.LEGAL.txt'), join(d, 'dist/daemon.mjs.LEGAL.txt'));
   copyFileSync(join(root, 'models/screamwatch-forest.json'), join(d, 'models/screamwatch-forest.json'));
@@ -307,9 +311,13 @@ export async function makeRelease({
     const c = join(stage, cName);
     mkdirSync(join(c, 'dist'), { recursive: true });
     mkdirSync(join(c, 'bin'), { recursive: true });
-    for (const f of ['cli.mjs', 'cloud.mjs', 'cloud-check-config.mjs']) copyFileSync(join(root, 'dist', f), join(c, 'dist', f));
+    for (const f of ['cli.mjs', 'cloud.mjs', 'cloud-check-config.mjs'])
+      copyFileSync(join(root, 'dist', f), join(c, 'dist', f));
     mkdirSync(join(c, 'systemd'), { recursive: true });
-    copyFileSync(join(root, 'deploy/systemd/screamwatch-cloud.service'), join(c, 'systemd/screamwatch-cloud.service'));
+    copyFileSync(
+      join(root, 'deploy/systemd/screamwatch-cloud.service'),
+      join(c, 'systemd/screamwatch-cloud.service'),
+    );
     // The dashboard bundles cloud/web/client/*.ts and the analysis worker with esbuild at
     // start; they import the shared core and protocol.
     for (const dir of ['core', 'protocol', 'cloud/web', 'models'])

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { verifyPassword } from '../../cloud/auth/passwords.ts';
+import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { loadDaemonConfig } from '../../daemon/config/load.ts';
 
 const run = promisify(execFile);

@@ -5,8 +5,8 @@ import { access, chown, constants, lstat, mkdir, readFile, readlink, stat } from
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { verifyPassword } from '../../cloud/auth/passwords.ts';
+import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { loadDaemonConfig } from '../../daemon/config/load.ts';
 import { freePort } from '../support/free-port.ts';
 
@@ -37,7 +37,12 @@ describe.skipIf(!root)('deploy: the target root after a real apply of site.yml',
 
   it('installed the pinned Node.js from the copied tarball', async () => {
     expect(await readlink(at('opt/screamwatch/node/current'))).toBe(`v${nodeVersion}`);
-    const { stdout } = await run('/usr/sbin/chroot', [root, '/opt/screamwatch/node/current/bin/node', '-p', 'process.version']);
+    const { stdout } = await run('/usr/sbin/chroot', [
+      root,
+      '/opt/screamwatch/node/current/bin/node',
+      '-p',
+      'process.version',
+    ]);
     expect(stdout.trim()).toBe(`v${nodeVersion}`);
   });
 
@@ -57,8 +62,14 @@ describe.skipIf(!root)('deploy: the target root after a real apply of site.yml',
   });
 
   it('unpacked the cloud release and installed its dependencies there', async () => {
-    expect(await readlink(at('opt/screamwatch-cloud/current'))).toBe(`/opt/screamwatch-cloud/releases/${cloudVersion}`);
-    await access(at(`opt/screamwatch-cloud/releases/${cloudVersion}/node_modules/better-sqlite3/build/Release/better_sqlite3.node`));
+    expect(await readlink(at('opt/screamwatch-cloud/current'))).toBe(
+      `/opt/screamwatch-cloud/releases/${cloudVersion}`,
+    );
+    await access(
+      at(
+        `opt/screamwatch-cloud/releases/${cloudVersion}/node_modules/better-sqlite3/build/Release/better_sqlite3.node`,
+      ),
+    );
   });
 
   it('rendered daemon.yaml readable by the service group only, and the daemon loads it', async () => {
@@ -179,7 +190,7 @@ describe.skipIf(!root || !adminPassword)(
   () => {
     it('the daemon, run from its unit with the rendered config, shows as online on the dashboard', async () => {
       // Both the dashboard and the daemon need the shipped model; say so rather than time out.
-      await access(at('opt/screamwatch/current/models/screamwatch-forest.json')).catch(() => {
+      await access(at(`opt/screamwatch/releases/${version}/models/screamwatch-forest.json`)).catch(() => {
         throw new Error(
           `the release ${version} has no models/screamwatch-forest.json: neither side can start`,
         );

@@ -124,7 +124,7 @@ describe('systemd units: the contract with the daemon, the cloud and Ansible', (
   it('the daemon runs its process entry with the config Ansible renders, may use ALSA and writes only its state dir', () => {
     const d = directives(texts.get('screamwatch-daemon.service')!);
     expect(d.get('ExecStart')).toEqual([
-      '/opt/screamwatch/node/current/bin/node /opt/screamwatch/current/dist/daemon.mjs --config /etc/screamwatch/daemon.yaml',
+      '/opt/screamwatch/node/current/bin/node --single-threaded --optimize-for-size /opt/screamwatch/current/dist/daemon.mjs --config /etc/screamwatch/daemon.yaml',
     ]);
     // the built release `current` points at: plain JavaScript, no TypeScript loader
     expect(d.get('ExecStart')![0]).not.toMatch(/tsx|\.ts\b/);

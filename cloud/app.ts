@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { redactUrl } from '../protocol/redact.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
 import { AlertService } from './alerts/alert-service.ts';
 import { type Channel, type ChannelSender, createSenders } from './alerts/senders.ts';
@@ -146,7 +147,7 @@ export class CloudApp {
     await this.runner.start();
     this.logger.info(
       {
-        mqtt: config.mqtt.broker ?? { embedded: this.brokerPorts },
+        mqtt: config.mqtt.broker ? redactUrl(config.mqtt.broker) : { embedded: this.brokerPorts },
         web: this.web?.url ?? null,
         dataDir: resolve(config.dataDir),
       },

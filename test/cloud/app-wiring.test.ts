@@ -3,8 +3,8 @@ import type { MqttClient } from 'mqtt';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CloudApp } from '../../cloud/app.ts';
-import { parseCloudConfig } from '../../cloud/config/schema.ts';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
+import { parseCloudConfig } from '../../cloud/config/schema.ts';
 import { type MongoWireServer, startMongoWireServer } from '../support/mongo-wire-server.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
 import {

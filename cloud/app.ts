@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
@@ -30,6 +29,8 @@ export interface CloudAppOptions {
   alertPollMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
+  /** Password-check limits for the embedded broker (tests shorten them). */
+  passwordGate?: import('./auth/password-gate.ts').PasswordGate;
 }
 
 /** Stop order and budgets: a hung network peer must not keep the process from exiting. */
@@ -91,6 +92,11 @@ export class CloudApp {
         this.alerts
           .onSensorOffline(sensor)
           .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'offline alert failed'));
+      },
+      onDegraded: (sensor) => {
+        this.alerts
+          ?.onSensorDegraded(sensor)
+          .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'degraded alert failed'));
       },
     });
     this.runner = new ServiceRunner({
@@ -190,6 +196,7 @@ export class CloudApp {
         config: config.mqtt,
         logger: this.logger.child({ component: 'broker' }),
         onSensorSeen: (id, ip) => this.registry.noteConnection(id, ip),
+        ...(this.options.passwordGate && { passwordGate: this.options.passwordGate }),
       });
     }
     this.source.setHandler((topic, payload, meta) => this.ingest.handleMessage(topic, payload, meta));
@@ -220,12 +227,11 @@ export class CloudApp {
   }
 
   private async createWeb(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> } | null> {
-    const serverPath = new URL('./web/server.ts', import.meta.url);
-    if (!existsSync(serverPath)) return null;
     const { config } = this.options;
     const model = this.options.model ?? (await this.loadModel());
     if (!model) return null;
-    const { createWebService } = (await import(serverPath.href)) as typeof import('./web/server.ts');
+    // A literal specifier, so the build (scripts/build.mjs) bundles the dashboard, loaded lazily.
+    const { createWebService } = await import('./web/server.ts');
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },
       store: this.store,

@@ -117,6 +117,12 @@ export const CloudConfigSchema = z.object({
         .refine(isValidTopicRoot, 'no wildcards, whitespace or leading/trailing /')
         .default(DEFAULT_TOPIC_ROOT),
       allowAnonymous: z.boolean().default(false),
+      /** Embedded broker: largest MQTT packet accepted; a bigger one closes the connection at its header. */
+      maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(131_072),
+      /** Embedded broker: a connection without a valid CONNECT after this long is dropped. */
+      connectTimeoutMs: z.number().int().min(500).max(120_000).default(5000),
+      /** Embedded broker: connections per IP that may be waiting for their CONNECT at once. */
+      maxPendingPerIp: z.number().int().min(1).max(10_000).default(32),
       sensors: z
         .array(
           z.object({

@@ -39,6 +39,11 @@ export interface SensorView {
   modelVersion: string | null;
   lastEventAt: string | null;
   droppedFrames: number | null;
+  /** Input health the sensor reports (null/absent: never reported). */
+  health?: 'ok' | 'silent' | 'stuck' | 'clipping' | 'no-device' | null;
+  healthSince?: string | null;
+  /** Online but its input is not ok: amber. */
+  degraded?: boolean;
 }
 
 export interface SensorRegistryView {

@@ -15,11 +15,19 @@ function stat(label: string, value: string, warn = false): HTMLElement {
 }
 
 function sensorCard(s: SensorView): HTMLElement {
-  const statusLabel = s.status === 'online' ? 'Online' : s.status === 'offline' ? 'Offline' : 'Unknown';
+  const statusLabel = s.degraded
+    ? `Online · ${s.health}`
+    : s.status === 'online'
+      ? 'Online'
+      : s.status === 'offline'
+        ? 'Offline'
+        : 'Unknown';
   const quiet = typeof s.inputLevelDbfs === 'number' && s.inputLevelDbfs < -85;
+  // amber: online, but the microphone is silent, stuck, clipping or missing (it would miss a scream)
+  const look = s.degraded ? 'degraded' : s.status;
   return h(
     'article',
-    { class: `sensor-card status-${s.status}`, 'data-sensor-id': s.id },
+    { class: `sensor-card status-${look}`, 'data-sensor-id': s.id, 'data-health': s.health ?? '' },
     h(
       'header',
       {},
@@ -33,8 +41,22 @@ function sensorCard(s: SensorView): HTMLElement {
           [s.name ? s.id : null, s.room].filter(Boolean).join(' · ') || '\u00a0',
         ),
       ),
-      h('span', { class: `status-pill status-pill-${s.status}` }, statusLabel),
+      h(
+        'span',
+        {
+          class: `status-pill status-pill-${look}`,
+          ...(s.degraded && s.healthSince && { title: `since ${dateTime(s.healthSince)}` }),
+        },
+        statusLabel,
+      ),
     ),
+    s.degraded
+      ? h(
+          'p',
+          { class: 'health-warning' },
+          `Cannot hear: input ${s.health} since ${dateTime(s.healthSince ?? null)}`,
+        )
+      : null,
     h(
       'div',
       { class: 'stats' },
@@ -80,7 +102,7 @@ export async function initFleet(main: HTMLElement): Promise<void> {
     try {
       const r = await get<{
         sensors: SensorView[];
-        counts: Record<SensorView['status'], number>;
+        counts: Record<SensorView['status'], number> & { degraded?: number };
         at: string;
       }>('/api/sensors');
       clear(
@@ -92,6 +114,14 @@ export async function initFleet(main: HTMLElement): Promise<void> {
           h('strong', {}, String(r.counts.offline)),
           ' offline',
         ),
+        r.counts.degraded
+          ? h(
+              'div',
+              { class: 'count count-degraded has' },
+              h('strong', {}, String(r.counts.degraded)),
+              ' cannot hear',
+            )
+          : null,
         r.counts.unknown
           ? h('div', { class: 'count count-unknown' }, h('strong', {}, String(r.counts.unknown)), ' unknown')
           : null,

@@ -52,7 +52,7 @@ export class ExternalBroker implements MessageSource {
   async start(): Promise<void> {
     const { config, logger } = this.options;
     const brokerUrl = config.broker;
-    if (!brokerUrl) throw new CloudError('CLOUD_USAGE', 'mqtt.broker is not set');
+    if (!brokerUrl) throw new CloudError('CLOUD_CONFIG_INVALID', 'mqtt.broker is not set');
     // what logs and errors show: never the password of a mqtt://user:pass@host URL
     const url = redactUrl(brokerUrl);
     // Stable across restarts (a new id per start would strand the old session's queued share).

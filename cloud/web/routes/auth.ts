@@ -123,6 +123,8 @@ export function safeNext(next: string | undefined): string {
   } catch {
     return '/events';
   }
-  if (u.origin !== base || /[\u0000-\u001f\\]/.test(next)) return '/events';
+  // control characters and backslashes have no business in a path we redirect to
+  const suspicious = [...next].some((ch) => ch.charCodeAt(0) < 0x20 || ch === '\\');
+  if (u.origin !== base || suspicious) return '/events';
   return `${u.pathname}${u.search}${u.hash}`;
 }

@@ -10,6 +10,7 @@ import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
+import { ObservedEventStore } from './store/observed-store.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
 
@@ -110,7 +111,8 @@ export class CloudApp {
     const { config } = this.options;
     const env = this.options.env ?? process.env;
     const logger = this.logger;
-    this.store = await openEventStore(config, env, logger);
+    // observed: every write is pushed to the dashboard's live stream
+    this.store = new ObservedEventStore(await openEventStore(config, env, logger));
     this.alerts = new AlertService({
       alerts: config.alerts,
       dataDir: resolve(config.dataDir),
@@ -205,6 +207,7 @@ export class CloudApp {
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },
       store: this.store,
+      ...(this.store instanceof ObservedEventStore ? { changes: this.store } : {}),
       registry: this.registry,
       alerts: this.alerts,
       ingestLocal: async (event) => {

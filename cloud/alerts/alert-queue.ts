@@ -304,6 +304,14 @@ export class AlertQueue {
     return r.n;
   }
 
+  /** When the oldest job counted by sentOrPendingTo was created (ms), or null. */
+  oldestSentOrPendingTo(recipient: string, sinceMs: number): number | null {
+    const r = this.st(
+      "SELECT MIN(created_at) AS t FROM jobs WHERE recipient = ? AND created_at >= ? AND status IN ('queued', 'in-flight', 'sent')",
+    ).get(recipient, sinceMs) as { t: number | null };
+    return r.t;
+  }
+
   cooldown(key: string): CooldownRow | null {
     const r = this.st('SELECT * FROM cooldowns WHERE key = ?').get(key) as
       | {

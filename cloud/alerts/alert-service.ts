@@ -6,7 +6,13 @@ import type { AlertPolicy, CloudConfig, SensorConfig } from '../config/schema.ts
 import { CloudError } from '../errors.ts';
 import type { EventAlerter } from '../ingest/event-ingest.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
-import type { ChannelDelivery, ChannelStatus, EventStore, StoredEvent } from '../store/types.ts';
+import type {
+  AlertSuppression,
+  ChannelDelivery,
+  ChannelStatus,
+  EventStore,
+  StoredEvent,
+} from '../store/types.ts';
 import { type AlertJob, AlertQueue, type JobStatus, type NewJob } from './alert-queue.ts';
 import {
   type AlertMessage,
@@ -34,6 +40,9 @@ export interface AlertServiceOptions {
   /** Parallel sends. */
   concurrency?: number;
 }
+
+/** lastError prefix of a job the per-contact rate limit suppressed. */
+const RATE_LIMITED = 'rate limit';
 
 const STATUS_ON_EVENT: Record<JobStatus, ChannelStatus> = {
   queued: 'pending',
@@ -160,6 +169,7 @@ export class AlertService implements EventAlerter {
       for (const recipient of contacts[channel]) {
         let status: JobStatus = 'queued';
         let lastError: string | null = null;
+        let limitedUntilMs: number | null = null;
         if (!this.options.senders[channel]) {
           status = 'not-configured';
           lastError = `${channel} is not configured (alerts.${channel === 'sms' ? 'twilio' : 'smtp'})`;
@@ -168,7 +178,11 @@ export class AlertService implements EventAlerter {
           this.queue.sentOrPendingTo(recipient, now - 3_600_000) >= policy.ratePerContactPerHour
         ) {
           status = 'suppressed';
-          lastError = `rate limit: ${policy.ratePerContactPerHour} per hour to this contact`;
+          lastError = `${RATE_LIMITED}: ${policy.ratePerContactPerHour} per hour to this contact`;
+          // a suppressed job is final and never claimed, so its next-attempt time is free to
+          // carry when the contact's hour frees up (shown as "rate-limited until")
+          const oldest = this.queue.oldestSentOrPendingTo(recipient, now - 3_600_000);
+          limitedUntilMs = (oldest ?? now) + 3_600_000;
         }
         jobs.push({
           eventId: event.eventId,
@@ -177,7 +191,7 @@ export class AlertService implements EventAlerter {
           kind,
           ...message,
           status,
-          nextAtMs,
+          nextAtMs: limitedUntilMs ?? nextAtMs,
           recordOnEvent,
           lastError,
         });
@@ -205,7 +219,7 @@ export class AlertService implements EventAlerter {
       if (!chosen || !this.alertable(event, chosen.policy)) {
         // Not recorded: deciding 'none' again has no effect, and skipping the write keeps
         // ingest of non-alerting events (near-misses) to one SQLite commit.
-        return { outcome: 'none', jobs: [] as AlertJob[] };
+        return { outcome: 'none', jobs: [] as AlertJob[], suppressedBy: null };
       }
       const { policy, index } = chosen;
       const key = `${event.sensorId}|${index}`;
@@ -213,7 +227,12 @@ export class AlertService implements EventAlerter {
       if (cd && cd.untilMs > now && cd.firstEventId !== event.eventId) {
         this.queue.noteSuppressed(key, event.screamProbability, event.timestamp);
         this.queue.recordDecision(event.eventId, 'suppressed', now);
-        return { outcome: 'suppressed', jobs: [] as AlertJob[] };
+        const suppressedBy: AlertSuppression = {
+          reason: 'cooldown',
+          eventId: cd.firstEventId,
+          until: new Date(cd.untilMs).toISOString(),
+        };
+        return { outcome: 'suppressed', jobs: [] as AlertJob[], suppressedBy };
       }
       if (policy.cooldownS > 0) {
         this.queue.startCooldown({
@@ -249,7 +268,7 @@ export class AlertService implements EventAlerter {
       }
       const outcome = jobs.length === 0 ? 'not-configured' : 'alert';
       this.queue.recordDecision(event.eventId, outcome, now);
-      return { outcome, jobs };
+      return { outcome, jobs, suppressedBy: null };
     });
     if (!decided) return;
     const { logger } = this.options;
@@ -265,7 +284,7 @@ export class AlertService implements EventAlerter {
     }
     const status = decided.jobs.length ? null : decided.outcome === 'none' ? 'none' : decided.outcome;
     if (decided.jobs.length || status !== event.responseStatus)
-      await this.recordOnEvent(event.eventId, decided.jobs, status);
+      await this.recordOnEvent(event.eventId, decided.jobs, status, decided.suppressedBy);
     this.kick();
   }
 
@@ -353,7 +372,7 @@ export class AlertService implements EventAlerter {
   }
 
   private delivery(job: AlertJob): ChannelDelivery {
-    return {
+    const d: ChannelDelivery = {
       channel: job.channel,
       to: job.recipient,
       status: STATUS_ON_EVENT[job.status],
@@ -362,10 +381,20 @@ export class AlertService implements EventAlerter {
       providerId: job.providerId,
       updatedAt: new Date(job.updatedAtMs).toISOString(),
     };
+    // a queued job that has been tried is waiting for its retry
+    if (job.status === 'queued' && job.attempts > 0) d.nextAttemptAt = new Date(job.nextAtMs).toISOString();
+    if (job.status === 'suppressed' && job.lastError?.startsWith(RATE_LIMITED))
+      d.limitedUntil = new Date(job.nextAtMs).toISOString();
+    return d;
   }
 
   /** Store writes for one event run in order, so a later status never loses to an earlier one. */
-  private recordOnEvent(eventId: string, jobs: AlertJob[], status: string | null): Promise<void> {
+  private recordOnEvent(
+    eventId: string,
+    jobs: AlertJob[],
+    status: string | null,
+    suppressedBy: AlertSuppression | null = null,
+  ): Promise<void> {
     const prev = this.storeWrites.get(eventId) ?? Promise.resolve();
     const next = prev
       .then(async () => {
@@ -382,7 +411,8 @@ export class AlertService implements EventAlerter {
             summarise([...latest.values()]),
           );
         }
-        if (recorded.length === 0 && status) await store.setResponseStatus?.(eventId, status);
+        if (recorded.length === 0 && status)
+          await store.setResponseStatus?.(eventId, status, suppressedBy ? { suppressedBy } : {});
       })
       .catch((err: unknown) =>
         this.options.logger.error({ err, eventId }, 'cannot record alert status on the event'),
@@ -487,9 +517,12 @@ export class AlertService implements EventAlerter {
     const { retry } = this.options.alerts;
     if (job.kind === 'escalation') {
       const event = await this.options.store.get(job.eventId);
-      if (event?.review) {
+      // anyone responding (acknowledged or resolved) or a review stops the escalation
+      const by =
+        event?.response && event.response.state !== 'new' ? event.response.userId : event?.review?.userId;
+      if (by) {
         const done = this.queue.finish(job.id, 'suppressed', this.now(), {
-          lastError: `acknowledged by ${event.review.userId}`,
+          lastError: `acknowledged by ${by}`,
         });
         this.logAttempt(done, 'suppressed', done.lastError);
         return;

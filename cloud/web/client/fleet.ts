@@ -2,8 +2,7 @@ import type { SensorView } from '../types.ts';
 import { ApiError, get } from './api.ts';
 import { clear, h } from './dom.ts';
 import { dateTime, db, relative } from './format.ts';
-
-const POLL_MS = 10_000;
+import { liveStream } from './live-stream.ts';
 
 function stat(label: string, value: string, warn = false): HTMLElement {
   return h(
@@ -62,6 +61,8 @@ function sensorCard(s: SensorView): HTMLElement {
   );
 }
 
+const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 1, online: 2 };
+
 export async function initFleet(main: HTMLElement): Promise<void> {
   const summary = h('div', { class: 'fleet-summary', id: 'fleet-summary' });
   const grid = h('div', { class: 'sensor-grid', id: 'sensor-grid' });
@@ -76,50 +77,80 @@ export async function initFleet(main: HTMLElement): Promise<void> {
     summary,
     grid,
   );
-  async function load(): Promise<void> {
-    try {
-      const r = await get<{
-        sensors: SensorView[];
-        counts: Record<SensorView['status'], number>;
-        at: string;
-      }>('/api/sensors');
-      clear(
-        summary,
-        h('div', { class: 'count count-online' }, h('strong', {}, String(r.counts.online)), ' online'),
-        h(
-          'div',
-          { class: `count count-offline${r.counts.offline ? ' has' : ''}` },
-          h('strong', {}, String(r.counts.offline)),
-          ' offline',
-        ),
-        r.counts.unknown
-          ? h('div', { class: 'count count-unknown' }, h('strong', {}, String(r.counts.unknown)), ' unknown')
-          : null,
-      );
-      if (r.sensors.length === 0) {
-        clear(
-          grid,
-          h(
-            'div',
-            { class: 'card empty' },
-            h('strong', {}, 'No sensors yet'),
-            h('p', { class: 'muted' }, 'Sensors appear here when they first connect to the broker.'),
-          ),
-        );
-      } else clear(grid, ...r.sensors.map(sensorCard));
-      document.getElementById('fleet-updated')!.textContent =
-        `updated ${new Date(r.at).toLocaleTimeString()}`;
-    } catch (err) {
+  const sensors = new Map<string, SensorView>();
+  let at = new Date();
+  const paint = () => {
+    const list = [...sensors.values()].sort(
+      (a, b) => ORDER[a.status] - ORDER[b.status] || a.id.localeCompare(b.id),
+    );
+    const counts = { online: 0, offline: 0, unknown: 0 };
+    for (const s of list) counts[s.status]++;
+    clear(
+      summary,
+      h('div', { class: 'count count-online' }, h('strong', {}, String(counts.online)), ' online'),
+      h(
+        'div',
+        { class: `count count-offline${counts.offline ? ' has' : ''}` },
+        h('strong', {}, String(counts.offline)),
+        ' offline',
+      ),
+      counts.unknown
+        ? h('div', { class: 'count count-unknown' }, h('strong', {}, String(counts.unknown)), ' unknown')
+        : null,
+    );
+    if (list.length === 0) {
       clear(
         grid,
         h(
           'div',
-          { class: 'card empty error' },
-          err instanceof ApiError ? err.message : 'Cannot reach the server; retrying…',
+          { class: 'card empty' },
+          h('strong', {}, 'No sensors yet'),
+          h('p', { class: 'muted' }, 'Sensors appear here when they first connect to the broker.'),
         ),
       );
-    }
-    setTimeout(load, POLL_MS);
+    } else clear(grid, ...list.map(sensorCard));
+    document.getElementById('fleet-updated')!.textContent = `updated ${at.toLocaleTimeString()}`;
+  };
+  async function load(): Promise<string | null> {
+    const r = await get<{ sensors: SensorView[]; at: string; liveCursor: string }>('/api/sensors');
+    sensors.clear();
+    for (const s of r.sensors) sensors.set(s.id, s);
+    at = new Date(r.at);
+    paint();
+    return r.liveCursor;
   }
-  await load();
+  let cursor: string | null = null;
+  try {
+    cursor = await load();
+  } catch (err) {
+    clear(
+      grid,
+      h(
+        'div',
+        { class: 'card empty error' },
+        err instanceof ApiError ? err.message : 'Cannot reach the server; retrying…',
+      ),
+    );
+  }
+  const banner = document.getElementById('outage-banner');
+  liveStream(cursor).on({
+    sensor(s) {
+      sensors.set(s.id, s);
+      at = new Date();
+      paint();
+    },
+    reset: () => void load().catch(() => undefined),
+    poll: () =>
+      load().then(
+        () => true,
+        () => false,
+      ),
+    state(s, since) {
+      if (!banner) return;
+      banner.hidden = s !== 'offline';
+      banner.textContent = since
+        ? `Cannot reach the server since ${since.toLocaleTimeString()}; showing the last known state. Retrying…`
+        : '';
+    },
+  });
 }

@@ -8,12 +8,13 @@ const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 1, on
 export function fleetRoutes(app: FastifyInstance, ctx: WebContext): void {
   // offline first: that is what the person looking at the fleet needs to act on
   app.get('/api/sensors', async () => {
+    const liveCursor = ctx.feed.cursor();
     const sensors = [...ctx.deps.registry.list()].sort(
       (a, b) => ORDER[a.status] - ORDER[b.status] || a.id.localeCompare(b.id),
     );
     const counts = { online: 0, offline: 0, unknown: 0 };
     for (const s of sensors) counts[s.status]++;
-    return { sensors, counts, at: ctx.now().toISOString() };
+    return { sensors, counts, at: ctx.now().toISOString(), liveCursor };
   });
 
   app.get('/api/sensors/:id', async (request) => {

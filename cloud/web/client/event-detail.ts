@@ -210,7 +210,6 @@ function responseCard(main: HTMLElement, e: StoredEvent, sensorName: string | nu
   const card = h('section', { class: 'card response-card', id: 'review' }, h('h2', {}, 'Response'));
   const r = e.response;
   const state = responseState(e);
-  const me = document.body.dataset.user ?? '';
   if (state) {
     card.append(
       h(
@@ -276,9 +275,7 @@ function responseCard(main: HTMLElement, e: StoredEvent, sensorName: string | nu
       )();
     append(card, [
       ackBtn ? h('div', { class: 'actions actions-top' }, ackBtn) : null,
-      r?.state === 'acknowledged' && r.userId !== me
-        ? h('p', { class: 'small muted' }, `${r.userId} is on it.`)
-        : null,
+
       note,
       h(
         'div',

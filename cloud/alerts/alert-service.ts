@@ -16,6 +16,7 @@ import type {
 import { type AlertJob, AlertQueue, type JobStatus, type NewJob } from './alert-queue.ts';
 import {
   type AlertMessage,
+  degradedAlert,
   escalationAlert,
   followUpAlert,
   offlineAlert,
@@ -68,6 +69,19 @@ export function offlineEventId(
   const digest = createHash('sha256').update(`${sensor.id}|offline|${basis}`).digest();
   let i = 0;
   return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Date.parse(basis));
+}
+
+/**
+ * The id of a "sensor degraded" event: from the sensor, its health state and since when (all
+ * sensor-side, in the retained status every bridge receives), so a bridge restart or a second
+ * bridge finds the episode already stored and does not alert it again.
+ */
+export function degradedEventId(sensor: Pick<SensorView, 'id' | 'health' | 'healthSince'>): string {
+  const since = sensor.healthSince ?? new Date(0).toISOString();
+  const digest = createHash('sha256').update(`${sensor.id}|degraded|${sensor.health}|${since}`).digest();
+  let i = 0;
+  const ms = Date.parse(since);
+  return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Number.isFinite(ms) ? ms : 0);
 }
 
 /** The event's responseStatus from its recorded deliveries. */
@@ -337,6 +351,71 @@ export class AlertService implements EventAlerter {
         event,
         chosen.policy.contacts,
         'offline',
+        message,
+        chosen.policy,
+        now,
+        true,
+      ).map((j) => this.queue.addJob(j, now));
+    });
+    await this.recordOnEvent(event.eventId, jobs, jobs.length ? null : 'not-configured');
+    this.kick();
+    return event;
+  }
+
+  /**
+   * A sensor is online but its input is not ok (silent, stuck, clipping, no device): stored as a
+   * 'sensor-degraded' event and alerted like 'sensor-offline' (same policy, contacts, rate
+   * limit and `alertOnSensorOffline` switch), once per episode.
+   */
+  async onSensorDegraded(sensor: SensorView): Promise<StoredEvent | null> {
+    const chosen = this.policyFor(sensor.id);
+    const now = this.now();
+    const health = sensor.health ?? 'unknown';
+    const event: StoredEvent = {
+      eventId: degradedEventId(sensor),
+      sensorId: sensor.id,
+      timestamp: new Date(now).toISOString(),
+      receivedAt: new Date(now).toISOString(),
+      startedAt: sensor.healthSince ?? null,
+      audioSource: 'bridge:registry',
+      screamProbability: 0,
+      isScream: false,
+      thresholdValue: chosen?.policy.threshold ?? 0,
+      location: sensor.location ?? {
+        latitude: null,
+        longitude: null,
+        accuracy: null,
+        address: null,
+        source: 'unknown',
+        room: sensor.room,
+      },
+      alertType: 'sensor-degraded',
+      responseStatus: 'pending',
+      deliveries: [],
+      notes: `input health ${health} since ${sensor.healthSince ?? 'unknown'}: the sensor is online but cannot hear`,
+      error: null,
+    };
+    if (!(await this.options.store.insertIfNew(event))) {
+      this.options.logger.info(
+        { sensorId: sensor.id, eventId: event.eventId, health },
+        'sensor degradation already raised (bridge restart or another bridge)',
+      );
+      return null;
+    }
+    const jobs = this.queue.transaction(() => {
+      this.queue.recordDecision(event.eventId, 'degraded', now);
+      if (!chosen?.policy.alertOnSensorOffline) return [];
+      const message = degradedAlert(
+        event,
+        this.label(sensor.id),
+        health,
+        sensor.healthSince ?? null,
+        this.options.publicUrl ?? null,
+      );
+      return this.contactJobs(
+        event,
+        chosen.policy.contacts,
+        'degraded',
         message,
         chosen.policy,
         now,

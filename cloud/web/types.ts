@@ -8,7 +8,7 @@ export type UserRole = 'admin' | 'viewer';
 
 export interface WebUser {
   username: string;
-  /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>`, made by `hashPassword()` (cloud/web/auth/passwords.ts). */
+  /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>`, made by `hashPassword()` (cloud/auth/passwords.ts). */
   passwordHash: string;
   role: UserRole;
 }
@@ -40,6 +40,11 @@ export interface SensorView {
   modelVersion: string | null;
   lastEventAt: string | null;
   droppedFrames: number | null;
+  /** Input health the sensor reports (null/absent: never reported). */
+  health?: 'ok' | 'silent' | 'stuck' | 'clipping' | 'no-device' | null;
+  healthSince?: string | null;
+  /** Online but its input is not ok: amber. */
+  degraded?: boolean;
 }
 
 export interface SensorRegistryView {

@@ -2,8 +2,8 @@ import type { MqttClient } from 'mqtt';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
+import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { parseCloudConfig } from '../../cloud/config/schema.ts';
-import { hashPassword } from '../../cloud/web/auth/passwords.ts';
 import {
   connectSensor,
   eventually,

@@ -4,6 +4,10 @@ import { clear, h } from './dom.ts';
 import { dateTime, db, relative } from './format.ts';
 import { liveStream } from './live-stream.ts';
 
+const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 2, online: 3 };
+/** As the API sorts: offline, then online-but-deaf, unknown, online. */
+const rank = (s: SensorView): number => (s.degraded ? 1 : ORDER[s.status]);
+
 function stat(label: string, value: string, warn = false): HTMLElement {
   return h(
     'div',
@@ -14,11 +18,19 @@ function stat(label: string, value: string, warn = false): HTMLElement {
 }
 
 function sensorCard(s: SensorView): HTMLElement {
-  const statusLabel = s.status === 'online' ? 'Online' : s.status === 'offline' ? 'Offline' : 'Unknown';
+  const statusLabel = s.degraded
+    ? `Online · ${s.health}`
+    : s.status === 'online'
+      ? 'Online'
+      : s.status === 'offline'
+        ? 'Offline'
+        : 'Unknown';
   const quiet = typeof s.inputLevelDbfs === 'number' && s.inputLevelDbfs < -85;
+  // amber: online, but the microphone is silent, stuck, clipping or missing (it would miss a scream)
+  const look = s.degraded ? 'degraded' : s.status;
   return h(
     'article',
-    { class: `sensor-card status-${s.status}`, 'data-sensor-id': s.id },
+    { class: `sensor-card status-${look}`, 'data-sensor-id': s.id, 'data-health': s.health ?? '' },
     h(
       'header',
       {},
@@ -32,8 +44,22 @@ function sensorCard(s: SensorView): HTMLElement {
           [s.name ? s.id : null, s.room].filter(Boolean).join(' · ') || '\u00a0',
         ),
       ),
-      h('span', { class: `status-pill status-pill-${s.status}` }, statusLabel),
+      h(
+        'span',
+        {
+          class: `status-pill status-pill-${look}`,
+          ...(s.degraded && s.healthSince && { title: `since ${dateTime(s.healthSince)}` }),
+        },
+        statusLabel,
+      ),
     ),
+    s.degraded
+      ? h(
+          'p',
+          { class: 'health-warning' },
+          `Cannot hear: input ${s.health} since ${dateTime(s.healthSince ?? null)}`,
+        )
+      : null,
     h(
       'div',
       { class: 'stats' },
@@ -61,8 +87,6 @@ function sensorCard(s: SensorView): HTMLElement {
   );
 }
 
-const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 1, online: 2 };
-
 export async function initFleet(main: HTMLElement): Promise<void> {
   const summary = h('div', { class: 'fleet-summary', id: 'fleet-summary' });
   const grid = h('div', { class: 'sensor-grid', id: 'sensor-grid' });
@@ -80,11 +104,12 @@ export async function initFleet(main: HTMLElement): Promise<void> {
   const sensors = new Map<string, SensorView>();
   let at = new Date();
   const paint = () => {
-    const list = [...sensors.values()].sort(
-      (a, b) => ORDER[a.status] - ORDER[b.status] || a.id.localeCompare(b.id),
-    );
-    const counts = { online: 0, offline: 0, unknown: 0 };
-    for (const s of list) counts[s.status]++;
+    const list = [...sensors.values()].sort((a, b) => rank(a) - rank(b) || a.id.localeCompare(b.id));
+    const counts = { online: 0, offline: 0, unknown: 0, degraded: 0 };
+    for (const s of list) {
+      counts[s.status]++;
+      if (s.degraded) counts.degraded++;
+    }
     clear(
       summary,
       h('div', { class: 'count count-online' }, h('strong', {}, String(counts.online)), ' online'),
@@ -94,6 +119,14 @@ export async function initFleet(main: HTMLElement): Promise<void> {
         h('strong', {}, String(counts.offline)),
         ' offline',
       ),
+      counts.degraded
+        ? h(
+            'div',
+            { class: 'count count-degraded has' },
+            h('strong', {}, String(counts.degraded)),
+            ' cannot hear',
+          )
+        : null,
       counts.unknown
         ? h('div', { class: 'count count-unknown' }, h('strong', {}, String(counts.unknown)), ' unknown')
         : null,
@@ -133,6 +166,7 @@ export async function initFleet(main: HTMLElement): Promise<void> {
     );
   }
   const banner = document.getElementById('outage-banner');
+  // pushed: a sensor going offline or deaf shows at once, without polling
   liveStream(cursor).on({
     sensor(s) {
       sensors.set(s.id, s);

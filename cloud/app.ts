@@ -1,7 +1,10 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
+import { AlertQueue } from './alerts/alert-queue.ts';
 import { AlertService } from './alerts/alert-service.ts';
+import type { AlertStateStore } from './alerts/alert-state.ts';
 import { type Channel, type ChannelSender, createSenders } from './alerts/senders.ts';
 import { EmbeddedBroker } from './broker/embedded-broker.ts';
 import { ExternalBroker } from './broker/external-broker.ts';
@@ -30,6 +33,8 @@ export interface CloudAppOptions {
   alertPollMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
+  /** Password-check limits for the embedded broker (tests shorten them). */
+  passwordGate?: import('./auth/password-gate.ts').PasswordGate;
 }
 
 /** Stop order and budgets: a hung network peer must not keep the process from exiting. */
@@ -53,6 +58,27 @@ export async function openEventStore(
   const path = resolve(config.dataDir, 'events.sqlite');
   logger.info({ store: 'sqlite', path }, 'event store: SQLite');
   return new SqliteEventStore(path);
+}
+
+/** With MONGODB_URI the alert state is shared by every bridge in MongoDB; else SQLite (one bridge). */
+export async function openAlertState(
+  config: CloudConfig,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): Promise<AlertStateStore> {
+  const uri = env.MONGODB_URI;
+  if (uri) {
+    const { MongoAlertState } = await import('./alerts/mongo-alert-state.ts');
+    const state = new MongoAlertState({ uri, dbName: env.MONGODB_DB ?? null });
+    logger.info(
+      { alertState: 'mongodb', where: state.where },
+      'alert state: MongoDB (MONGODB_URI), shared by the bridges',
+    );
+    return state;
+  }
+  const state = new AlertQueue(resolve(config.dataDir, 'alerts.sqlite'));
+  logger.info({ alertState: 'sqlite', where: state.where }, 'alert state: SQLite (this bridge only)');
+  return state;
 }
 
 /**
@@ -164,6 +190,8 @@ export class CloudApp {
   private async startAlerts(): Promise<void> {
     const { config } = this.options;
     this.alerts = new AlertService({
+      state: await openAlertState(config, this.options.env ?? process.env, this.logger),
+      bridgeId: config.mqtt.clientId ?? `screamwatch-bridge-${hostname()}`,
       alerts: config.alerts,
       dataDir: resolve(config.dataDir),
       store: this.store,
@@ -198,6 +226,7 @@ export class CloudApp {
         config: config.mqtt,
         logger: this.logger.child({ component: 'broker' }),
         onSensorSeen: (id, ip) => this.registry.noteConnection(id, ip),
+        ...(this.options.passwordGate && { passwordGate: this.options.passwordGate }),
       });
     }
     this.source.setHandler((topic, payload, meta) => this.ingest.handleMessage(topic, payload, meta));

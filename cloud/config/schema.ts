@@ -113,6 +113,12 @@ export const CloudConfigSchema = z.object({
         .refine(isValidTopicRoot, 'no wildcards, whitespace or leading/trailing /')
         .default(DEFAULT_TOPIC_ROOT),
       allowAnonymous: z.boolean().default(false),
+      /** Embedded broker: largest MQTT packet accepted; a bigger one closes the connection at its header. */
+      maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(131_072),
+      /** Embedded broker: a connection without a valid CONNECT after this long is dropped. */
+      connectTimeoutMs: z.number().int().min(500).max(120_000).default(5000),
+      /** Embedded broker: connections per IP that may be waiting for their CONNECT at once. */
+      maxPendingPerIp: z.number().int().min(1).max(10_000).default(32),
       sensors: z
         .array(
           z.object({
@@ -164,8 +170,18 @@ export const CloudConfigSchema = z.object({
         .prefault({}),
       /** Per attempt: a provider that does not answer in time counts as a transient failure. */
       timeoutMs: z.number().int().min(100).default(15_000),
+      /**
+       * A bridge holds a job it is sending for this long; if it dies, another bridge sharing the
+       * alert state (MongoDB) sends the job after it. Longer than one attempt (timeoutMs), so a
+       * job is never sent by two bridges at once.
+       */
+      leaseS: z.number().int().min(1).max(3600).default(60),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((a) => a.leaseS * 1000 >= a.timeoutMs * 2, {
+      message: 'leaseS must be at least twice timeoutMs (a send must end well inside its lease)',
+      path: ['leaseS'],
+    }),
   web: z
     .object({
       host: z.string().min(1).default('127.0.0.1'),

@@ -455,7 +455,7 @@ export class AlertService implements EventAlerter {
   /** An operator's "send alert now" from the dashboard: always sent, no cooldown, no rate limit. */
   async sendManualAlert(eventId: string, userId: string): Promise<{ deliveries: ChannelDelivery[] }> {
     const event = await this.options.store.get(eventId);
-    if (!event) throw new CloudError('CLOUD_USAGE', `event ${eventId} not found`, { eventId });
+    if (!event) throw new CloudError('EVENT_NOT_FOUND', `event ${eventId} not found`, { eventId });
     const chosen = this.policyFor(event.sensorId);
     const now = this.now();
     const message = screamAlert(

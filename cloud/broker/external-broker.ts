@@ -51,7 +51,7 @@ export class ExternalBroker implements MessageSource {
   async start(): Promise<void> {
     const { config, logger } = this.options;
     const url = config.broker;
-    if (!url) throw new CloudError('CLOUD_USAGE', 'mqtt.broker is not set');
+    if (!url) throw new CloudError('CLOUD_CONFIG_INVALID', 'mqtt.broker is not set');
     // Stable across restarts (a new id per start would strand the old session's queued share).
     const clientId = config.clientId ?? `screamwatch-bridge-${hostname()}`;
     let ca: Buffer | undefined;

@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import { ScreamwatchError } from '../../protocol/errors.ts';
+import { httpStatusFor, ScreamwatchError } from '../../protocol/errors.ts';
 import { AnalysisPool } from './analysis-pool.ts';
 import { CSRF_HEADER, SESSION_COOKIE, SessionCodec } from './auth/sessions.ts';
 import { resolveSessionSecret, resolveUsers } from './auth/users.ts';
@@ -249,9 +249,8 @@ function isJson(request: FastifyRequest): boolean {
 function describeError(err: FastifyError | ScreamwatchError, maxUploadBytes: number) {
   if (err instanceof WebError) return { status: err.statusCode, code: err.code, message: err.message };
   if (err instanceof ScreamwatchError) {
-    // AUDIO_* (a file that cannot be decoded) and other coded errors from the core are the client's input
-    const status = err.code.startsWith('AUDIO_') ? 422 : 500;
-    return { status, code: err.code, message: err.message };
+    // the registry says: AUDIO_* (a file that cannot be decoded) is the client's input (422), ...
+    return { status: httpStatusFor(err), code: err.code, message: err.message };
   }
   const fe = err as FastifyError;
   if (fe.code === 'FST_REQ_FILE_TOO_LARGE' || fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

@@ -148,7 +148,7 @@ export function eventRoutes(app: FastifyInstance, ctx: WebContext): void {
         events = await store.list(query);
       } catch (err) {
         // a malformed `before` cursor is the caller's mistake, not a server fault
-        if (err instanceof ScreamwatchError && err.code === 'CLOUD_USAGE') {
+        if (err instanceof ScreamwatchError && err.code === 'STORE_CURSOR_INVALID') {
           throw new WebError('WEB_BAD_REQUEST', err.message);
         }
         throw err;

@@ -14,6 +14,7 @@ import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
+import { ObservedEventStore } from './store/observed-store.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
 
@@ -180,7 +181,10 @@ export class CloudApp {
   }
 
   private async startStore(): Promise<void> {
-    this.store = await openEventStore(this.options.config, this.options.env ?? process.env, this.logger);
+    // observed: every write is pushed to the dashboard's live stream
+    this.store = new ObservedEventStore(
+      await openEventStore(this.options.config, this.options.env ?? process.env, this.logger),
+    );
     await this.store.start();
   }
 
@@ -262,6 +266,7 @@ export class CloudApp {
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },
       store: this.store,
+      ...(this.store instanceof ObservedEventStore ? { changes: this.store } : {}),
       registry: this.registry,
       alerts: this.alerts,
       ingestLocal: async (event) => {

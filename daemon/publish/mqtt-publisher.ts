@@ -4,6 +4,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
 import { type InputHealth, PROTOCOL_VERSION, type StatusMessage } from '../../protocol/messages.ts';
+import { redactUrl } from '../../protocol/redact.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
 import type { Clock } from '../clock.ts';
@@ -113,7 +114,7 @@ export class MqttPublisher extends EventEmitter {
       const u = new URL(this.o.mqtt.url);
       return `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'mqtts:' ? 8883 : 1883)}`;
     } catch {
-      return this.o.mqtt.url;
+      return redactUrl(this.o.mqtt.url);
     }
   }
 

@@ -5,6 +5,7 @@ import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
 import type { ScreamModel } from '../core/model/scream-model.ts';
 import { encodeEvent, encodeHeartbeat } from '../protocol/codec.ts';
 import type { EventMessage } from '../protocol/messages.ts';
+import { redactUrl } from '../protocol/redact.ts';
 import { sensorTopic } from '../protocol/topics.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
 import { SystemdNotifier } from '../runtime/sd-notify.ts';
@@ -18,7 +19,8 @@ import type { DaemonConfig } from './config/schema.ts';
 import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
-import { OutboxStore } from './outbox/outbox-store.ts';
+import { InputHealthMonitor } from './health/input-health-monitor.ts';
+import { Outbox } from './outbox/outbox.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
 
 export interface DaemonAppOptions {
@@ -37,6 +39,8 @@ export interface DaemonAppOptions {
 export interface DaemonStats {
   outboxDepth: number;
   outboxFull: boolean;
+  outboxWritable: boolean;
+  outboxLost: number;
   droppedFrames: number;
   processedS: number;
   eventsConfirmed: number;
@@ -69,8 +73,9 @@ export class DaemonApp extends EventEmitter {
   readonly clock: Clock;
   readonly notifier: SystemdNotifier;
   readonly queue: FrameQueue;
+  readonly inputHealth: InputHealthMonitor;
   model!: ScreamModel;
-  outbox!: OutboxStore;
+  outbox!: Outbox;
   publisher!: MqttPublisher;
   detection!: DetectionService;
   heartbeat!: HeartbeatService;
@@ -89,6 +94,16 @@ export class DaemonApp extends EventEmitter {
     this.clock = options.clock ?? systemClock;
     this.notifier = new SystemdNotifier(this.logger, options.env ?? process.env);
     this.queue = new FrameQueue(Math.round((options.queueCapacityS ?? 10) * 16_000));
+    this.inputHealth = new InputHealthMonitor({
+      thresholds: this.config.health,
+      source: this.config.audio.source,
+      clock: this.clock,
+      logger: this.logger.child({ service: 'input-health' }),
+      onChange: (health, since) => {
+        this.publisher?.setHealth(health, since);
+        this.emit('health', health, since);
+      },
+    });
     this.runner = new ServiceRunner({
       services: this.services(),
       tiers: STOP_TIERS,
@@ -141,7 +156,10 @@ export class DaemonApp extends EventEmitter {
   async start(): Promise<void> {
     const c = this.config;
     await this.runner.start();
-    this.logger.info({ sensorId: c.sensorId, source: c.audio.source, broker: c.mqtt.url }, 'daemon started');
+    this.logger.info(
+      { sensorId: c.sensorId, source: c.audio.source, broker: redactUrl(c.mqtt.url) },
+      'daemon started',
+    );
   }
 
   private loadModel(): void {
@@ -151,8 +169,18 @@ export class DaemonApp extends EventEmitter {
   }
 
   private openOutbox(): void {
-    this.outbox = new OutboxStore(this.config.stateDir, { maxRows: this.config.outbox.maxRows });
-    this.logger.info({ path: this.outbox.path, depth: this.outbox.depth }, 'outbox open');
+    const c = this.config;
+    this.outbox = new Outbox({
+      stateDir: c.stateDir,
+      maxRows: c.outbox.maxRows,
+      memoryMaxRows: c.outbox.memoryMaxRows,
+      retry: c.outbox.retry,
+      logger: this.logger.child({ service: 'outbox' }),
+      clock: this.clock,
+    });
+    this.outbox.open();
+    // the retained status says whether the disk takes writes
+    this.outbox.on('writable', () => this.publisher?.republishStatus());
   }
 
   private async startPublisher(): Promise<void> {
@@ -163,10 +191,12 @@ export class DaemonApp extends EventEmitter {
       topicRoot: c.topicRoot,
       modelVersion: this.model.version,
       outbox: this.outbox,
+      outboxWritable: () => this.outbox.writable,
       clock: this.clock,
       logger: this.logger.child({ service: 'mqtt' }),
       ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
     });
+    this.publisher.setHealth(this.inputHealth.health, this.inputHealth.since);
     await this.publisher.start();
   }
 
@@ -208,9 +238,12 @@ export class DaemonApp extends EventEmitter {
       facts: () => ({
         outboxDepth: this.outbox.depth,
         outboxFull: this.outboxFull,
+        outboxWritable: this.outbox.writable,
+        outboxLost: this.outbox.lost,
         droppedFrames: this.queue.droppedFrames,
         inputLevelDbfs: this.detection.inputLevelDbfs,
         lastMaxProbability: this.detection.takeMaxProbability(),
+        health: { health: this.inputHealth.health, since: this.inputHealth.since },
       }),
       emit: (m) => {
         const r = this.outbox.add(
@@ -231,6 +264,7 @@ export class DaemonApp extends EventEmitter {
     const source = parseAudioSource(c.audio.source);
     const events = {
       samples: (s: Float32Array) => {
+        this.inputHealth.samples(s);
         const dropped = this.queue.push(s);
         if (dropped > 0) this.warnDropped();
       },
@@ -240,6 +274,15 @@ export class DaemonApp extends EventEmitter {
         this.emit('flowing');
       },
       end: () => this.onSourceEnd(),
+      // Microphone missing at boot (or lost): the daemon is up and handling it, so READY goes
+      // out now (systemd must not kill us in a start-timeout loop that cannot bring the mic
+      // back); WATCHDOG comes from the retry loop below and the retained status says
+      // health "no-device".
+      failed: () => {
+        this.notifier.ready();
+        this.notifier.status(`no audio device ${c.audio.source}: retrying`);
+        this.inputHealth.deviceFailed();
+      },
     };
     this.source =
       source.kind === 'alsa'
@@ -256,6 +299,7 @@ export class DaemonApp extends EventEmitter {
             queue: this.queue,
             logger: this.logger,
           });
+    await this.inputHealth.start();
     await this.source.start();
     // WATCHDOG comes from the analysis loop. While the microphone is known to be missing and
     // being retried, keep systemd from restarting us in a loop: we are handling it. A stall we
@@ -268,6 +312,7 @@ export class DaemonApp extends EventEmitter {
     this.stopWatchdogPings();
     this.stopWatchdogPings = () => {};
     await this.source.stop();
+    await this.inputHealth.stop();
   }
 
   private commitEvent(kind: 'event' | 'report', message: EventMessage): void {
@@ -284,6 +329,12 @@ export class DaemonApp extends EventEmitter {
     if (r.id === null) {
       this.logger.warn({ eventId: message.eventId }, 'outbox full of events: near-miss report not queued');
       return;
+    }
+    if (r.memory) {
+      this.logger.warn(
+        { eventId: message.eventId, kind, memoryDepth: this.outbox.memoryDepth },
+        'outbox not writable: event held in memory and published directly',
+      );
     }
     this.emit('committed', r.id, message);
     this.publisher.kick();
@@ -335,6 +386,8 @@ export class DaemonApp extends EventEmitter {
     return {
       outboxDepth: this.outbox?.depth ?? 0,
       outboxFull: this.outboxFull,
+      outboxWritable: this.outbox?.writable ?? true,
+      outboxLost: this.outbox?.lost ?? 0,
       droppedFrames: this.queue.droppedFrames,
       processedS: this.detection?.processedS ?? 0,
       eventsConfirmed: this.detection?.eventsConfirmed ?? 0,

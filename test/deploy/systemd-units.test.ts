@@ -141,6 +141,7 @@ describe('systemd units: the contract with the daemon, the cloud and Ansible', (
 
   it('the cloud runs its process entry with its config and keeps its data in its own state dir', () => {
     const d = directives(texts.get('screamwatch-cloud.service')!);
+    expect(d.get('RestartPreventExitStatus')).toEqual(['78']);
     expect(d.get('ExecStart')).toEqual([
       '/opt/screamwatch/node/current/bin/node /opt/screamwatch-cloud/current/dist/cloud.mjs --config /etc/screamwatch/cloud.yaml',
     ]);

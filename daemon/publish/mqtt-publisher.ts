@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
-import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
+import { backoffDelay, type RetryPolicy } from '../../runtime/backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { DaemonConfig } from '../config/schema.ts';
 import { DaemonError } from '../errors.ts';

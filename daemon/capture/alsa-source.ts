@@ -131,6 +131,7 @@ export class AlsaSource implements AudioSource {
         this.lastError.message,
       );
       this.retryTimer = setTimeout(() => this.open(), delay);
+      this.options.events.failed?.(this.lastError);
     });
   }
 

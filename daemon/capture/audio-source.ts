@@ -16,6 +16,8 @@ export interface AudioSourceEvents {
   flowing(): void;
   /** Only a file source ends. */
   end(): void;
+  /** The device could not be opened or was lost; a reopen is scheduled (input health: no-device). */
+  failed?(error: DaemonError): void;
 }
 
 export type ParsedSource = { kind: 'alsa'; device: string } | { kind: 'file'; path: string };

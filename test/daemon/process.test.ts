@@ -136,6 +136,45 @@ describe('the daemon process', () => {
     expect(notify.messages.filter((m) => m === 'READY=1')).toHaveLength(1);
   });
 
+  it('microphone missing at boot: READY once up and retrying, WATCHDOG from the retry loop, status no-device', async () => {
+    const broker = await startAedes();
+    teardown.add(() => broker.stop());
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const notify = await startNotifySocket(state.dir);
+    teardown.add(() => notify.stop());
+    const cfg = await configFile(state.dir, {
+      stateDir: state.dir,
+      mqtt: { url: broker.url },
+      audio: { source: 'alsa:plughw:CARD=Gone,DEV=0', retry: { initialDelayMs: 100, maxDelayMs: 300 } },
+      health: { noDeviceAfterS: 0.5 },
+    });
+    const d = spawnDaemon(['--config', cfg], {
+      PATH: `${FAKE_ARECORD_DIR}:${process.env.PATH}`,
+      FAKE_ARECORD_WAV: quiet,
+      FAKE_ARECORD_MISSING: 'plughw:CARD=Gone,DEV=0',
+      NOTIFY_SOCKET: notify.path,
+      WATCHDOG_USEC: '400000',
+    });
+    await until(() => notify.messages.includes('READY=1'), 15_000, 'READY=1 without a microphone');
+    expect(notify.messages).toContain('STATUS=no audio device alsa:plughw:CARD=Gone,DEV=0: retrying');
+    await until(() => notify.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 5000, 'watchdog pings');
+    await broker.waitFor(
+      (m) =>
+        m.some(
+          (x) =>
+            x.topic === 'screamwatch/sensors/hall-1/status' &&
+            x.retain &&
+            /"no-device"/.test(x.payload.toString()),
+        ),
+      10_000,
+    );
+    expect(d.lines.some((l) => l.code === 'INPUT_NO_DEVICE')).toBe(true);
+    expect(d.child.exitCode).toBeNull();
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
+  });
+
   it('kill -9 between the outbox commit and the PUBACK: last will offline, the event delivered after restart', async () => {
     const port = await freePort();
     let heldEvent: EventMessage | null = null;
@@ -275,7 +314,9 @@ describe('the daemon process', () => {
     outbox.close();
   });
 
-  it('daemon/launch.mjs (low-memory entry, plain node) runs the same daemon', async () => {
+  it('the built daemon (dist/daemon.mjs from `npm run build`, plain node) runs the same daemon', async () => {
+    const { buildAll } = await import('../../scripts/build.mjs');
+    await buildAll({ quiet: true });
     const broker = await startAedes();
     teardown.add(() => broker.stop());
     const state = await tempDir();
@@ -283,7 +324,7 @@ describe('the daemon process', () => {
     const child = spawn(
       process.execPath,
       [
-        join(ROOT, 'daemon/launch.mjs'),
+        join(ROOT, 'dist/daemon.mjs'),
         '--sensor-id',
         'lab-9',
         '--source',

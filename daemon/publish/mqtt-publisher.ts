@@ -324,7 +324,12 @@ export class MqttPublisher extends EventEmitter {
       1000,
       undefined,
     );
+    // Not removeAllListeners(): that also drops mqtt.js's own 'close' handler, the one that
+    // clears its CONNACK timer, so a stop while a connect was still pending (the installer's
+    // `--source file:… --fast` against an unreachable broker) crashed 10 s later with an
+    // unhandled 'error' event "connack timeout". Our handlers ignore a client that is no
+    // longer this.client; late errors of the closing client are swallowed here.
+    client.on('error', () => {});
     client.end(true);
-    client.removeAllListeners();
   }
 }

@@ -38,13 +38,3 @@ export function parseAudioSource(source: string): ParsedSource {
 }
 
 export type RetryPolicy = DaemonConfig['audio']['retry'];
-
-/** Exponential backoff with +-20% jitter, so a fleet does not retry in lockstep. */
-export function backoffDelay(
-  policy: RetryPolicy,
-  attempt: number,
-  random: () => number = Math.random,
-): number {
-  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** attempt);
-  return Math.round(base * (0.8 + 0.4 * random()));
-}

@@ -6,7 +6,7 @@ import { encodeStatus } from '../../protocol/codec.ts';
 import { type InputHealth, PROTOCOL_VERSION, type StatusMessage } from '../../protocol/messages.ts';
 import { redactUrl } from '../../protocol/redact.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
-import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
+import { backoffDelay, type RetryPolicy } from '../../runtime/backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { DaemonConfig } from '../config/schema.ts';
 import { DaemonError } from '../errors.ts';

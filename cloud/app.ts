@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { redactUrl } from '../protocol/redact.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
 import { AlertQueue } from './alerts/alert-queue.ts';
 import { AlertService } from './alerts/alert-service.ts';
@@ -13,6 +14,7 @@ import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
+import { ObservedEventStore } from './store/observed-store.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
 
@@ -170,7 +172,7 @@ export class CloudApp {
     await this.runner.start();
     this.logger.info(
       {
-        mqtt: config.mqtt.broker ?? { embedded: this.brokerPorts },
+        mqtt: config.mqtt.broker ? redactUrl(config.mqtt.broker) : { embedded: this.brokerPorts },
         web: this.web?.url ?? null,
         dataDir: resolve(config.dataDir),
       },
@@ -179,7 +181,10 @@ export class CloudApp {
   }
 
   private async startStore(): Promise<void> {
-    this.store = await openEventStore(this.options.config, this.options.env ?? process.env, this.logger);
+    // observed: every write is pushed to the dashboard's live stream
+    this.store = new ObservedEventStore(
+      await openEventStore(this.options.config, this.options.env ?? process.env, this.logger),
+    );
     await this.store.start();
   }
 
@@ -261,6 +266,7 @@ export class CloudApp {
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },
       store: this.store,
+      ...(this.store instanceof ObservedEventStore ? { changes: this.store } : {}),
       registry: this.registry,
       alerts: this.alerts,
       ingestLocal: async (event) => {

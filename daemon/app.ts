@@ -5,6 +5,7 @@ import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
 import type { ScreamModel } from '../core/model/scream-model.ts';
 import { encodeEvent, encodeHeartbeat } from '../protocol/codec.ts';
 import type { EventMessage } from '../protocol/messages.ts';
+import { redactUrl } from '../protocol/redact.ts';
 import { sensorTopic } from '../protocol/topics.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
 import { SystemdNotifier } from '../runtime/sd-notify.ts';
@@ -19,7 +20,8 @@ import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
 import { InputHealthMonitor } from './health/input-health-monitor.ts';
-import { Outbox } from './outbox/outbox.ts';
+import { Outbox, type OutboxAddResult } from './outbox/outbox.ts';
+import type { OutboxKind } from './outbox/outbox-store.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
 
 export interface DaemonAppOptions {
@@ -155,7 +157,10 @@ export class DaemonApp extends EventEmitter {
   async start(): Promise<void> {
     const c = this.config;
     await this.runner.start();
-    this.logger.info({ sensorId: c.sensorId, source: c.audio.source, broker: c.mqtt.url }, 'daemon started');
+    this.logger.info(
+      { sensorId: c.sensorId, source: c.audio.source, broker: redactUrl(c.mqtt.url) },
+      'daemon started',
+    );
   }
 
   private loadModel(): void {
@@ -242,14 +247,7 @@ export class DaemonApp extends EventEmitter {
         health: { health: this.inputHealth.health, since: this.inputHealth.since },
       }),
       emit: (m) => {
-        const r = this.outbox.add(
-          'heartbeat',
-          sensorTopic(c.topicRoot, c.sensorId, 'heartbeat'),
-          encodeHeartbeat(m),
-          this.clock.now(),
-        );
-        if (r.full) this.reportFull();
-        this.publisher.kick();
+        this.commit('heartbeat', 'heartbeat', encodeHeartbeat(m));
       },
     });
     await this.heartbeat.start();
@@ -264,6 +262,7 @@ export class DaemonApp extends EventEmitter {
         const dropped = this.queue.push(s);
         if (dropped > 0) this.warnDropped();
       },
+      hasRoomFor: (samples: number) => this.queue.hasRoomFor(samples),
       flowing: () => {
         this.notifier.ready();
         this.notifier.status(`listening on ${c.audio.source}`);
@@ -292,7 +291,6 @@ export class DaemonApp extends EventEmitter {
             path: source.path,
             fast: c.audio.fast,
             events,
-            queue: this.queue,
             logger: this.logger,
           });
     await this.inputHealth.start();
@@ -311,17 +309,31 @@ export class DaemonApp extends EventEmitter {
     await this.inputHealth.stop();
   }
 
-  private commitEvent(kind: 'event' | 'report', message: EventMessage): void {
+  /**
+   * The one way into the outbox, for events, near-miss reports and heartbeats: written first,
+   * the cap reported, then the publisher is told there is something to send.
+   */
+  private commit(
+    kind: OutboxKind,
+    channel: 'events' | 'heartbeat',
+    payload: Buffer,
+    eventId?: string,
+  ): OutboxAddResult {
     const c = this.config;
-    const payload = encodeEvent(message);
     const r = this.outbox.add(
       kind,
-      sensorTopic(c.topicRoot, c.sensorId, 'events'),
+      sensorTopic(c.topicRoot, c.sensorId, channel),
       payload,
       this.clock.now(),
-      message.eventId,
+      eventId,
     );
     if (r.full) this.reportFull();
+    if (r.id !== null) this.publisher.kick();
+    return r;
+  }
+
+  private commitEvent(kind: 'event' | 'report', message: EventMessage): void {
+    const r = this.commit(kind, 'events', encodeEvent(message), message.eventId);
     if (r.id === null) {
       this.logger.warn({ eventId: message.eventId }, 'outbox full of events: near-miss report not queued');
       return;
@@ -333,7 +345,6 @@ export class DaemonApp extends EventEmitter {
       );
     }
     this.emit('committed', r.id, message);
-    this.publisher.kick();
   }
 
   private reportFull(): void {

@@ -331,6 +331,19 @@ export class AlertQueue implements AlertStateStore {
     });
   }
 
+  async rateFreeAt(recipient: string, nowMs: number): Promise<number | null> {
+    const r = this.st('SELECT MIN(at_ms) AS t FROM rate_reservations WHERE recipient = ? AND at_ms > ?').get(
+      recipient,
+      nowMs - HOUR_MS,
+    ) as { t: number | null };
+    return r.t === null ? null : r.t + HOUR_MS;
+  }
+
+  async cooldownOf(key: string): Promise<Pick<CooldownRow, 'firstEventId' | 'untilMs'> | null> {
+    const cd = this.cooldownSync(key);
+    return cd ? { firstEventId: cd.firstEventId, untilMs: cd.untilMs } : null;
+  }
+
   private cooldownSync(key: string): CooldownRow | null {
     const r = this.st('SELECT * FROM cooldowns WHERE key = ?').get(key) as
       | {

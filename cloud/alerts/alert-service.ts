@@ -7,7 +7,13 @@ import type { AlertPolicy, CloudConfig, SensorConfig } from '../config/schema.ts
 import { CloudError } from '../errors.ts';
 import type { EventAlerter } from '../ingest/event-ingest.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
-import type { ChannelDelivery, ChannelStatus, EventStore, StoredEvent } from '../store/types.ts';
+import type {
+  AlertSuppression,
+  ChannelDelivery,
+  ChannelStatus,
+  EventStore,
+  StoredEvent,
+} from '../store/types.ts';
 import { AlertQueue } from './alert-queue.ts';
 import type { AlertJob, AlertStateStore, JobStatus, Lease, NewJob } from './alert-state.ts';
 import {
@@ -41,6 +47,9 @@ export interface AlertServiceOptions {
   /** This bridge's id: the owner of its job leases (mqtt.clientId, else screamwatch-bridge-<hostname>). */
   bridgeId?: string;
 }
+
+/** lastError prefix of a job the per-contact rate limit suppressed. */
+const RATE_LIMITED = 'rate limit';
 
 const STATUS_ON_EVENT: Record<JobStatus, ChannelStatus> = {
   queued: 'pending',
@@ -187,6 +196,7 @@ export class AlertService implements EventAlerter {
       for (const recipient of contacts[channel]) {
         let status: JobStatus = 'queued';
         let lastError: string | null = null;
+        let limitedUntilMs: number | null = null;
         if (!this.options.senders[channel]) {
           status = 'not-configured';
           lastError = `${channel} is not configured (alerts.${channel === 'sms' ? 'twilio' : 'smtp'})`;
@@ -200,7 +210,10 @@ export class AlertService implements EventAlerter {
           ))
         ) {
           status = 'suppressed';
-          lastError = `rate limit: ${policy.ratePerContactPerHour} per hour to this contact`;
+          lastError = `${RATE_LIMITED}: ${policy.ratePerContactPerHour} per hour to this contact`;
+          // a suppressed job is final and never claimed, so its next-attempt time is free to
+          // carry when the contact's hour frees up (shown as "rate-limited until")
+          limitedUntilMs = (await this.queue.rateFreeAt(recipient, now)) ?? now + 3_600_000;
         }
         const job: NewJob = {
           eventId: event.eventId,
@@ -209,7 +222,7 @@ export class AlertService implements EventAlerter {
           kind,
           ...message,
           status,
-          nextAtMs,
+          nextAtMs: limitedUntilMs ?? nextAtMs,
           recordOnEvent,
           lastError,
         };
@@ -239,6 +252,7 @@ export class AlertService implements EventAlerter {
     if (await this.queue.decided(event.eventId)) return;
     const chosen = this.policyFor(event.sensorId);
     let decided: { outcome: string; jobs: AlertJob[] };
+    let suppressedBy: AlertSuppression | null = null;
     if (!chosen || !this.alertable(event, chosen.policy)) {
       // Not recorded: deciding 'none' again has no effect, and skipping the write keeps
       // ingest of non-alerting events (near-misses) to one store commit.
@@ -262,7 +276,15 @@ export class AlertService implements EventAlerter {
       if (cooldown === 'held') {
         await this.queue.noteSuppressed(key, event.eventId, event.screamProbability, event.timestamp);
         await this.queue.recordDecision(event.eventId, 'suppressed', now);
+        const cd = await this.queue.cooldownOf(key);
         decided = { outcome: 'suppressed', jobs: [] };
+        // the dashboard links to the event that did alert, and says until when
+        if (cd)
+          suppressedBy = {
+            reason: 'cooldown',
+            eventId: cd.firstEventId,
+            until: new Date(cd.untilMs).toISOString(),
+          };
       } else {
         const message = screamAlert(event, this.label(event.sensorId), this.options.publicUrl ?? null);
         const jobs = await this.contactJobs(event, policy.contacts, 'alert', message, policy, now, true, now);
@@ -302,7 +324,7 @@ export class AlertService implements EventAlerter {
     }
     const status = decided.jobs.length ? null : decided.outcome === 'none' ? 'none' : decided.outcome;
     if (decided.jobs.length || status !== event.responseStatus)
-      await this.recordOnEvent(event.eventId, decided.jobs, status);
+      await this.recordOnEvent(event.eventId, decided.jobs, status, suppressedBy);
     this.kick();
   }
 
@@ -434,7 +456,7 @@ export class AlertService implements EventAlerter {
   /** An operator's "send alert now" from the dashboard: always sent, no cooldown, no rate limit. */
   async sendManualAlert(eventId: string, userId: string): Promise<{ deliveries: ChannelDelivery[] }> {
     const event = await this.options.store.get(eventId);
-    if (!event) throw new CloudError('CLOUD_USAGE', `event ${eventId} not found`, { eventId });
+    if (!event) throw new CloudError('EVENT_NOT_FOUND', `event ${eventId} not found`, { eventId });
     const chosen = this.policyFor(event.sensorId);
     const now = this.now();
     const message = screamAlert(
@@ -451,7 +473,7 @@ export class AlertService implements EventAlerter {
   }
 
   private delivery(job: AlertJob): ChannelDelivery {
-    return {
+    const d: ChannelDelivery = {
       channel: job.channel,
       to: job.recipient,
       status: STATUS_ON_EVENT[job.status],
@@ -460,10 +482,20 @@ export class AlertService implements EventAlerter {
       providerId: job.providerId,
       updatedAt: new Date(job.updatedAtMs).toISOString(),
     };
+    // a queued job that has been tried is waiting for its retry
+    if (job.status === 'queued' && job.attempts > 0) d.nextAttemptAt = new Date(job.nextAtMs).toISOString();
+    if (job.status === 'suppressed' && job.lastError?.startsWith(RATE_LIMITED))
+      d.limitedUntil = new Date(job.nextAtMs).toISOString();
+    return d;
   }
 
   /** Store writes for one event run in order, so a later status never loses to an earlier one. */
-  private recordOnEvent(eventId: string, jobs: AlertJob[], status: string | null): Promise<void> {
+  private recordOnEvent(
+    eventId: string,
+    jobs: AlertJob[],
+    status: string | null,
+    suppressedBy: AlertSuppression | null = null,
+  ): Promise<void> {
     const prev = this.storeWrites.get(eventId) ?? Promise.resolve();
     const next = prev
       .then(async () => {
@@ -477,7 +509,8 @@ export class AlertService implements EventAlerter {
           const current = all.find((j) => j.id === job.id) ?? job;
           await store.updateDelivery(eventId, this.delivery(current), summarise([...latest.values()]));
         }
-        if (recorded.length === 0 && status) await store.setResponseStatus?.(eventId, status);
+        if (recorded.length === 0 && status)
+          await store.setResponseStatus?.(eventId, status, suppressedBy ? { suppressedBy } : {});
       })
       .catch((err: unknown) =>
         this.options.logger.error({ err, eventId }, 'cannot record alert status on the event'),
@@ -601,9 +634,12 @@ export class AlertService implements EventAlerter {
     const { retry } = this.options.alerts;
     if (job.kind === 'escalation') {
       const event = await this.options.store.get(job.eventId);
-      if (event?.review) {
+      // anyone responding (acknowledged or resolved) or a review stops the escalation
+      const by =
+        event?.response && event.response.state !== 'new' ? event.response.userId : event?.review?.userId;
+      if (by) {
         const done = await this.finish(job, 'suppressed', {
-          lastError: `acknowledged by ${event.review.userId}`,
+          lastError: `acknowledged by ${by}`,
         });
         if (done) this.logAttempt(done, 'suppressed', done.lastError);
         return;

@@ -122,6 +122,11 @@ export interface AlertStateStore {
     row: Omit<CooldownRow, 'suppressed' | 'peak' | 'lastAt'>,
     nowMs: number,
   ): Promise<'owner' | 'held'>;
+  /** When the recipient's oldest reservation of the hour before `nowMs` expires (the dashboard's
+   * "rate-limited until"); null when none is held. */
+  rateFreeAt(recipient: string, nowMs: number): Promise<number | null>;
+  /** The cooldown window under `key` (which event opened it, until when), or null. */
+  cooldownOf(key: string): Promise<Pick<CooldownRow, 'firstEventId' | 'untilMs'> | null>;
   /** Counts a suppressed event in the window once per eventId (peak and last time kept). */
   noteSuppressed(key: string, eventId: string, probability: number, at: string): Promise<void>;
   /** Takes one ended window to close (follow-up summary): claimed for `lease.ms`, so one bridge

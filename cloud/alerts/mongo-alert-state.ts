@@ -287,6 +287,17 @@ export class MongoAlertState implements AlertStateStore {
     }
   }
 
+  async rateFreeAt(recipient: string, nowMs: number): Promise<number | null> {
+    const doc = await this.c<RateDoc>('alert_rates').findOne({ _id: recipient });
+    const held = (doc?.recent ?? []).map((r) => r.at).filter((at) => at > nowMs - HOUR_MS);
+    return held.length ? Math.min(...held) + HOUR_MS : null;
+  }
+
+  async cooldownOf(key: string): Promise<Pick<CooldownRow, 'firstEventId' | 'untilMs'> | null> {
+    const cd = await this.c<CooldownDoc>('alert_cooldowns').findOne({ _id: key });
+    return cd ? { firstEventId: cd.firstEventId, untilMs: cd.untilMs } : null;
+  }
+
   async claimCooldown(
     row: Omit<CooldownRow, 'suppressed' | 'peak' | 'lastAt'>,
     nowMs: number,

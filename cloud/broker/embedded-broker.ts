@@ -147,7 +147,17 @@ export class EmbeddedBroker implements MessageSource {
     return true;
   }
 
+  /** A start that fails half-way (a port in use, an unreadable certificate) closes what it opened. */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const { config, logger } = this.options;
     const root = config.topicRoot;
     if (!config.allowAnonymous && config.sensors.length === 0) {
@@ -257,8 +267,9 @@ export class EmbeddedBroker implements MessageSource {
         key = readFileSync(config.tls.keyFile);
       } catch (err) {
         throw new CloudError(
-          'CLOUD_BROKER_LISTEN_FAILED',
+          'CLOUD_TLS_FILE_UNREADABLE',
           `mqtt.tls: cannot read ${config.tls.certFile} / ${config.tls.keyFile}: ${(err as Error).message}`,
+          { certFile: config.tls.certFile, keyFile: config.tls.keyFile },
         );
       }
       const tls = createTlsServer({ cert, key }, (socket) => {

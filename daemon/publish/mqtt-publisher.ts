@@ -4,8 +4,9 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
 import { type InputHealth, PROTOCOL_VERSION, type StatusMessage } from '../../protocol/messages.ts';
+import { redactUrl } from '../../protocol/redact.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
-import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
+import { backoffDelay, type RetryPolicy } from '../../runtime/backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { DaemonConfig } from '../config/schema.ts';
 import { DaemonError } from '../errors.ts';
@@ -113,7 +114,7 @@ export class MqttPublisher extends EventEmitter {
       const u = new URL(this.o.mqtt.url);
       return `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'mqtts:' ? 8883 : 1883)}`;
     } catch {
-      return this.o.mqtt.url;
+      return redactUrl(this.o.mqtt.url);
     }
   }
 
@@ -127,6 +128,9 @@ export class MqttPublisher extends EventEmitter {
       keepalive: m.keepaliveS,
       reconnectPeriod: 0, // we reconnect ourselves, with backoff and a fresh client
       connectTimeout: 10_000,
+      // mqtt-packet otherwise pre-builds a 2-byte Buffer for each of the 65,536 packet ids on
+      // the first write: 6.3 MB of heap on a sensor that sends a handful of messages a minute.
+      writeCache: false,
       rejectUnauthorized: m.rejectUnauthorized,
       will: {
         topic: this.statusTopic,
@@ -323,7 +327,12 @@ export class MqttPublisher extends EventEmitter {
       1000,
       undefined,
     );
+    // Not removeAllListeners(): that also drops mqtt.js's own 'close' handler, the one that
+    // clears its CONNACK timer, so a stop while a connect was still pending (the installer's
+    // `--source file:… --fast` against an unreachable broker) crashed 10 s later with an
+    // unhandled 'error' event "connack timeout". Our handlers ignore a client that is no
+    // longer this.client; late errors of the closing client are swallowed here.
+    client.on('error', () => {});
     client.end(true);
-    client.removeAllListeners();
   }
 }

@@ -162,6 +162,23 @@ export class AlertQueue {
     }
   }
 
+  /** Readiness probe: a write lock can be taken now. Throws with the reason otherwise. */
+  checkWritable(): void {
+    const db = this.d;
+    if (db.readonly) throw new CloudError('CLOUD_ALERT_QUEUE', `alert queue ${this.path} is read-only`);
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
+  }
+
+  /** Jobs by channel and status (metrics: queue depth, outcomes so far). */
+  jobCounts(): { channel: string; status: string; n: number }[] {
+    return this.st('SELECT channel, status, COUNT(*) AS n FROM jobs GROUP BY channel, status').all() as {
+      channel: string;
+      status: string;
+      n: number;
+    }[];
+  }
+
   close(): void {
     this.statements.clear();
     this.db?.close();

@@ -34,6 +34,8 @@ export interface AlertServiceOptions {
   pollMs?: number;
   /** Parallel sends. */
   concurrency?: number;
+  /** Every attempt's outcome (metrics): sent, retrying, failed, not-configured, suppressed. */
+  onAttempt?: (channel: string, kind: string, outcome: string) => void;
 }
 
 const STATUS_ON_EVENT: Record<JobStatus, ChannelStatus> = {
@@ -494,6 +496,7 @@ export class AlertService implements EventAlerter {
       },
       'alert attempt',
     );
+    this.options.onAttempt?.(job.channel, job.kind.startsWith('manual-') ? 'manual' : job.kind, status);
   }
 
   /** Backoff before retry n (1-based): initial * multiplier^(n-1), capped, with +-20% jitter. */

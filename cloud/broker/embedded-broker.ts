@@ -6,9 +6,9 @@ import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { parseSensorTopic } from '../../protocol/topics.ts';
+import { verifyPassword } from '../auth/passwords.ts';
 import type { CloudConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
-import { verifyPassword } from '../auth/passwords.ts';
 import type { MessageHandler, MessageSource } from './message-source.ts';
 
 type MqttConfig = CloudConfig['mqtt'];
@@ -59,6 +59,18 @@ export class EmbeddedBroker implements MessageSource {
 
   get aedes(): Aedes | null {
     return this.broker;
+  }
+
+  notReadyReason(): string | null {
+    if (!this.broker || this.broker.closed) return 'embedded broker not running';
+    const down = this.servers.filter((s) => !s.server.listening).map((s) => s.name);
+    if (this.servers.length === 0 || down.length)
+      return `embedded broker not listening (${down.join(', ') || 'no listener'})`;
+    return null;
+  }
+
+  connectionCount(): number {
+    return this.broker?.connectedClients ?? 0;
   }
 
   private authenticate(

@@ -87,4 +87,9 @@ export interface EventStore {
   /** Sets the alert summary without a delivery (e.g. 'none', 'suppressed'). Optional: the bridge's stores have it. */
   setResponseStatus?(eventId: string, responseStatus: string): Promise<void>;
   count(): Promise<number>;
+  /**
+   * Readiness probe (/healthz): resolves when the store can take a write now, throws with the
+   * reason otherwise. Optional: a store without it counts as ready once started.
+   */
+  checkWritable?(): Promise<void>;
 }

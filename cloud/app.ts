@@ -1,8 +1,12 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { redactUrl } from '../protocol/redact.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
 import { OpsServer, type Readiness } from '../runtime/ops-server.ts';
+import { AlertQueue } from './alerts/alert-queue.ts';
 import { AlertService } from './alerts/alert-service.ts';
+import type { AlertStateStore } from './alerts/alert-state.ts';
 import { type Channel, type ChannelSender, createSenders } from './alerts/senders.ts';
 import { EmbeddedBroker } from './broker/embedded-broker.ts';
 import { ExternalBroker } from './broker/external-broker.ts';
@@ -12,6 +16,7 @@ import { Geolocator } from './geo/locator.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
 import { BridgeMetrics } from './observability/bridge-metrics.ts';
+import { ObservedEventStore } from './store/observed-store.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
 
@@ -31,6 +36,8 @@ export interface CloudAppOptions {
   alertPollMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
+  /** Password-check limits for the embedded broker (tests shorten them). */
+  passwordGate?: import('./auth/password-gate.ts').PasswordGate;
 }
 
 /** Stop order and budgets: a hung network peer must not keep the process from exiting. */
@@ -54,6 +61,27 @@ export async function openEventStore(
   const path = resolve(config.dataDir, 'events.sqlite');
   logger.info({ store: 'sqlite', path }, 'event store: SQLite');
   return new SqliteEventStore(path);
+}
+
+/** With MONGODB_URI the alert state is shared by every bridge in MongoDB; else SQLite (one bridge). */
+export async function openAlertState(
+  config: CloudConfig,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): Promise<AlertStateStore> {
+  const uri = env.MONGODB_URI;
+  if (uri) {
+    const { MongoAlertState } = await import('./alerts/mongo-alert-state.ts');
+    const state = new MongoAlertState({ uri, dbName: env.MONGODB_DB ?? null });
+    logger.info(
+      { alertState: 'mongodb', where: state.where },
+      'alert state: MongoDB (MONGODB_URI), shared by the bridges',
+    );
+    return state;
+  }
+  const state = new AlertQueue(resolve(config.dataDir, 'alerts.sqlite'));
+  logger.info({ alertState: 'sqlite', where: state.where }, 'alert state: SQLite (this bridge only)');
+  return state;
 }
 
 /**
@@ -156,7 +184,7 @@ export class CloudApp {
     await this.runner.start();
     this.logger.info(
       {
-        mqtt: config.mqtt.broker ?? { embedded: this.brokerPorts },
+        mqtt: config.mqtt.broker ? redactUrl(config.mqtt.broker) : { embedded: this.brokerPorts },
         web: this.web?.url ?? null,
         dataDir: resolve(config.dataDir),
       },
@@ -165,13 +193,18 @@ export class CloudApp {
   }
 
   private async startStore(): Promise<void> {
-    this.store = await openEventStore(this.options.config, this.options.env ?? process.env, this.logger);
+    // observed: every write is pushed to the dashboard's live stream
+    this.store = new ObservedEventStore(
+      await openEventStore(this.options.config, this.options.env ?? process.env, this.logger),
+    );
     await this.store.start();
   }
 
   private async startAlerts(): Promise<void> {
     const { config } = this.options;
     this.alerts = new AlertService({
+      state: await openAlertState(config, this.options.env ?? process.env, this.logger),
+      bridgeId: config.mqtt.clientId ?? `screamwatch-bridge-${hostname()}`,
       alerts: config.alerts,
       dataDir: resolve(config.dataDir),
       store: this.store,
@@ -207,6 +240,7 @@ export class CloudApp {
         config: config.mqtt,
         logger: this.logger.child({ component: 'broker' }),
         onSensorSeen: (id, ip) => this.registry.noteConnection(id, ip),
+        ...(this.options.passwordGate && { passwordGate: this.options.passwordGate }),
       });
     }
     this.source.setHandler((topic, payload, meta) => this.ingest.handleMessage(topic, payload, meta));
@@ -233,9 +267,9 @@ export class CloudApp {
       if (!this.store) throw new Error('not started');
       await this.store.checkWritable?.();
     });
-    await probe('alertQueue', () => {
+    await probe('alertQueue', async () => {
       if (!this.alerts) throw new Error('not started');
-      this.alerts.queue.checkWritable();
+      await this.alerts.queue.checkWritable();
     });
     return checks;
   }
@@ -286,6 +320,7 @@ export class CloudApp {
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },
       store: this.store,
+      ...(this.store instanceof ObservedEventStore ? { changes: this.store } : {}),
       registry: this.registry,
       alerts: this.alerts,
       ingestLocal: async (event) => {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { ScreamwatchError } from '../protocol/errors.ts';
+import { exitCodeFor, ScreamwatchError } from '../protocol/errors.ts';
 import { journaldAware } from '../runtime/journald.ts';
 import { SystemdNotifier } from '../runtime/sd-notify.ts';
 import { ShutdownRequest } from '../runtime/shutdown.ts';
@@ -19,7 +19,7 @@ function port(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new CloudError('CLOUD_USAGE', `--${name}: "${v}" is not a port number`);
+    throw new CloudError('CLI_USAGE', `--${name}: "${v}" is not a port number`);
   return n;
 }
 
@@ -118,5 +118,6 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
 function failedToStart(logger: pino.Logger, err: unknown): number {
   const code = err instanceof ScreamwatchError ? err.code : 'CLOUD_START_FAILED';
   logger.fatal({ code, err: (err as Error).message }, 'cloud bridge failed to start');
-  return 1;
+  process.stderr.write(`screamwatch cloud: [${code}] ${(err as Error).message}\n`);
+  return exitCodeFor(err);
 }

@@ -5,6 +5,7 @@ import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
 import type { ScreamModel } from '../core/model/scream-model.ts';
 import { encodeEvent, encodeHeartbeat } from '../protocol/codec.ts';
 import type { EventMessage } from '../protocol/messages.ts';
+import { redactUrl } from '../protocol/redact.ts';
 import { sensorTopic } from '../protocol/topics.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
 import { OpsServer, type Readiness } from '../runtime/ops-server.ts';
@@ -208,7 +209,10 @@ export class DaemonApp extends EventEmitter {
   async start(): Promise<void> {
     const c = this.config;
     await this.runner.start();
-    this.logger.info({ sensorId: c.sensorId, source: c.audio.source, broker: c.mqtt.url }, 'daemon started');
+    this.logger.info(
+      { sensorId: c.sensorId, source: c.audio.source, broker: redactUrl(c.mqtt.url) },
+      'daemon started',
+    );
   }
 
   private loadModel(): void {

@@ -1,19 +1,9 @@
 import pino, { type Logger } from 'pino';
-import { ScreamwatchError } from '../protocol/errors.ts';
+import { exitCodeFor, type ScreamwatchError } from '../protocol/errors.ts';
 import { journaldAware } from '../runtime/journald.ts';
 import { ShutdownRequest } from '../runtime/shutdown.ts';
 import { DaemonApp, type DaemonAppOptions } from './app.ts';
 import type { DaemonConfig } from './config/schema.ts';
-
-/** sysexits EX_CONFIG: the unit file sets RestartPreventExitStatus=78, so bad config does not loop. */
-export const EXIT_CONFIG = 78;
-
-const CONFIG_CODES =
-  /^(CONFIG_|CLI_|MODEL_|AUDIO_SOURCE_INVALID|AUDIO_READ_FAILED|AUDIO_UNSUPPORTED|AUDIO_EMPTY|AUDIO_CORRUPT|AUDIO_TRUNCATED|MQTT_TLS_FILE_UNREADABLE|OUTBOX_OPEN_FAILED)/;
-
-export function exitCodeFor(err: unknown): number {
-  return err instanceof ScreamwatchError && CONFIG_CODES.test(err.code) ? EXIT_CONFIG : 1;
-}
 
 export function createLogger(config: Pick<DaemonConfig, 'log' | 'sensorId'>): Logger {
   return pino(

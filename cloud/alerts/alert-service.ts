@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UlidFactory } from '../../protocol/event-id.ts';
@@ -6,8 +7,15 @@ import type { AlertPolicy, CloudConfig, SensorConfig } from '../config/schema.ts
 import { CloudError } from '../errors.ts';
 import type { EventAlerter } from '../ingest/event-ingest.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
-import type { ChannelDelivery, ChannelStatus, EventStore, StoredEvent } from '../store/types.ts';
-import { type AlertJob, AlertQueue, type JobStatus, type NewJob } from './alert-queue.ts';
+import type {
+  AlertSuppression,
+  ChannelDelivery,
+  ChannelStatus,
+  EventStore,
+  StoredEvent,
+} from '../store/types.ts';
+import { AlertQueue } from './alert-queue.ts';
+import type { AlertJob, AlertStateStore, JobStatus, Lease, NewJob } from './alert-state.ts';
 import {
   type AlertMessage,
   degradedAlert,
@@ -34,9 +42,16 @@ export interface AlertServiceOptions {
   pollMs?: number;
   /** Parallel sends. */
   concurrency?: number;
+  /** Where decisions, jobs, cooldowns and rate reservations live; default SQLite `<dataDir>/alerts.sqlite`. */
+  state?: AlertStateStore;
+  /** This bridge's id: the owner of its job leases (mqtt.clientId, else screamwatch-bridge-<hostname>). */
+  bridgeId?: string;
   /** Every attempt's outcome (metrics): sent, retrying, failed, not-configured, suppressed. */
   onAttempt?: (channel: string, kind: string, outcome: string) => void;
 }
+
+/** lastError prefix of a job the per-contact rate limit suppressed. */
+const RATE_LIMITED = 'rate limit';
 
 const STATUS_ON_EVENT: Record<JobStatus, ChannelStatus> = {
   queued: 'pending',
@@ -97,7 +112,8 @@ export function summarise(deliveries: ChannelDelivery[]): string {
  * the per-channel outcome recorded on the event.
  */
 export class AlertService implements EventAlerter {
-  readonly queue: AlertQueue;
+  readonly queue: AlertStateStore;
+  private readonly lease: Lease;
   private readonly clock: () => Date;
   private readonly random: () => number;
   private timer: NodeJS.Timeout | null = null;
@@ -108,7 +124,11 @@ export class AlertService implements EventAlerter {
   private pumpAgain = false;
 
   constructor(private readonly options: AlertServiceOptions) {
-    this.queue = new AlertQueue(join(options.dataDir, 'alerts.sqlite'));
+    this.queue = options.state ?? new AlertQueue(join(options.dataDir, 'alerts.sqlite'));
+    this.lease = {
+      owner: options.bridgeId ?? `screamwatch-bridge-${hostname()}`,
+      ms: options.alerts.leaseS * 1000,
+    };
     this.clock = options.clock ?? (() => new Date());
     this.random = options.random ?? Math.random;
   }
@@ -118,8 +138,8 @@ export class AlertService implements EventAlerter {
   }
 
   async start(): Promise<void> {
-    this.queue.open();
-    const recovered = this.queue.recoverInFlight(this.now());
+    await this.queue.open();
+    const recovered = await this.queue.recoverInFlight(this.lease.owner, this.now());
     if (recovered) this.options.logger.warn({ recovered }, 'alerts interrupted by a crash are sent again');
     for (const channel of ['sms', 'email'] as const) {
       if (!this.options.senders[channel]) {
@@ -144,7 +164,7 @@ export class AlertService implements EventAlerter {
     await Promise.allSettled([...this.inFlight]);
     await Promise.allSettled([...this.storeWrites.values()]);
     for (const s of Object.values(this.options.senders)) s?.close();
-    this.queue.close();
+    await this.queue.close();
   }
 
   private label(sensorId: string): SensorLabel {
@@ -161,7 +181,8 @@ export class AlertService implements EventAlerter {
     return index === -1 ? null : { policy: policies[index]!, index };
   }
 
-  private contactJobs(
+  /** The jobs for these contacts, each added once (a repeat returns the stored job). */
+  private async contactJobs(
     event: StoredEvent,
     contacts: { sms: string[]; email: string[] },
     kind: string,
@@ -169,34 +190,44 @@ export class AlertService implements EventAlerter {
     policy: AlertPolicy | null,
     nextAtMs: number,
     recordOnEvent: boolean,
-  ): NewJob[] {
-    const jobs: NewJob[] = [];
+  ): Promise<AlertJob[]> {
+    const jobs: AlertJob[] = [];
     const now = this.now();
     for (const channel of ['sms', 'email'] as const) {
       for (const recipient of contacts[channel]) {
         let status: JobStatus = 'queued';
         let lastError: string | null = null;
+        let limitedUntilMs: number | null = null;
         if (!this.options.senders[channel]) {
           status = 'not-configured';
           lastError = `${channel} is not configured (alerts.${channel === 'sms' ? 'twilio' : 'smtp'})`;
         } else if (
           policy &&
-          this.queue.sentOrPendingTo(recipient, now - 3_600_000) >= policy.ratePerContactPerHour
+          !(await this.queue.reserveRate(
+            recipient,
+            `${event.eventId}|${channel}|${kind}`,
+            policy.ratePerContactPerHour,
+            now,
+          ))
         ) {
           status = 'suppressed';
-          lastError = `rate limit: ${policy.ratePerContactPerHour} per hour to this contact`;
+          lastError = `${RATE_LIMITED}: ${policy.ratePerContactPerHour} per hour to this contact`;
+          // a suppressed job is final and never claimed, so its next-attempt time is free to
+          // carry when the contact's hour frees up (shown as "rate-limited until")
+          limitedUntilMs = (await this.queue.rateFreeAt(recipient, now)) ?? now + 3_600_000;
         }
-        jobs.push({
+        const job: NewJob = {
           eventId: event.eventId,
           channel,
           recipient,
           kind,
           ...message,
           status,
-          nextAtMs,
+          nextAtMs: limitedUntilMs ?? nextAtMs,
           recordOnEvent,
           lastError,
-        });
+        };
+        jobs.push(await this.queue.addJob(job, now));
       }
     }
     return jobs;
@@ -212,62 +243,75 @@ export class AlertService implements EventAlerter {
     return this.alertable(event, this.policyFor(event.sensorId)?.policy) ? 'pending' : 'none';
   }
 
-  /** Decides once per eventId; a redelivered event finds its decision and does nothing. */
+  /**
+   * Decides once per eventId; a redelivered event finds its decision and does nothing. Each step
+   * is atomic and safe to repeat (see AlertStateStore), so a bridge that dies half-way and the
+   * bridge that gets the redelivery reach the same jobs, and two bridges never both alert.
+   */
   async onEvent(event: StoredEvent, _sensor?: SensorConfig): Promise<void> {
     const now = this.now();
-    const decided = this.queue.transaction(() => {
-      if (this.queue.decided(event.eventId)) return null;
-      const chosen = this.policyFor(event.sensorId);
-      if (!chosen || !this.alertable(event, chosen.policy)) {
-        // Not recorded: deciding 'none' again has no effect, and skipping the write keeps
-        // ingest of non-alerting events (near-misses) to one SQLite commit.
-        return { outcome: 'none', jobs: [] as AlertJob[] };
-      }
+    if (await this.queue.decided(event.eventId)) return;
+    const chosen = this.policyFor(event.sensorId);
+    let decided: { outcome: string; jobs: AlertJob[] };
+    let suppressedBy: AlertSuppression | null = null;
+    if (!chosen || !this.alertable(event, chosen.policy)) {
+      // Not recorded: deciding 'none' again has no effect, and skipping the write keeps
+      // ingest of non-alerting events (near-misses) to one store commit.
+      decided = { outcome: 'none', jobs: [] };
+    } else {
       const { policy, index } = chosen;
       const key = `${event.sensorId}|${index}`;
-      const cd = this.queue.cooldown(key);
-      if (cd && cd.untilMs > now && cd.firstEventId !== event.eventId) {
-        this.queue.noteSuppressed(key, event.screamProbability, event.timestamp);
-        this.queue.recordDecision(event.eventId, 'suppressed', now);
-        return { outcome: 'suppressed', jobs: [] as AlertJob[] };
-      }
-      if (policy.cooldownS > 0) {
-        this.queue.startCooldown({
-          key,
-          sensorId: event.sensorId,
-          policyIndex: index,
-          firstEventId: event.eventId,
-          untilMs: now + policy.cooldownS * 1000,
-        });
-      }
-      const message = screamAlert(event, this.label(event.sensorId), this.options.publicUrl ?? null);
-      const jobs = this.contactJobs(event, policy.contacts, 'alert', message, policy, now, true).map((j) =>
-        this.queue.addJob(j, now),
-      );
-      if (policy.escalateAfterS !== null) {
-        const esc = escalationAlert(
-          event,
-          this.label(event.sensorId),
-          policy.escalateAfterS,
-          this.options.publicUrl ?? null,
-        );
-        for (const j of this.contactJobs(
-          event,
-          policy.escalateTo,
-          'escalation',
-          esc,
-          null,
-          now + policy.escalateAfterS * 1000,
-          false,
-        )) {
-          this.queue.addJob(j, now);
+      const cooldown =
+        policy.cooldownS > 0
+          ? await this.queue.claimCooldown(
+              {
+                key,
+                sensorId: event.sensorId,
+                policyIndex: index,
+                firstEventId: event.eventId,
+                untilMs: now + policy.cooldownS * 1000,
+              },
+              now,
+            )
+          : 'owner';
+      if (cooldown === 'held') {
+        await this.queue.noteSuppressed(key, event.eventId, event.screamProbability, event.timestamp);
+        await this.queue.recordDecision(event.eventId, 'suppressed', now);
+        const cd = await this.queue.cooldownOf(key);
+        decided = { outcome: 'suppressed', jobs: [] };
+        // the dashboard links to the event that did alert, and says until when
+        if (cd)
+          suppressedBy = {
+            reason: 'cooldown',
+            eventId: cd.firstEventId,
+            until: new Date(cd.untilMs).toISOString(),
+          };
+      } else {
+        const message = screamAlert(event, this.label(event.sensorId), this.options.publicUrl ?? null);
+        const jobs = await this.contactJobs(event, policy.contacts, 'alert', message, policy, now, true);
+        if (policy.escalateAfterS !== null) {
+          const esc = escalationAlert(
+            event,
+            this.label(event.sensorId),
+            policy.escalateAfterS,
+            this.options.publicUrl ?? null,
+          );
+          await this.contactJobs(
+            event,
+            policy.escalateTo,
+            'escalation',
+            esc,
+            null,
+            now + policy.escalateAfterS * 1000,
+            false,
+          );
         }
+        const outcome = jobs.length === 0 ? 'not-configured' : 'alert';
+        // Last: until it is written, a redelivery of the event repeats the steps above (same result).
+        await this.queue.recordDecision(event.eventId, outcome, now);
+        decided = { outcome, jobs };
       }
-      const outcome = jobs.length === 0 ? 'not-configured' : 'alert';
-      this.queue.recordDecision(event.eventId, outcome, now);
-      return { outcome, jobs };
-    });
-    if (!decided) return;
+    }
     const { logger } = this.options;
     if (decided.outcome === 'suppressed')
       logger.info({ eventId: event.eventId, sensorId: event.sensorId }, 'alert suppressed by cooldown');
@@ -277,11 +321,11 @@ export class AlertService implements EventAlerter {
         'alert not sent: no contacts configured for this sensor',
       );
     for (const j of decided.jobs) {
-      if (j.status !== 'queued') this.logAttempt(j, j.status, j.lastError);
+      if (j.status !== 'queued' && j.attempts === 0) this.logAttempt(j, j.status, j.lastError);
     }
     const status = decided.jobs.length ? null : decided.outcome === 'none' ? 'none' : decided.outcome;
     if (decided.jobs.length || status !== event.responseStatus)
-      await this.recordOnEvent(event.eventId, decided.jobs, status);
+      await this.recordOnEvent(event.eventId, decided.jobs, status, suppressedBy);
     this.kick();
   }
 
@@ -321,16 +365,15 @@ export class AlertService implements EventAlerter {
       );
       return null;
     }
-    const jobs = this.queue.transaction(() => {
-      this.queue.recordDecision(event.eventId, 'offline', now);
-      if (!chosen?.policy.alertOnSensorOffline) return [];
+    let jobs: AlertJob[] = [];
+    if (chosen?.policy.alertOnSensorOffline) {
       const message = offlineAlert(
         event,
         this.label(sensor.id),
         sensor.lastSeen,
         this.options.publicUrl ?? null,
       );
-      return this.contactJobs(
+      jobs = await this.contactJobs(
         event,
         chosen.policy.contacts,
         'offline',
@@ -338,8 +381,9 @@ export class AlertService implements EventAlerter {
         chosen.policy,
         now,
         true,
-      ).map((j) => this.queue.addJob(j, now));
-    });
+      );
+    }
+    await this.queue.recordDecision(event.eventId, 'offline', now);
     await this.recordOnEvent(event.eventId, jobs, jobs.length ? null : 'not-configured');
     this.kick();
     return event;
@@ -385,9 +429,8 @@ export class AlertService implements EventAlerter {
       );
       return null;
     }
-    const jobs = this.queue.transaction(() => {
-      this.queue.recordDecision(event.eventId, 'degraded', now);
-      if (!chosen?.policy.alertOnSensorOffline) return [];
+    let jobs: AlertJob[] = [];
+    if (chosen?.policy.alertOnSensorOffline) {
       const message = degradedAlert(
         event,
         this.label(sensor.id),
@@ -395,7 +438,7 @@ export class AlertService implements EventAlerter {
         sensor.healthSince ?? null,
         this.options.publicUrl ?? null,
       );
-      return this.contactJobs(
+      jobs = await this.contactJobs(
         event,
         chosen.policy.contacts,
         'degraded',
@@ -403,8 +446,9 @@ export class AlertService implements EventAlerter {
         chosen.policy,
         now,
         true,
-      ).map((j) => this.queue.addJob(j, now));
-    });
+      );
+    }
+    await this.queue.recordDecision(event.eventId, 'degraded', now);
     await this.recordOnEvent(event.eventId, jobs, jobs.length ? null : 'not-configured');
     this.kick();
     return event;
@@ -413,7 +457,7 @@ export class AlertService implements EventAlerter {
   /** An operator's "send alert now" from the dashboard: always sent, no cooldown, no rate limit. */
   async sendManualAlert(eventId: string, userId: string): Promise<{ deliveries: ChannelDelivery[] }> {
     const event = await this.options.store.get(eventId);
-    if (!event) throw new CloudError('CLOUD_USAGE', `event ${eventId} not found`, { eventId });
+    if (!event) throw new CloudError('EVENT_NOT_FOUND', `event ${eventId} not found`, { eventId });
     const chosen = this.policyFor(event.sensorId);
     const now = this.now();
     const message = screamAlert(
@@ -422,11 +466,7 @@ export class AlertService implements EventAlerter {
       this.options.publicUrl ?? null,
     );
     const contacts = chosen?.policy.contacts ?? { sms: [], email: [] };
-    const jobs = this.queue.transaction(() =>
-      this.contactJobs(event, contacts, `manual-${now}`, message, null, now, true).map((j) =>
-        this.queue.addJob(j, now),
-      ),
-    );
+    const jobs = await this.contactJobs(event, contacts, `manual-${now}`, message, null, now, true);
     this.options.logger.info({ eventId, userId, recipients: jobs.length }, 'manual alert requested');
     await this.recordOnEvent(eventId, jobs, jobs.length ? null : 'not-configured');
     this.kick();
@@ -434,7 +474,7 @@ export class AlertService implements EventAlerter {
   }
 
   private delivery(job: AlertJob): ChannelDelivery {
-    return {
+    const d: ChannelDelivery = {
       channel: job.channel,
       to: job.recipient,
       status: STATUS_ON_EVENT[job.status],
@@ -443,10 +483,20 @@ export class AlertService implements EventAlerter {
       providerId: job.providerId,
       updatedAt: new Date(job.updatedAtMs).toISOString(),
     };
+    // a queued job that has been tried is waiting for its retry
+    if (job.status === 'queued' && job.attempts > 0) d.nextAttemptAt = new Date(job.nextAtMs).toISOString();
+    if (job.status === 'suppressed' && job.lastError?.startsWith(RATE_LIMITED))
+      d.limitedUntil = new Date(job.nextAtMs).toISOString();
+    return d;
   }
 
   /** Store writes for one event run in order, so a later status never loses to an earlier one. */
-  private recordOnEvent(eventId: string, jobs: AlertJob[], status: string | null): Promise<void> {
+  private recordOnEvent(
+    eventId: string,
+    jobs: AlertJob[],
+    status: string | null,
+    suppressedBy: AlertSuppression | null = null,
+  ): Promise<void> {
     const prev = this.storeWrites.get(eventId) ?? Promise.resolve();
     const next = prev
       .then(async () => {
@@ -454,16 +504,14 @@ export class AlertService implements EventAlerter {
         const recorded = jobs.filter((j) => j.recordOnEvent);
         for (const job of recorded) {
           // The summary is over every recorded job of the event, as the queue knows them now.
-          const all = this.queue.jobsForEvent(eventId).filter((j) => j.recordOnEvent);
+          const all = (await this.queue.jobsForEvent(eventId)).filter((j) => j.recordOnEvent);
           const latest = new Map<string, ChannelDelivery>();
           for (const j of all) latest.set(`${j.channel}|${j.recipient}`, this.delivery(j));
-          await store.updateDelivery(
-            eventId,
-            this.delivery(this.queue.job(job.id) ?? job),
-            summarise([...latest.values()]),
-          );
+          const current = all.find((j) => j.id === job.id) ?? job;
+          await store.updateDelivery(eventId, this.delivery(current), summarise([...latest.values()]));
         }
-        if (recorded.length === 0 && status) await store.setResponseStatus?.(eventId, status);
+        if (recorded.length === 0 && status)
+          await store.setResponseStatus?.(eventId, status, suppressedBy ? { suppressedBy } : {});
       })
       .catch((err: unknown) =>
         this.options.logger.error({ err, eventId }, 'cannot record alert status on the event'),
@@ -528,7 +576,7 @@ export class AlertService implements EventAlerter {
     await this.closeCooldowns();
     const limit = (this.options.concurrency ?? 8) - this.inFlight.size;
     if (limit <= 0 || !this.running) return;
-    for (const job of this.queue.claimDue(this.now(), limit)) {
+    for (const job of await this.queue.claimDue(this.now(), limit, this.lease)) {
       const p = this.attempt(job).finally(() => {
         this.inFlight.delete(p);
         this.kick();
@@ -539,29 +587,48 @@ export class AlertService implements EventAlerter {
 
   private async closeCooldowns(): Promise<void> {
     const now = this.now();
-    for (const cd of this.queue.expiredCooldowns(now)) {
-      this.queue.deleteCooldown(cd.key);
-      if (cd.suppressed === 0) continue;
-      const first = await this.options.store.get(cd.firstEventId);
+    for (;;) {
+      // One bridge closes each ended window (claimed for a lease; retried by another if it dies).
+      const cd = await this.queue.claimExpiredCooldown(now, this.lease);
+      if (!cd) return;
+      const first = cd.suppressed === 0 ? null : await this.options.store.get(cd.firstEventId);
       const policy = this.options.alerts.policies[cd.policyIndex];
-      if (!first || !policy) continue;
-      const windowS = policy.cooldownS;
-      const message = followUpAlert(
-        first,
-        this.label(cd.sensorId),
-        { count: cd.suppressed, peak: cd.peak, lastAt: cd.lastAt ?? first.timestamp, windowS },
-        this.options.publicUrl ?? null,
-      );
-      const jobs = this.queue.transaction(() =>
-        this.contactJobs(first, policy.contacts, 'follow-up', message, policy, now, false).map((j) =>
-          this.queue.addJob(j, now),
-        ),
-      );
-      this.options.logger.info(
-        { eventId: first.eventId, sensorId: cd.sensorId, suppressed: cd.suppressed, recipients: jobs.length },
-        'follow-up summary queued',
-      );
+      if (first && policy) {
+        const windowS = policy.cooldownS;
+        const message = followUpAlert(
+          first,
+          this.label(cd.sensorId),
+          { count: cd.suppressed, peak: cd.peak, lastAt: cd.lastAt ?? first.timestamp, windowS },
+          this.options.publicUrl ?? null,
+        );
+        const jobs = await this.contactJobs(first, policy.contacts, 'follow-up', message, policy, now, false);
+        this.options.logger.info(
+          {
+            eventId: first.eventId,
+            sensorId: cd.sensorId,
+            suppressed: cd.suppressed,
+            recipients: jobs.length,
+          },
+          'follow-up summary queued',
+        );
+      }
+      await this.queue.deleteCooldown(cd.key, cd.firstEventId);
     }
+  }
+
+  /** Records a claimed job's outcome; null (and logged) when another bridge took the job over. */
+  private async finish(
+    job: AlertJob,
+    status: JobStatus,
+    fields: Parameters<AlertStateStore['finish']>[4],
+  ): Promise<AlertJob | null> {
+    const done = await this.queue.finish(job.id, this.lease.owner, status, this.now(), fields);
+    if (!done)
+      this.options.logger.error(
+        { alert: true, eventId: job.eventId, channel: job.channel, to: job.recipient, status, jobId: job.id },
+        'alert job lease lost before its outcome was recorded (the send outlasted alerts.leaseS)',
+      );
+    return done;
   }
 
   private async attempt(job: AlertJob): Promise<void> {
@@ -569,50 +636,48 @@ export class AlertService implements EventAlerter {
     const { retry } = this.options.alerts;
     if (job.kind === 'escalation') {
       const event = await this.options.store.get(job.eventId);
-      if (event?.review) {
-        const done = this.queue.finish(job.id, 'suppressed', this.now(), {
-          lastError: `acknowledged by ${event.review.userId}`,
+      // anyone responding (acknowledged or resolved) or a review stops the escalation
+      const by =
+        event?.response && event.response.state !== 'new' ? event.response.userId : event?.review?.userId;
+      if (by) {
+        const done = await this.finish(job, 'suppressed', {
+          lastError: `acknowledged by ${by}`,
         });
-        this.logAttempt(done, 'suppressed', done.lastError);
+        if (done) this.logAttempt(done, 'suppressed', done.lastError);
         return;
       }
     }
     if (!sender) {
-      const done = this.queue.finish(job.id, 'not-configured', this.now(), {
+      const done = await this.finish(job, 'not-configured', {
         lastError: `${job.channel} is not configured`,
       });
+      if (!done) return;
       this.logAttempt(done, 'not-configured', done.lastError);
       await this.recordOnEvent(job.eventId, [done], null);
       return;
     }
     const startedAt = this.now();
-    let done: AlertJob;
+    let done: AlertJob | null;
     try {
       const { providerId } = await sender.send(job.recipient, job);
-      done = this.queue.finish(job.id, 'sent', this.now(), { providerId, lastError: null });
-      this.logAttempt(done, 'sent', null, { ms: this.now() - startedAt });
+      done = await this.finish(job, 'sent', { providerId, lastError: null });
+      if (done) this.logAttempt(done, 'sent', null, { ms: this.now() - startedAt });
     } catch (err) {
       const e =
         err instanceof DeliveryError ? err : new DeliveryError((err as Error).message ?? String(err), true);
       if (e.transient && job.attempts <= retry.maxRetries && this.running) {
         const delay = this.retryDelayMs(job.attempts);
-        done = this.queue.finish(job.id, 'queued', this.now(), {
-          lastError: e.message,
-          nextAtMs: this.now() + delay,
-        });
-        this.logAttempt(done, 'retrying', e.message, { retryInMs: delay });
+        done = await this.finish(job, 'queued', { lastError: e.message, nextAtMs: this.now() + delay });
+        if (done) this.logAttempt(done, 'retrying', e.message, { retryInMs: delay });
       } else if (e.transient && job.attempts <= retry.maxRetries) {
         // Stopping: put it back as it was, to be retried after the restart.
-        done = this.queue.finish(job.id, 'queued', this.now(), {
-          lastError: e.message,
-          nextAtMs: this.now(),
-        });
-        this.logAttempt(done, 'retrying', e.message);
+        done = await this.finish(job, 'queued', { lastError: e.message, nextAtMs: this.now() });
+        if (done) this.logAttempt(done, 'retrying', e.message);
       } else {
-        done = this.queue.finish(job.id, 'failed', this.now(), { lastError: e.message });
-        this.logAttempt(done, 'failed', e.message, { permanent: !e.transient });
+        done = await this.finish(job, 'failed', { lastError: e.message });
+        if (done) this.logAttempt(done, 'failed', e.message, { permanent: !e.transient });
       }
     }
-    await this.recordOnEvent(job.eventId, [done], null);
+    if (done) await this.recordOnEvent(job.eventId, [done], null);
   }
 }

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { AlertQueue } from '../alerts/alert-queue.ts';
+import type { AlertStateStore } from '../alerts/alert-state.ts';
 import type { MessageSource } from '../broker/message-source.ts';
 import type { IngestStats } from '../ingest/event-ingest.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
@@ -7,7 +7,7 @@ import type { SensorView } from '../ingest/sensor-registry.ts';
 /** What the metrics read at scrape time (live objects of the running bridge; any may be absent). */
 export interface BridgeMetricSources {
   ingest(): IngestStats | null;
-  alertQueue(): AlertQueue | null;
+  alertQueue(): AlertStateStore | null;
   broker(): MessageSource | null;
   sensors(): SensorView[];
 }
@@ -84,9 +84,9 @@ export class BridgeMetrics {
       help: 'Alert jobs in the durable queue by channel and status (queued + in-flight = queue depth)',
       labelNames: ['channel', 'status'],
       registers: [r],
-      collect() {
+      async collect() {
         this.reset();
-        for (const row of sources.alertQueue()?.jobCounts() ?? [])
+        for (const row of (await sources.alertQueue()?.jobCounts()) ?? [])
           this.set({ channel: row.channel, status: row.status }, row.n);
       },
     });
@@ -94,9 +94,9 @@ export class BridgeMetrics {
       name: 'screamwatch_alert_queue_depth',
       help: 'Alert jobs waiting to be sent or being sent',
       registers: [r],
-      collect() {
+      async collect() {
         let n = 0;
-        for (const row of sources.alertQueue()?.jobCounts() ?? [])
+        for (const row of (await sources.alertQueue()?.jobCounts()) ?? [])
           if (row.status === 'queued' || row.status === 'in-flight') n += row.n;
         this.set(n);
       },

@@ -24,6 +24,48 @@ export interface ChannelDelivery {
   lastError?: string | null;
   providerId?: string | null;
   updatedAt: string;
+  /** status 'pending' after a failed try: when the next try is due (ISO). */
+  nextAttemptAt?: string | null;
+  /** status 'suppressed' by the per-contact rate limit: when this contact can be alerted again (ISO). */
+  limitedUntil?: string | null;
+}
+
+/** Why an event that met its policy sent nothing itself: another event of the sensor alerted. */
+export interface AlertSuppression {
+  reason: 'cooldown';
+  /** The event whose alert opened the cooldown (its page shows what was sent). */
+  eventId: string;
+  /** When the cooldown ends (ISO); a follow-up summary of the suppressed events goes out then. */
+  until: string;
+}
+
+/** Where the people on call are with an event (independent of the alert delivery summary). */
+export type ResponseState = 'new' | 'acknowledged' | 'resolved';
+
+export interface EventResponse {
+  state: ResponseState;
+  /** Who moved it to this state, and when (ISO). */
+  userId: string;
+  at: string;
+  /** Set when resolved. */
+  verdict?: Review['verdict'] | null;
+  note?: string | null;
+}
+
+/** One change of an event's response, appended to `history` (never rewritten). */
+export interface HistoryEntry {
+  at: string;
+  userId: string;
+  action: 'acknowledged' | 'resolved' | 'reopened' | 'manual-alert';
+  state?: ResponseState;
+  verdict?: Review['verdict'] | null;
+  note?: string | null;
+}
+
+/** A response change: the new state plus the history entry recording it. */
+export interface ResponseChange {
+  response: EventResponse;
+  entry: HistoryEntry;
 }
 
 export type Review = {
@@ -59,6 +101,12 @@ export interface StoredEvent {
   notes?: string | null;
   error?: string | null;
   review?: Review | null;
+  /** Set when the cooldown suppressed this event's alert: which event did alert, and until when. */
+  suppressedBy?: AlertSuppression | null;
+  /** The on-call response state; absent means 'new'. */
+  response?: EventResponse | null;
+  /** Every response change, oldest first (appended, never overwritten). */
+  history?: HistoryEntry[] | null;
   /** Window timeline for uploads/analysis: [{startS, endS, probability}]. */
   windows?: { startS: number; endS: number; probability: number }[] | null;
 }
@@ -69,6 +117,10 @@ export interface EventQuery {
   from?: string;
   to?: string;
   isScream?: boolean;
+  /** Response state ('new' includes events never acknowledged). */
+  responseState?: ResponseState;
+  /** Resolution verdict. */
+  verdict?: Review['verdict'];
   limit?: number;
   /** Opaque cursor from a previous page (newest first). */
   before?: string;
@@ -84,8 +136,17 @@ export interface EventStore {
   list(query: EventQuery): Promise<StoredEvent[]>;
   updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void>;
   setReview(eventId: string, review: Review): Promise<void>;
+  /**
+   * Sets the response state (and, when resolved, `review`) and appends the entry to `history`,
+   * in one write. Returns the updated event, or null when there is no such event.
+   */
+  recordResponse(eventId: string, change: ResponseChange): Promise<StoredEvent | null>;
   /** Sets the alert summary without a delivery (e.g. 'none', 'suppressed'). Optional: the bridge's stores have it. */
-  setResponseStatus?(eventId: string, responseStatus: string): Promise<void>;
+  setResponseStatus?(
+    eventId: string,
+    responseStatus: string,
+    detail?: { suppressedBy?: AlertSuppression | null },
+  ): Promise<void>;
   count(): Promise<number>;
   /**
    * Readiness probe (/healthz): resolves when the store can take a write now, throws with the

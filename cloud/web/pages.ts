@@ -64,8 +64,9 @@ export function renderPage(
 <header class="topbar">
   ${BRAND}
   <nav class="mainnav">${nav}</nav>
-  <div class="who"><span class="who-name" title="Signed in as ${escapeHtml(session.username)} (${session.role})">${escapeHtml(session.username)}</span><button type="button" class="btn btn-ghost" id="logout">Sign out</button></div>
+  <div class="who"><span class="stream-state" id="stream-state" role="status"></span><button type="button" class="btn btn-ghost btn-small" id="sound-toggle" aria-pressed="true">Sound on</button><button type="button" class="btn btn-ghost btn-small" id="notify-toggle" hidden>Notify me</button><span class="who-name" title="Signed in as ${escapeHtml(session.username)} (${session.role})">${escapeHtml(session.username)}</span><button type="button" class="btn btn-ghost" id="logout">Sign out</button></div>
 </header>
+<div id="outage-banner" class="banner banner-warn" role="alert" hidden></div>
 <main id="main" class="page page-${page}"><p class="loading">Loading…</p></main>
 <div id="toast" class="toast" role="status" aria-live="polite" hidden></div>
 <script type="module" src="${script}"></script>

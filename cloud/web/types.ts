@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
+import type { EventChanges } from '../store/observed-store.ts';
 import type { ChannelDelivery, EventStore, StoredEvent, StoredLocation } from '../store/types.ts';
 
 export type UserRole = 'admin' | 'viewer';
@@ -60,6 +61,9 @@ export interface WebDeps {
   readiness?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
   config: WebConfig;
   store: EventStore;
+  /** What tells the live stream that events were stored or changed (an ObservedEventStore);
+   * without it the stream carries sensor changes only and pages fall back to polling for events. */
+  changes?: EventChanges;
   registry: SensorRegistryView;
   alerts: ManualAlerts;
   /** Stores (and alerts on) an event made on the dashboard: a live browser detection or an upload. */

@@ -4,6 +4,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
 import { type InputHealth, PROTOCOL_VERSION, type StatusMessage } from '../../protocol/messages.ts';
+import { redactUrl } from '../../protocol/redact.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
 import type { Clock } from '../clock.ts';
@@ -113,7 +114,7 @@ export class MqttPublisher extends EventEmitter {
       const u = new URL(this.o.mqtt.url);
       return `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'mqtts:' ? 8883 : 1883)}`;
     } catch {
-      return this.o.mqtt.url;
+      return redactUrl(this.o.mqtt.url);
     }
   }
 
@@ -323,7 +324,12 @@ export class MqttPublisher extends EventEmitter {
       1000,
       undefined,
     );
+    // Not removeAllListeners(): that also drops mqtt.js's own 'close' handler, the one that
+    // clears its CONNACK timer, so a stop while a connect was still pending (the installer's
+    // `--source file:… --fast` against an unreachable broker) crashed 10 s later with an
+    // unhandled 'error' event "connack timeout". Our handlers ignore a client that is no
+    // longer this.client; late errors of the closing client are swallowed here.
+    client.on('error', () => {});
     client.end(true);
-    client.removeAllListeners();
   }
 }

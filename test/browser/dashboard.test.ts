@@ -131,7 +131,7 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector('#review');
     expect(await page.locator('main').innerText()).toContain('Alexanderplatz 1, Berlin');
     expect(await page.locator('main').innerText()).toContain('sensor installation');
-    expect(await page.locator('tr[data-channel=sms]').innerText()).toContain('delivered');
+    expect(await page.locator('tr[data-channel=sms]').innerText()).toContain('Delivered');
     await page.fill('#review-note', 'Kids playing <b>loudly</b>');
     await page.click('#mark-false-alarm');
     await page.waitForSelector('.review-state');
@@ -148,9 +148,9 @@ describe('dashboard in Chromium', () => {
     page.once('dialog', (d) => void d.accept());
     await page.click('#manual-alert');
     await page.waitForSelector('#toast:not([hidden])');
-    expect(await page.locator('#toast').innerText()).toBe('Alert sent');
+    expect(await page.locator('#toast').innerText()).toBe('Alert sent to the contact.');
     expect(h.alerts.calls).toContainEqual({ eventId, userId: 'alice' });
-    expect(await page.locator('tr[data-channel=sms]').innerText()).toContain('sent');
+    expect(await page.locator('tr[data-channel=sms]').innerText()).toContain('Sent');
   });
 
   it('shows the fleet with the offline sensor standing out', async () => {

@@ -145,7 +145,7 @@ describe('bridge /metrics, /healthz, /livez', () => {
     await app.store.stop();
     const noStore = await health(app.ops!.url);
     expect(noStore.body.checks.store).toMatchObject({ ok: false, detail: expect.stringMatching(/not open/) });
-    app.alerts.queue.close();
+    await app.alerts.queue.close();
     expect((await health(app.ops!.url)).body.checks.alertQueue).toMatchObject({ ok: false });
 
     for (const base of [app.ops!.url, app.web!.url]) {

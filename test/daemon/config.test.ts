@@ -124,7 +124,9 @@ describe('daemon config', () => {
     const msg = (err as Error).message;
     expect(msg).toMatch(/sensorId: must be 1-64.*\[from file .*bad\.yaml\]/);
     expect(msg).toMatch(/mqtt\.url: must be mqtt:\/\/host:port/);
-    expect(msg).toMatch(/mqtt\.pasword/);
+    expect(msg).toMatch(
+      /mqtt\.pasword: unknown key \(did you mean mqtt\.password\?\) \[from file .*bad\.yaml\]/,
+    );
     expect(msg).toMatch(/detection\.k: k must be <= n/);
     expect(msg).toMatch(/heartbeatIntervalS: .*\[from environment SCREAMWATCH_HEARTBEAT_INTERVAL_S\]/);
   });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
@@ -41,8 +42,12 @@ interface DaemonProcess {
 }
 
 /** `node --import tsx daemon/main.ts ...`, the way systemd runs it. */
-function spawnDaemon(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/main.ts'), ...args], {
+function spawnDaemon(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  entry: string[] = ['--import', 'tsx', join(ROOT, 'daemon/main.ts')],
+): DaemonProcess {
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -312,6 +317,46 @@ describe('the daemon process', () => {
     const outbox = new OutboxStore(state.dir, { maxRows: 100 });
     expect(outbox.depthOf('event')).toBe(1);
     outbox.close();
+  });
+
+  it('`screamwatch daemon --source file: --fast` against a broker that never answers (no CONNACK): exits 0, no crash', async () => {
+    // A listener that accepts and stays silent: mqtt.js's CONNACK timer is still pending when
+    // the replay ends and the daemon stops. It used to crash ~10 s later ("Unhandled 'error'
+    // event: connack timeout", exit 1); the README promises exit 0.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    teardown.add(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const port = (silent.address() as AddressInfo).port;
+    const state = await tempDir();
+    teardown.add(state.remove);
+    // the README's installer check runs the CLI (bin/screamwatch.js), which exits naturally
+    const p = spawnDaemon(
+      [
+        'daemon',
+        '--sensor-id',
+        'hall-1',
+        '--source',
+        `file:${quiet}`,
+        '--fast',
+        '--broker',
+        `mqtt://127.0.0.1:${port}`,
+        '--state-dir',
+        state.dir,
+      ],
+      { SCREAMWATCH_DETECTION_MODEL_PATH: modelPath },
+      [join(ROOT, 'bin/screamwatch.js')],
+    );
+    await until(() => sockets.size > 0, 20_000, 'the daemon connecting');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+    expect(p.stderr()).not.toMatch(/connack timeout|Unhandled/);
+    expect(p.lines.some((l) => l.msg === 'daemon stopped')).toBe(true);
   });
 
   it('the built daemon (dist/daemon.mjs from `npm run build`, plain node) runs the same daemon', async () => {

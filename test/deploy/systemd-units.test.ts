@@ -138,6 +138,7 @@ describe('systemd units: the contract with the daemon, the cloud and Ansible', (
 
   it('the cloud runs its process entry with its config and keeps its data in its own state dir', () => {
     const d = directives(texts.get('screamwatch-cloud.service')!);
+    expect(d.get('RestartPreventExitStatus')).toEqual(['78']);
     expect(d.get('ExecStart')).toEqual([
       '/usr/bin/node --import tsx /opt/screamwatch/cloud/main.ts --config /etc/screamwatch/cloud.yaml',
     ]);

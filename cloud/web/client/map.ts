@@ -26,13 +26,28 @@ export class EventMap {
       [20, 0],
       2,
     );
-    L.tileLayer(tileUrl, {
+    const tiles = L.tileLayer(tileUrl, {
       maxZoom: 19,
       // OSM's licence asks for this credit; other tile servers are credited by host name
       attribution: /openstreetmap\.(org|fr|de)/.test(tileUrl)
         ? '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
         : `Map tiles: ${escapeText(tileHost(tileUrl))}`,
     }).addTo(this.map);
+    // a grey box with dots reads as "no events here"; say when it is the tiles that are missing
+    const note = h(
+      'div',
+      { class: 'map-tiles-note', role: 'status', hidden: true },
+      `Map tiles unavailable (cannot load from ${tileHost(tileUrl)}); markers are still placed correctly.`,
+    );
+    el.append(note);
+    let loaded = 0;
+    tiles.on('tileerror', () => {
+      if (loaded === 0) note.hidden = false;
+    });
+    tiles.on('tileload', () => {
+      loaded += 1;
+      note.hidden = true;
+    });
     this.layer.addTo(this.map);
     this.map.on('dragstart', () => {
       this.userMoved = true;

@@ -10,6 +10,7 @@ const rank = (s: SensorView): number => (s.degraded ? 1 : ORDER[s.status]);
 export function fleetRoutes(app: FastifyInstance, ctx: WebContext): void {
   // offline first: that is what the person looking at the fleet needs to act on
   app.get('/api/sensors', async () => {
+    const liveCursor = ctx.feed.cursor();
     const sensors = [...ctx.deps.registry.list()].sort(
       (a, b) => rank(a) - rank(b) || a.id.localeCompare(b.id),
     );
@@ -19,7 +20,7 @@ export function fleetRoutes(app: FastifyInstance, ctx: WebContext): void {
       counts[s.status]++;
       if (s.degraded) counts.degraded++;
     }
-    return { sensors, counts, at: ctx.now().toISOString() };
+    return { sensors, counts, at: ctx.now().toISOString(), liveCursor };
   });
 
   app.get('/api/sensors/:id', async (request) => {

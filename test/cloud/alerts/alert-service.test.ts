@@ -134,7 +134,7 @@ describe('alert service', () => {
     expect(esc).toHaveLength(1);
     expect(esc[0]!.body).toContain('ESCALATION (not acknowledged after 1 s)');
     expect(esc[0]!.body).toContain(ignored.eventId);
-    const jobs = s.queue.jobsForEvent(reviewed.eventId).filter((j) => j.kind === 'escalation');
+    const jobs = (await s.queue.jobsForEvent(reviewed.eventId)).filter((j) => j.kind === 'escalation');
     expect(jobs[0]).toMatchObject({ status: 'suppressed', lastError: 'acknowledged by ops' });
   });
 

@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
-import type { ChannelDelivery, StoredEvent } from '../../../cloud/store/types.ts';
 import { hashPassword } from '../../../cloud/auth/passwords.ts';
+import { ObservedEventStore } from '../../../cloud/store/observed-store.ts';
+import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
+import type { ChannelDelivery, EventStore, StoredEvent } from '../../../cloud/store/types.ts';
 import { createWebService } from '../../../cloud/web/server.ts';
 import type { SensorView, WebConfig, WebDeps, WebService } from '../../../cloud/web/types.ts';
 import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../../../core/features/window-features.ts';
@@ -169,7 +170,7 @@ export class FakeRegistry {
  */
 export class RecordingAlerts {
   readonly calls: { eventId: string; userId: string }[] = [];
-  constructor(private readonly store: SqliteEventStore) {}
+  constructor(private readonly store: EventStore) {}
   async sendManualAlert(eventId: string, userId: string): Promise<{ deliveries: ChannelDelivery[] }> {
     this.calls.push({ eventId, userId });
     const d: ChannelDelivery = {
@@ -186,7 +187,8 @@ export class RecordingAlerts {
 
 export interface WebHarness {
   web: WebService;
-  store: SqliteEventStore;
+  /** The real SQLite store, observed like the bridge's (writes reach the live stream). */
+  store: ObservedEventStore;
   registry: FakeRegistry;
   alerts: RecordingAlerts;
   ingested: StoredEvent[];
@@ -213,7 +215,7 @@ export async function startWeb(
   const tmp = tempDir();
   hashes ??= Promise.all([hashPassword(ADMIN.password), hashPassword(VIEWER.password)]);
   const [adminHash, viewerHash] = await hashes;
-  const store = new SqliteEventStore(join(tmp.dir, 'events.sqlite'));
+  const store = new ObservedEventStore(new SqliteEventStore(join(tmp.dir, 'events.sqlite')));
   await store.start();
   const registry = new FakeRegistry();
   const alerts = new RecordingAlerts(store);
@@ -237,7 +239,15 @@ export async function startWeb(
     dataDir: tmp.dir,
     ...options.config,
   };
-  const deps: WebDeps = { config, store, registry, alerts, model: options.model ?? pitchModel(), logger };
+  const deps: WebDeps = {
+    config,
+    store,
+    changes: store,
+    registry,
+    alerts,
+    model: options.model ?? pitchModel(),
+    logger,
+  };
   if (options.clock) deps.clock = options.clock;
   if (options.locateIp) deps.locateIp = options.locateIp;
   if (options.withIngest !== false) {

@@ -20,7 +20,8 @@ import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
 import { InputHealthMonitor } from './health/input-health-monitor.ts';
-import { Outbox } from './outbox/outbox.ts';
+import { Outbox, type OutboxAddResult } from './outbox/outbox.ts';
+import type { OutboxKind } from './outbox/outbox-store.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
 
 export interface DaemonAppOptions {
@@ -248,14 +249,7 @@ export class DaemonApp extends EventEmitter {
         health: { health: this.inputHealth.health, since: this.inputHealth.since },
       }),
       emit: (m) => {
-        const r = this.outbox.add(
-          'heartbeat',
-          sensorTopic(c.topicRoot, c.sensorId, 'heartbeat'),
-          encodeHeartbeat(m),
-          this.clock.now(),
-        );
-        if (r.full) this.reportFull();
-        this.publisher.kick();
+        this.commit('heartbeat', 'heartbeat', encodeHeartbeat(m));
       },
     });
     await this.heartbeat.start();
@@ -270,6 +264,7 @@ export class DaemonApp extends EventEmitter {
         const dropped = this.queue.push(s);
         if (dropped > 0) this.warnDropped();
       },
+      hasRoomFor: (samples: number) => this.queue.hasRoomFor(samples),
       flowing: () => {
         this.notifier.ready();
         this.notifier.status(`listening on ${c.audio.source}`);
@@ -299,7 +294,6 @@ export class DaemonApp extends EventEmitter {
             fast: c.audio.fast,
             loop: this.options.loopFileSource ?? false,
             events,
-            queue: this.queue,
             logger: this.logger,
           });
     await this.inputHealth.start();
@@ -318,17 +312,31 @@ export class DaemonApp extends EventEmitter {
     await this.inputHealth.stop();
   }
 
-  private commitEvent(kind: 'event' | 'report', message: EventMessage): void {
+  /**
+   * The one way into the outbox, for events, near-miss reports and heartbeats: written first,
+   * the cap reported, then the publisher is told there is something to send.
+   */
+  private commit(
+    kind: OutboxKind,
+    channel: 'events' | 'heartbeat',
+    payload: Buffer,
+    eventId?: string,
+  ): OutboxAddResult {
     const c = this.config;
-    const payload = encodeEvent(message);
     const r = this.outbox.add(
       kind,
-      sensorTopic(c.topicRoot, c.sensorId, 'events'),
+      sensorTopic(c.topicRoot, c.sensorId, channel),
       payload,
       this.clock.now(),
-      message.eventId,
+      eventId,
     );
     if (r.full) this.reportFull();
+    if (r.id !== null) this.publisher.kick();
+    return r;
+  }
+
+  private commitEvent(kind: 'event' | 'report', message: EventMessage): void {
+    const r = this.commit(kind, 'events', encodeEvent(message), message.eventId);
     if (r.id === null) {
       this.logger.warn({ eventId: message.eventId }, 'outbox full of events: near-miss report not queued');
       return;
@@ -340,7 +348,6 @@ export class DaemonApp extends EventEmitter {
       );
     }
     this.emit('committed', r.id, message);
-    this.publisher.kick();
   }
 
   private reportFull(): void {

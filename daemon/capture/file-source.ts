@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { decodeAudioFile } from '../../core/audio/decode.ts';
 import type { AudioSource, AudioSourceEvents } from './audio-source.ts';
-import type { FrameQueue } from './frame-queue.ts';
 
 /** 0.25 s, like arecord's chunks at 16 kHz. */
 const CHUNK = 4000;
@@ -12,9 +11,8 @@ export interface FileSourceOptions {
   fast: boolean;
   /** Real time only: start over at the end, never ending (the demo replays one file for ever). */
   loop?: boolean;
-  events: AudioSourceEvents;
-  /** In fast mode the source waits for room instead of making capture drop frames. */
-  queue: FrameQueue;
+  /** In fast mode the source waits for `events.hasRoomFor` instead of making capture drop frames. */
+  events: AudioSourceEvents & { hasRoomFor(samples: number): boolean };
   logger: Logger;
   now?: () => number;
 }
@@ -47,7 +45,7 @@ export class FileSource implements AudioSource {
       if (this.stopped) return;
       if (this.options.fast) {
         // fill the queue, then yield so analysis runs; never drop in fast mode
-        while (at < samples.length && this.options.queue.hasRoomFor(CHUNK)) emit();
+        while (at < samples.length && this.options.events.hasRoomFor(CHUNK)) emit();
         if (at >= samples.length) return this.options.events.end();
         this.timer = setTimeout(step, 1);
         return;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants, existsSync, renameSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
+import { backoffDelay, type RetryPolicy } from '../../runtime/backoff.ts';
 import type { Clock } from '../clock.ts';
 import { ensureDir } from '../ensure-dir.ts';
 import { DaemonError } from '../errors.ts';

@@ -37,6 +37,8 @@ export interface DaemonAppOptions {
   mqttReconnect?: RetryPolicy;
   /** Audio the capture→analysis hand-off may hold before dropping the oldest (default 10 s). */
   queueCapacityS?: number;
+  /** A file: source starts over at its end instead of ending (the demo's replay: one daemon run). */
+  loopFileSource?: boolean;
 }
 
 export interface DaemonStats {
@@ -349,6 +351,7 @@ export class DaemonApp extends EventEmitter {
         : new FileSource({
             path: source.path,
             fast: c.audio.fast,
+            loop: this.options.loopFileSource ?? false,
             events,
             logger: this.logger,
           });

@@ -135,6 +135,27 @@ export function createWebService(deps: WebDeps): WebService {
   });
 
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    // a person following a wrong link gets the dashboard's page, a program the JSON error
+    if (
+      ctx &&
+      request.session &&
+      request.method === 'GET' &&
+      !path.startsWith('/api/') &&
+      !path.startsWith('/static/')
+    ) {
+      const s = request.session;
+      return reply
+        .code(404)
+        .type('text/html; charset=utf-8')
+        .send(
+          renderPage('notfound', s, ctx.sessions.csrfToken(s), {
+            tileUrl: config.tileUrl,
+            maxUploadBytes: config.maxUploadBytes,
+            path,
+          }),
+        );
+    }
     const err = new WebError(
       'WEB_NOT_FOUND',
       `no such page or API: ${request.method} ${request.url.split('?')[0]}`,

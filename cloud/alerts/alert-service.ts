@@ -46,6 +46,8 @@ export interface AlertServiceOptions {
   state?: AlertStateStore;
   /** This bridge's id: the owner of its job leases (mqtt.clientId, else screamwatch-bridge-<hostname>). */
   bridgeId?: string;
+  /** Every attempt's outcome (metrics): sent, retrying, failed, not-configured, suppressed. */
+  onAttempt?: (channel: string, kind: string, outcome: string) => void;
 }
 
 /** lastError prefix of a job the per-contact rate limit suppressed. */
@@ -543,6 +545,7 @@ export class AlertService implements EventAlerter {
       },
       'alert attempt',
     );
+    this.options.onAttempt?.(job.channel, job.kind.startsWith('manual-') ? 'manual' : job.kind, status);
   }
 
   /** Backoff before retry n (1-based): initial * multiplier^(n-1), capped, with +-20% jitter. */

@@ -2,6 +2,8 @@
 // `npm run build`: plain JavaScript for the units and the release tarballs, so nothing runs
 // TypeScript (tsx) at run time.
 //
+//   dist/daemon-check-config.mjs, dist/cloud-check-config.mjs  validate a config file with the
+//                            release's own schema (Ansible's `validate:` step), exit 78 if bad.
 //   dist/daemon.mjs          the sensor daemon (daemon/main.ts), ONE file with every pure-JS
 //                            dependency bundled in; only native modules and the two packages the
 //                            sources load with createRequire() stay outside (DAEMON_EXTERNAL).
@@ -77,9 +79,16 @@ export async function buildAll({ quiet = false } = {}) {
   mkdirSync(outdir, { recursive: true });
   const daemon = await build({
     ...common,
-    entryPoints: { daemon: join(root, 'daemon/main.ts') },
+    entryPoints: {
+      daemon: join(root, 'daemon/main.ts'),
+      'daemon-check-config': join(root, 'daemon/check-config.ts'),
+    },
     outdir,
     external: DAEMON_EXTERNAL,
+    // V8 keeps every script's source text in memory: no comments or indentation on a 512 MB Pi.
+    // Identifiers stay, so stack traces in the journal still name our functions.
+    minifyWhitespace: true,
+    minifySyntax: true,
     // meyda's package.json "module" entry is a browser build that assigns to a global
     mainFields: ['main', 'module'],
   });
@@ -87,7 +96,11 @@ export async function buildAll({ quiet = false } = {}) {
   // keeps dynamic imports lazy), and two self-contained files are simpler to ship.
   const rest = await build({
     ...common,
-    entryPoints: { cli: join(root, 'cli/run.ts'), cloud: join(root, 'cloud/main.ts') },
+    entryPoints: {
+      cli: join(root, 'cli/run.ts'),
+      cloud: join(root, 'cloud/main.ts'),
+      'cloud-check-config': join(root, 'cloud/check-config.ts'),
+    },
     outdir,
     packages: 'external',
   });

@@ -251,7 +251,14 @@ export async function makeRelease({
       );
     }
   }
-  copyFileSync(join(root, 'dist/daemon.mjs'), join(d, 'dist/daemon.mjs'));
+  for (const f of ['daemon.mjs', 'daemon-check-config.mjs'])
+    copyFileSync(join(root, 'dist', f), join(d, 'dist', f));
+  // the unit travels with the code it runs (Ansible installs it from the release)
+  mkdirSync(join(d, 'systemd'), { recursive: true });
+  copyFileSync(
+    join(root, 'deploy/systemd/screamwatch-daemon.service'),
+    join(d, 'systemd/screamwatch-daemon.service'),
+  );
   if (existsSync(join(root, 'dist/daemon.mjs.LEGAL.txt')))
     copyFileSync(join(root, 'dist/daemon.mjs.LEGAL.txt'), join(d, 'dist/daemon.mjs.LEGAL.txt'));
   copyFileSync(join(root, 'models/screamwatch-forest.json'), join(d, 'models/screamwatch-forest.json'));
@@ -304,10 +311,18 @@ export async function makeRelease({
     const c = join(stage, cName);
     mkdirSync(join(c, 'dist'), { recursive: true });
     mkdirSync(join(c, 'bin'), { recursive: true });
-    for (const f of ['cli.mjs', 'cloud.mjs']) copyFileSync(join(root, 'dist', f), join(c, 'dist', f));
+    for (const f of ['cli.mjs', 'cloud.mjs', 'cloud-check-config.mjs'])
+      copyFileSync(join(root, 'dist', f), join(c, 'dist', f));
+    mkdirSync(join(c, 'systemd'), { recursive: true });
+    copyFileSync(
+      join(root, 'deploy/systemd/screamwatch-cloud.service'),
+      join(c, 'systemd/screamwatch-cloud.service'),
+    );
     // The dashboard bundles cloud/web/client/*.ts and the analysis worker with esbuild at
-    // start; they import the shared core and protocol.
-    for (const dir of ['core', 'protocol', 'cloud/web', 'models'])
+    // start, from their sources: they import the shared core, protocol and cloud modules.
+    for (const dir of ['core', 'protocol', 'runtime', 'cloud', 'models'].filter((d) =>
+      existsSync(join(root, d)),
+    ))
       cpSync(join(root, dir), join(c, dir), { recursive: true });
     copyFileSync(join(root, 'cloud/config/cloud.example.yaml'), join(c, 'cloud.example.yaml'));
     copyFileSync(join(root, 'package-lock.json'), join(c, 'package-lock.json'));

@@ -23,6 +23,8 @@ export interface AlertDispatcherOptions {
   pollMs: number;
   /** Parallel sends. */
   concurrency: number;
+  /** Every attempt's outcome (metrics): sent, retrying, failed, not-configured, suppressed. */
+  onAttempt?: (channel: string, kind: string, outcome: string) => void;
 }
 
 /**
@@ -112,6 +114,15 @@ export class AlertDispatcher {
     }
   }
 
+  private report(
+    job: AlertJob,
+    status: string,
+    error: string | null,
+    extra: Record<string, unknown> = {},
+  ): void {
+    logAttempt(this.o.logger, job, status, error, extra, this.o.onAttempt);
+  }
+
   /** Records a claimed job's outcome; null (and logged) when another bridge took the job over. */
   private async finish(job: AlertJob, status: JobStatus, fields: FinishFields): Promise<AlertJob | null> {
     const done = await this.o.state.finish(job.id, this.o.lease.owner, status, this.o.now(), fields);
@@ -124,7 +135,7 @@ export class AlertDispatcher {
   }
 
   private async attempt(job: AlertJob): Promise<void> {
-    const { retry, logger } = this.o;
+    const { retry } = this.o;
     if (job.kind === 'escalation') {
       const event = await this.o.store.get(job.eventId);
       // anyone responding (acknowledged or resolved) or a review stops the escalation
@@ -132,7 +143,7 @@ export class AlertDispatcher {
         event?.response && event.response.state !== 'new' ? event.response.userId : event?.review?.userId;
       if (by) {
         const done = await this.finish(job, 'suppressed', { lastError: `acknowledged by ${by}` });
-        if (done) logAttempt(logger, done, 'suppressed', done.lastError);
+        if (done) this.report(done, 'suppressed', done.lastError);
         return;
       }
     }
@@ -142,7 +153,7 @@ export class AlertDispatcher {
         lastError: `${job.channel} is not configured`,
       });
       if (!done) return;
-      logAttempt(logger, done, 'not-configured', done.lastError);
+      this.report(done, 'not-configured', done.lastError);
       await this.o.recorder.record(done);
       return;
     }
@@ -151,7 +162,7 @@ export class AlertDispatcher {
     try {
       const { providerId } = await sender.send(job.recipient, job);
       done = await this.finish(job, 'sent', { providerId, lastError: null });
-      if (done) logAttempt(logger, done, 'sent', null, { ms: this.o.now() - startedAt });
+      if (done) this.report(done, 'sent', null, { ms: this.o.now() - startedAt });
     } catch (err) {
       const e =
         err instanceof DeliveryError ? err : new DeliveryError((err as Error).message ?? String(err), true);
@@ -159,14 +170,14 @@ export class AlertDispatcher {
         // attempts counts this try: the first retry waits about initialDelayMs
         const delay = backoffDelay(retry, job.attempts - 1, this.o.random);
         done = await this.finish(job, 'queued', { lastError: e.message, nextAtMs: this.o.now() + delay });
-        if (done) logAttempt(logger, done, 'retrying', e.message, { retryInMs: delay });
+        if (done) this.report(done, 'retrying', e.message, { retryInMs: delay });
       } else if (e.transient && job.attempts <= retry.maxRetries) {
         // Stopping: put it back as it was, to be retried after the restart.
         done = await this.finish(job, 'queued', { lastError: e.message, nextAtMs: this.o.now() });
-        if (done) logAttempt(logger, done, 'retrying', e.message);
+        if (done) this.report(done, 'retrying', e.message);
       } else {
         done = await this.finish(job, 'failed', { lastError: e.message });
-        if (done) logAttempt(logger, done, 'failed', e.message, { permanent: !e.transient });
+        if (done) this.report(done, 'failed', e.message, { permanent: !e.transient });
       }
     }
     if (done) await this.o.recorder.record(done);
@@ -180,6 +191,7 @@ export function logAttempt(
   status: string,
   error: string | null,
   extra: Record<string, unknown> = {},
+  onAttempt?: (channel: string, kind: string, outcome: string) => void,
 ): void {
   logger.info(
     {
@@ -196,4 +208,5 @@ export function logAttempt(
     },
     'alert attempt',
   );
+  onAttempt?.(job.channel, job.kind.startsWith('manual-') ? 'manual' : job.kind, status);
 }

@@ -41,6 +41,8 @@ export interface AlertServiceOptions {
   state?: AlertStateStore;
   /** This bridge's id: the owner of its job leases (mqtt.clientId, else screamwatch-bridge-<hostname>). */
   bridgeId?: string;
+  /** Every attempt's outcome (metrics): sent, retrying, failed, not-configured, suppressed. */
+  onAttempt?: (channel: string, kind: string, outcome: string) => void;
 }
 
 /**
@@ -116,6 +118,7 @@ export class AlertService implements EventAlerter {
       random: options.random ?? Math.random,
       pollMs: options.pollMs ?? 500,
       concurrency: options.concurrency ?? 8,
+      ...(options.onAttempt ? { onAttempt: options.onAttempt } : {}),
     });
   }
 
@@ -212,7 +215,8 @@ export class AlertService implements EventAlerter {
         'alert not sent: no contacts configured for this sensor',
       );
     for (const j of jobs)
-      if (j.status !== 'queued' && j.attempts === 0) logAttempt(logger, j, j.status, j.lastError);
+      if (j.status !== 'queued' && j.attempts === 0)
+        logAttempt(logger, j, j.status, j.lastError, {}, this.options.onAttempt);
     this.kick();
     const deliveries = deliveriesOf(jobs);
     return {
@@ -242,7 +246,10 @@ export class AlertService implements EventAlerter {
       void this.options.store
         .setResponseStatus?.(event.eventId, decision.responseStatus, detail)
         .catch((err: unknown) =>
-          this.options.logger.error({ err, eventId: event.eventId }, 'cannot record alert status on the event'),
+          this.options.logger.error(
+            { err, eventId: event.eventId },
+            'cannot record alert status on the event',
+          ),
         );
     }
   }
@@ -350,7 +357,7 @@ export class AlertService implements EventAlerter {
   private async recordCreated(eventId: string, jobs: AlertJob[]): Promise<void> {
     for (const j of jobs)
       if (j.status !== 'queued' && j.attempts === 0)
-        logAttempt(this.options.logger, j, j.status, j.lastError);
+        logAttempt(this.options.logger, j, j.status, j.lastError, {}, this.options.onAttempt);
     for (const j of jobs) await this.recorder.record(j);
     if (!jobs.some((j) => j.recordOnEvent))
       await this.options.store.setResponseStatus?.(eventId, 'not-configured');

@@ -138,4 +138,9 @@ export interface AlertStateStore {
   claimExpiredCooldown(nowMs: number, lease: Lease): Promise<CooldownRow | null>;
   /** Deletes the window if it is still the one that `firstEventId` opened. */
   deleteCooldown(key: string, firstEventId: string): Promise<void>;
+
+  /** Readiness probe (/healthz): resolves when a write can be taken now, throws with the reason. */
+  checkWritable(): Promise<void>;
+  /** Jobs by channel and status (metrics: queue depth, outcomes so far). */
+  jobCounts(): Promise<{ channel: string; status: string; n: number }[]>;
 }

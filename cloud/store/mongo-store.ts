@@ -80,6 +80,13 @@ export class MongoEventStore implements EventStore {
     }
   }
 
+  /** Readiness probe: the primary answers a ping (the driver fails it when no writable server is selectable). */
+  async checkWritable(): Promise<void> {
+    if (!this.client || !this.events)
+      throw new CloudError('CLOUD_STORE_OPEN_FAILED', `MongoDB store ${this.where} is not open`);
+    await this.events.db.command({ ping: 1 }, { readPreference: 'primary', timeoutMS: 2000 });
+  }
+
   async stop(): Promise<void> {
     const client = this.client;
     this.client = null;

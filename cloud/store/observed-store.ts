@@ -53,6 +53,10 @@ export class ObservedEventStore implements EventStore, EventChanges {
   stop(): Promise<void> {
     return this.inner.stop();
   }
+  /** Readiness probe of the wrapped store (a store without one counts as ready). */
+  async checkWritable(): Promise<void> {
+    await this.inner.checkWritable?.();
+  }
   async insertIfNew(event: StoredEvent): Promise<boolean> {
     const created = await this.inner.insertIfNew(event);
     if (created) this.emit(event.eventId, true);

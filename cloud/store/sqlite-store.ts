@@ -60,6 +60,15 @@ export class SqliteEventStore implements EventStore {
     }
   }
 
+  /** A write lock can be taken now (BEGIN IMMEDIATE fails on a read-only or locked database). */
+  async checkWritable(): Promise<void> {
+    const db = this.db;
+    if (!db) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is not open`);
+    if (db.readonly) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is read-only`);
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
+  }
+
   async stop(): Promise<void> {
     if (this.pending.length && this.stmts) this.flush(this.stmts);
     this.db?.close();

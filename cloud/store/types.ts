@@ -159,4 +159,9 @@ export interface EventStore {
     detail?: { suppressedBy?: AlertSuppression | null },
   ): Promise<void>;
   count(): Promise<number>;
+  /**
+   * Readiness probe (/healthz): resolves when the store can take a write now, throws with the
+   * reason otherwise. Optional: a store without it counts as ready once started.
+   */
+  checkWritable?(): Promise<void>;
 }

@@ -12,6 +12,11 @@ export interface AudioSource {
 
 export interface AudioSourceEvents {
   samples(samples: Float32Array): void;
+  /**
+   * Back-pressure for a source that can wait (a file replayed in fast mode): is there room for
+   * this many samples without dropping? A microphone never waits and never asks.
+   */
+  hasRoomFor?(samples: number): boolean;
   /** First audio after start or after a recovery: READY for sd_notify. */
   flowing(): void;
   /** Only a file source ends. */

@@ -80,10 +80,6 @@ export class OutboxStore {
     }
   }
 
-  get isOpen(): boolean {
-    return this.db.open;
-  }
-
   get depth(): number {
     return this.count;
   }

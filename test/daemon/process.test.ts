@@ -319,6 +319,18 @@ describe('the daemon process', () => {
     outbox.close();
   });
 
+  it('a misspelt key exits 78 (RestartPreventExitStatus) naming it, its file and the right spelling', async () => {
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const cfg = await configFile(state.dir, { stateDir: state.dir, heartbeatIntervalSec: 30 });
+    const p = spawnDaemon(['--config', cfg]);
+    expect(await p.exited).toEqual({ code: 78, signal: null });
+    expect(p.stderr()).toContain(
+      `heartbeatIntervalSec: unknown key (did you mean heartbeatIntervalS?) [from file ${cfg}]`,
+    );
+    expect(p.lines.some((l) => l.msg === 'daemon started')).toBe(false);
+  });
+
   it('`screamwatch daemon --source file: --fast` against a broker that never answers (no CONNACK): exits 0, no crash', async () => {
     // A listener that accepts and stays silent: mqtt.js's CONNACK timer is still pending when
     // the replay ends and the daemon stops. It used to crash ~10 s later ("Unhandled 'error'

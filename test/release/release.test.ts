@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeWav16 } from '../../core/audio/wav.ts';
 import { DEMO_SAMPLE_RATE, synthesizeDemoRecording } from '../../demo/scream-recording.ts';
+import { makeRelease, ReleaseError } from '../../scripts/release.mjs';
 import { type AedesHarness, startAedes } from '../support/aedes.ts';
 
 const repo = new URL('../..', import.meta.url).pathname;
@@ -171,5 +172,58 @@ describe('npm run release: the daemon tarball installs into an empty directory a
     expect(event).toMatchObject({ sensorId: 'release-1', isScream: true, audioSource: `file:${wav}` });
     // the version comes from the release's package.json, found beside the bundle
     expect(event.deviceInfo.daemonVersion).toBe(rootPkg.version);
+  }, 60_000);
+});
+
+describe('npm run release for another arch (arm64): the native modules must be built for it', () => {
+  const work = mkdtempSync(join(tmpdir(), 'sw-release-arch-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const other = process.arch === 'arm64' ? 'x64' : 'arm64';
+
+  it("refuses to pack this machine's native modules as another arch", async () => {
+    await expect(
+      makeRelease({ arch: other, out: work, build: false, cloud: false, log: () => {} }),
+    ).rejects.toThrow(
+      new RegExp(`--arch ${other} on a ${process.arch} machine: build the native modules for ${other} first`),
+    );
+  });
+
+  it('checks every .node file of --native-modules against the arch (ELF machine), and wants the ABI record', async () => {
+    // A node_modules that claims to be arm64 but holds this machine's binaries.
+    const fake = join(work, 'node_modules');
+    mkdirSync(fake);
+    for (const p of [
+      'better-sqlite3',
+      'bindings',
+      'file-uri-to-path',
+      'node-record-lpcm16',
+      'debug',
+      'ms',
+      'sd-notify',
+    ]) {
+      if (existsSync(join(repo, 'node_modules', p)))
+        execFileSync('cp', ['-a', join(repo, 'node_modules', p), fake]);
+    }
+    await expect(
+      makeRelease({ arch: other, nativeModules: fake, out: work, build: false, cloud: false, log: () => {} }),
+    ).rejects.toThrow(/\.screamwatch-native\.json missing/);
+    writeFileSync(
+      join(fake, '.screamwatch-native.json'),
+      JSON.stringify({ arch: other, node: 'v22.0.0', modules: '127' }),
+    );
+    const err = await makeRelease({
+      arch: other,
+      nativeModules: fake,
+      out: work,
+      build: false,
+      cloud: false,
+      log: () => {},
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(ReleaseError);
+    expect(err.message).toMatch(
+      new RegExp(
+        `better_sqlite3\\.node is built for ELF machine ${process.arch === 'x64' ? 62 : 183}, not ${other}`,
+      ),
+    );
   }, 60_000);
 });

@@ -166,8 +166,14 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     );
     await new Promise((r) => setTimeout(r, 300));
     expect(twilio.accepted().filter((r) => r.to === '+15550007')).toHaveLength(2);
-    const statuses = await Promise.all(
-      events.map(async (e) => (await a.store.get(e.eventId))?.responseStatus),
+    // outcomes reach the events off the ingest path
+    const statuses = await eventually(
+      async () => {
+        const s = await Promise.all(events.map(async (e) => (await a.store.get(e.eventId))?.responseStatus));
+        return s.includes('pending') ? null : s;
+      },
+      10_000,
+      'every event recorded',
     );
     expect(statuses.filter((s) => s === 'alerted')).toHaveLength(2);
     expect(statuses.filter((s) => s === 'failed' || s === 'suppressed')).toHaveLength(3);

@@ -86,12 +86,27 @@ export class ScreamModel {
 
   /** Probability of "scream" for each feature row. */
   predict(rows: readonly Float64Array[]): number[] {
-    if (rows.length === 0) return [];
+    return voteShare(this.forest, rows);
+  }
+}
+
+/**
+ * A bare forest (any number of features) for training-time checks, such as the shortcut
+ * check's forest on bandwidth and level features.
+ */
+export function loadBareForest(json: unknown): { predict(rows: readonly Float64Array[]): number[] } {
+  const forest = RandomForestClassifier.load(json as never);
+  return { predict: (rows) => voteShare(forest, rows) };
+}
+
+function voteShare(forest: RandomForestClassifier, rows: readonly Float64Array[]): number[] {
+  if (rows.length === 0) return [];
+  {
     // The share of trees voting "scream". Not the library's predictProbability(): in
     // ml-random-forest 2.1 its reduce() has no initial value, so the first tree's vote is
     // dropped and its class label leaks in as a 1e-6 offset. The votes themselves are the
     // library's own (predictionValues runs every tree's predict()).
-    const votes = this.forest.predictionValues(rows.map((r) => Array.from(r)));
+    const votes = forest.predictionValues(rows.map((r) => Array.from(r)));
     const out = new Array<number>(votes.rows);
     for (let i = 0; i < votes.rows; i++) {
       const row = votes.getRow(i);

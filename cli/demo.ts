@@ -203,7 +203,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
 
     const secrets = demoSecrets(dataDir);
-    const { hashPassword } = await import('../cloud/web/auth/passwords.ts');
+    const { hashPassword } = await import('../cloud/auth/passwords.ts');
     const { parseCloudConfig } = await import('../cloud/config/schema.ts');
     const { CloudApp } = await import('../cloud/app.ts');
     const config = parseCloudConfig(

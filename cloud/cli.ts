@@ -22,7 +22,7 @@ function port(name: string, v: string | undefined): number | undefined {
 }
 
 async function hashPasswordCommand(): Promise<number> {
-  const { hashPassword } = await import('./web/auth/passwords.ts');
+  const { hashPassword } = await import('./auth/passwords.ts');
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const password = Buffer.concat(chunks)

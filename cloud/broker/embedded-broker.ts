@@ -8,7 +8,7 @@ import { createWebSocketStream, WebSocketServer } from 'ws';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import type { CloudConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
-import { verifyPassword } from '../web/auth/passwords.ts';
+import { verifyPassword } from '../auth/passwords.ts';
 import type { MessageHandler, MessageSource } from './message-source.ts';
 
 type MqttConfig = CloudConfig['mqtt'];

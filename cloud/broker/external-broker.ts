@@ -23,8 +23,10 @@ export interface ExternalBrokerOptions {
  * split the load and each event reaches one of them. Status and heartbeats are subscribed
  * without sharing: every bridge keeps a full sensor registry, and retained status messages
  * are never sent to shared subscriptions [MQTT-4.8.2].
- * A persistent session (clean=false + session expiry) keeps QoS 1 events queued on the broker
- * while the bridge restarts; an event is acknowledged only after it is stored.
+ * A persistent session (clean=false + a short session expiry, `mqtt.sessionExpiryS`) keeps QoS 1
+ * events queued on the broker while the bridge restarts; an event is acknowledged only after it
+ * is stored. Takeover: a bridge started with a dead bridge's clientId within the expiry resumes
+ * its session and receives what was queued for it.
  */
 export class ExternalBroker implements MessageSource {
   private client: MqttClient | null = null;
@@ -50,7 +52,8 @@ export class ExternalBroker implements MessageSource {
     const { config, logger } = this.options;
     const url = config.broker;
     if (!url) throw new CloudError('CLOUD_USAGE', 'mqtt.broker is not set');
-    const clientId = config.clientId ?? `screamwatch-bridge-${hostname()}-${process.pid}`;
+    // Stable across restarts (a new id per start would strand the old session's queued share).
+    const clientId = config.clientId ?? `screamwatch-bridge-${hostname()}`;
     let ca: Buffer | undefined;
     if (config.caFile) {
       try {
@@ -67,8 +70,10 @@ export class ExternalBroker implements MessageSource {
       clientId,
       protocolVersion: 5,
       clean: false,
-      // A day of queued events while the bridge is away; the sensors' outboxes cover longer gaps.
-      properties: { sessionExpiryInterval: 86_400 },
+      // Short (default 60 s, mqtt.sessionExpiryS): long enough for systemd to restart a crashed
+      // bridge or for a replacement to take its clientId over, short enough that the broker soon
+      // stops queueing the share of a member that is gone (README "Scaling out").
+      properties: { sessionExpiryInterval: config.sessionExpiryS },
       username: config.username ?? undefined,
       password: config.password ?? undefined,
       reconnectPeriod: this.options.reconnectPeriodMs ?? 2000,
@@ -94,7 +99,7 @@ export class ExternalBroker implements MessageSource {
     };
     client.on('connect', (connack) => {
       logger.info(
-        { url, clientId, sessionPresent: connack.sessionPresent },
+        { url, clientId, sessionPresent: connack.sessionPresent, sessionExpiryS: config.sessionExpiryS },
         'connected to external MQTT broker',
       );
       // Re-subscribe on every connect: a broker that lost the session has lost the subscriptions too.

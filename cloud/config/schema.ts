@@ -99,6 +99,13 @@ export const CloudConfigSchema = z.object({
       /** External broker over TLS with a private CA: the CA certificate (PEM). */
       caFile: nullableString.default(null),
       clientId: nullableString.default(null),
+      /**
+       * External broker: MQTT 5 session expiry of the bridge's session (with its shared
+       * subscription). While a bridge is away the broker keeps queueing its share of the events
+       * for this long; a bridge (or a replacement with the same clientId) that reconnects in time
+       * gets them; after it Mosquitto drops the session and sends that share to the others.
+       */
+      sessionExpiryS: z.number().int().min(0).max(4_294_967_295).default(60),
       username: nullableString.default(null),
       password: nullableString.default(null),
       topicRoot: z

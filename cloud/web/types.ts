@@ -7,7 +7,7 @@ export type UserRole = 'admin' | 'viewer';
 
 export interface WebUser {
   username: string;
-  /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>`, made by `hashPassword()` (cloud/web/auth/passwords.ts). */
+  /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>`, made by `hashPassword()` (cloud/auth/passwords.ts). */
   passwordHash: string;
   role: UserRole;
 }

@@ -1,7 +1,7 @@
-import { RandomForestClassifier } from 'ml-random-forest';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import type { ConfirmerOptions } from '../detect/confirmer.ts';
 import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../features/window-features.ts';
+import { FlatForest } from './flat-forest.ts';
 
 export const MODEL_FORMAT = 'screamwatch-forest/1';
 
@@ -33,7 +33,7 @@ export class ModelError extends ScreamwatchError {}
 export class ScreamModel {
   private constructor(
     readonly meta: ModelFileMeta,
-    private readonly forest: RandomForestClassifier,
+    private readonly forest: FlatForest,
   ) {}
 
   get version(): string {
@@ -62,9 +62,12 @@ export class ScreamModel {
         `${source}: trained on different features than this version computes; retrain with \`screamwatch train\``,
       );
     }
-    let forest: RandomForestClassifier;
+    let forest: FlatForest;
     try {
-      forest = RandomForestClassifier.load(file.forest as never);
+      forest = FlatForest.fromJSON(file.forest);
+      if (forest.nFeatures > names.length) {
+        throw new Error(`it reads feature ${forest.nFeatures - 1} of ${names.length}`);
+      }
     } catch (err) {
       throw new ModelError(
         'MODEL_INVALID',
@@ -86,7 +89,13 @@ export class ScreamModel {
 
   /** Probability of "scream" for each feature row. */
   predict(rows: readonly Float64Array[]): number[] {
-    return voteShare(this.forest, rows);
+    // The share of trees voting "scream" (class 1), vote for vote what ml-random-forest's
+    // predictionValues() gives (test/core/flat-forest.test.ts). Not the library's
+    // predictProbability(): in 2.1 its reduce() has no initial value, so the first tree's vote is
+    // dropped and its class label leaks in as a 1e-6 offset.
+    const out = new Array<number>(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = this.forest.voteShare(rows[i]!, 1);
+    return out;
   }
 }
 
@@ -95,25 +104,6 @@ export class ScreamModel {
  * check's forest on bandwidth and level features.
  */
 export function loadBareForest(json: unknown): { predict(rows: readonly Float64Array[]): number[] } {
-  const forest = RandomForestClassifier.load(json as never);
-  return { predict: (rows) => voteShare(forest, rows) };
-}
-
-function voteShare(forest: RandomForestClassifier, rows: readonly Float64Array[]): number[] {
-  if (rows.length === 0) return [];
-  {
-    // The share of trees voting "scream". Not the library's predictProbability(): in
-    // ml-random-forest 2.1 its reduce() has no initial value, so the first tree's vote is
-    // dropped and its class label leaks in as a 1e-6 offset. The votes themselves are the
-    // library's own (predictionValues runs every tree's predict()).
-    const votes = forest.predictionValues(rows.map((r) => Array.from(r)));
-    const out = new Array<number>(votes.rows);
-    for (let i = 0; i < votes.rows; i++) {
-      const row = votes.getRow(i);
-      let yes = 0;
-      for (const v of row) if (v === 1) yes++;
-      out[i] = yes / row.length;
-    }
-    return out;
-  }
+  const forest = FlatForest.fromJSON(json);
+  return { predict: (rows) => rows.map((r) => forest.voteShare(r, 1)) };
 }

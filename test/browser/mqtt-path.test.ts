@@ -4,7 +4,7 @@ import type { MqttClient } from 'mqtt';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
-import { hashPassword } from '../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../cloud/auth/passwords.ts';
 import {
   connectSensor,
   newEvent,

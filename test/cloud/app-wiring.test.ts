@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CloudApp } from '../../cloud/app.ts';
 import { parseCloudConfig } from '../../cloud/config/schema.ts';
-import { hashPassword } from '../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { type MongoWireServer, startMongoWireServer } from '../support/mongo-wire-server.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
 import {

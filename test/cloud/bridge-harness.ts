@@ -6,7 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { CloudApp } from '../../cloud/app.ts';
 import { type CloudConfigInput, parseCloudConfig } from '../../cloud/config/schema.ts';
-import { hashPassword } from '../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
 import type { EventMessage } from '../../protocol/messages.ts';

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifyPassword } from '../../cloud/web/auth/passwords.ts';
+import { verifyPassword } from '../../cloud/auth/passwords.ts';
 import { freePort } from '../support/free-port.ts';
 import { connectSensor, eventually, newEvent, publishEvent, tempDir } from './bridge-harness.ts';
 

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { loadCloudConfig } from '../../cloud/config/schema.ts';
-import { verifyPassword } from '../../cloud/web/auth/passwords.ts';
+import { verifyPassword } from '../../cloud/auth/passwords.ts';
 import { loadDaemonConfig } from '../../daemon/config/load.ts';
 
 const run = promisify(execFile);

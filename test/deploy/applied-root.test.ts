@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadCloudConfig } from '../../cloud/config/schema.ts';
-import { verifyPassword } from '../../cloud/web/auth/passwords.ts';
+import { verifyPassword } from '../../cloud/auth/passwords.ts';
 import { loadDaemonConfig } from '../../daemon/config/load.ts';
 import { freePort } from '../support/free-port.ts';
 

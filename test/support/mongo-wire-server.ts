@@ -19,6 +19,10 @@ interface IndexSpec {
   name: string;
   key: Record<string, number>;
   unique: boolean;
+  /** Sparse: documents without any of the key's fields are not in the index. */
+  sparse: boolean;
+  /** Kept and listed (TTL); this server never expires documents. */
+  expireAfterSeconds?: number;
 }
 
 interface Collection {
@@ -41,8 +45,14 @@ class CommandError extends Error {
     readonly code: number,
     readonly codeName: string,
     message: string,
+    readonly extra: Document = {},
   ) {
     super(message);
+  }
+
+  /** The error as MongoDB puts it in a reply or in writeErrors[]. */
+  reply(): Document {
+    return { code: this.code, codeName: this.codeName, errmsg: this.message, ...this.extra };
   }
 }
 
@@ -53,6 +63,10 @@ function getPath(doc: Document, path: string): unknown {
     v = (v as Document)[p];
   }
   return v;
+}
+
+function indexed(doc: Document, index: IndexSpec): boolean {
+  return !index.sparse || Object.keys(index.key).some((k) => getPath(doc, k) !== undefined);
 }
 
 function keyOf(doc: Document, index: IndexSpec): string {
@@ -73,7 +87,7 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
     }
     let c = d.get(name);
     if (!c) {
-      c = { docs: [], indexes: [{ name: '_id_', key: { _id: 1 }, unique: true }] };
+      c = { docs: [], indexes: [{ name: '_id_', key: { _id: 1 }, unique: true, sparse: false }] };
       d.set(name, c);
     }
     return c;
@@ -81,17 +95,20 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
 
   const checkUnique = (db: string, name: string, c: Collection, doc: Document, except?: Document): void => {
     for (const index of c.indexes) {
-      if (!index.unique) continue;
+      if (!index.unique || !indexed(doc, index)) continue;
       const k = keyOf(doc, index);
-      const clash = c.docs.find((d) => d !== except && keyOf(d, index) === k);
+      const clash = c.docs.find((d) => d !== except && indexed(d, index) && keyOf(d, index) === k);
       if (clash) {
-        const dup = Object.keys(index.key)
-          .map((f) => `${f}: ${JSON.stringify(getPath(doc, f) ?? null)}`)
+        const keyValue: Document = {};
+        for (const f of Object.keys(index.key)) keyValue[f] = getPath(doc, f) ?? null;
+        const dup = Object.entries(keyValue)
+          .map(([f, v]) => `${f}: ${JSON.stringify(v)}`)
           .join(', ');
         throw new CommandError(
           11000,
           'DuplicateKey',
           `E11000 duplicate key error collection: ${db}.${name} index: ${index.name} dup key: { ${dup} }`,
+          { keyPattern: index.key, keyValue },
         );
       }
     }
@@ -123,17 +140,43 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
     const seed: Document = {};
     for (const [k, v] of Object.entries(q)) {
       if (k.startsWith('$') || k.includes('.')) continue;
-      if (
-        v !== null &&
-        typeof v === 'object' &&
-        !(v instanceof Date) &&
-        !(v instanceof ObjectId) &&
-        Object.keys(v).some((x) => x.startsWith('$'))
-      )
-        continue;
+      if (isOperatorValue(v)) continue;
       seed[k] = v;
     }
     return seed;
+  };
+
+  /** The document an update makes of `d` (a copy; `d` is left alone). */
+  const modified = (d: Document, mod: Document): Document => {
+    if (!isOperatorUpdate(mod)) return { ...mod, _id: d._id };
+    const { $setOnInsert: _ignored, ...ops } = mod;
+    const next = structuredCloneDoc(d);
+    if (Object.keys(ops).length) applyUpdate(next, ops as never, undefined, undefined, { cloneMode: 'copy' });
+    if (serializeForCompare({ _id: next._id }) !== serializeForCompare({ _id: d._id }))
+      throw new CommandError(
+        66,
+        'ImmutableField',
+        "Performing an update on the path '_id' would modify the immutable field '_id'",
+      );
+    return next;
+  };
+
+  /** The document an upsert inserts: the query's equality fields, then the update (with $setOnInsert). */
+  const insertFromUpsert = (q: Document, mod: Document): Document => {
+    let doc: Document;
+    if (isOperatorUpdate(mod)) {
+      const { $setOnInsert, ...ops } = mod;
+      doc = upsertSeed(q);
+      if (Object.keys(ops).length)
+        applyUpdate(doc, ops as never, undefined, undefined, { cloneMode: 'copy' });
+      if ($setOnInsert)
+        applyUpdate(doc, { $set: $setOnInsert } as never, undefined, undefined, { cloneMode: 'copy' });
+    } else {
+      // A replacement takes only the _id from the query (MongoDB's rule).
+      doc = { ...(q._id !== undefined && !isOperatorValue(q._id) ? { _id: q._id } : {}), ...mod };
+    }
+    if (doc._id === undefined) doc = { _id: new ObjectId(), ...doc };
+    return doc;
   };
 
   const run = (cmd: Document): Document => {
@@ -158,17 +201,35 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
           key: Record<string, number>;
           name?: string;
           unique?: boolean;
+          sparse?: boolean;
+          expireAfterSeconds?: number;
         }[]) {
           const idxName =
             spec.name ??
             Object.entries(spec.key)
               .map(([k, v]) => `${k}_${v}`)
               .join('_');
-          if (c.indexes.some((i) => i.name === idxName)) continue;
-          const index = { name: idxName, key: spec.key, unique: spec.unique === true };
+          const index: IndexSpec = {
+            name: idxName,
+            key: spec.key,
+            unique: spec.unique === true,
+            sparse: spec.sparse === true,
+            ...(spec.expireAfterSeconds !== undefined ? { expireAfterSeconds: spec.expireAfterSeconds } : {}),
+          };
+          const existing = c.indexes.find((i) => i.name === idxName);
+          if (existing) {
+            // Same name, same definition: a no-op, as in MongoDB; a different one is an error.
+            if (JSON.stringify(existing) === JSON.stringify(index)) continue;
+            throw new CommandError(
+              86,
+              'IndexKeySpecsConflict',
+              `An existing index has the same name as the requested index. Requested index: ${JSON.stringify(index)}, existing index: ${JSON.stringify(existing)}`,
+            );
+          }
           if (index.unique) {
             const seen = new Set<string>();
             for (const d of c.docs) {
+              if (!indexed(d, index)) continue;
               const k = keyOf(d, index);
               if (seen.has(k))
                 throw new CommandError(
@@ -198,6 +259,8 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
             key: i.key,
             name: i.name,
             ...(i.unique && i.name !== '_id_' ? { unique: true } : {}),
+            ...(i.sparse ? { sparse: true } : {}),
+            ...(i.expireAfterSeconds !== undefined ? { expireAfterSeconds: i.expireAfterSeconds } : {}),
           })),
         );
       }
@@ -214,7 +277,7 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
             n += 1;
           } catch (err) {
             if (!(err instanceof CommandError)) throw err;
-            writeErrors.push({ index, code: err.code, errmsg: err.message });
+            writeErrors.push({ index, ...err.reply() });
             if (cmd.ordered !== false) break;
           }
         }
@@ -230,25 +293,11 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
           try {
             const q = (u.q as Document) ?? {};
             const mod = (u.u as Document) ?? {};
-            const isOperator = Object.keys(mod).some((k) => k.startsWith('$'));
-            const { $setOnInsert, ...ops } = mod;
             const query = new Query(q);
             const matches = c.docs.filter((d) => query.test(d));
             const targets = u.multi ? matches : matches.slice(0, 1);
             if (targets.length === 0 && u.upsert) {
-              let doc: Document;
-              if (isOperator) {
-                doc = upsertSeed(q);
-                if (Object.keys(ops).length)
-                  applyUpdate(doc, ops as never, undefined, undefined, { cloneMode: 'copy' });
-                if ($setOnInsert)
-                  applyUpdate(doc, { $set: $setOnInsert } as never, undefined, undefined, {
-                    cloneMode: 'copy',
-                  });
-              } else {
-                doc = { ...upsertSeed(q), ...mod };
-              }
-              if (doc._id === undefined) doc._id = new ObjectId();
+              const doc = insertFromUpsert(q, mod);
               checkUnique(db, target, c, doc);
               c.docs.push(doc);
               n += 1;
@@ -256,19 +305,15 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
               continue;
             }
             for (const d of targets) {
-              const next: Document = isOperator ? structuredCloneDoc(d) : { _id: d._id, ...mod };
-              if (isOperator && Object.keys(ops).length)
-                applyUpdate(next, ops as never, undefined, undefined, { cloneMode: 'copy' });
+              const next = modified(d, mod);
               checkUnique(db, target, c, next, d);
-              const changed =
-                JSON.stringify(serializeForCompare(next)) !== JSON.stringify(serializeForCompare(d));
               c.docs[c.docs.indexOf(d)] = next;
               n += 1;
-              if (changed) nModified += 1;
+              if (serializeForCompare(next) !== serializeForCompare(d)) nModified += 1;
             }
           } catch (err) {
             if (!(err instanceof CommandError)) throw err;
-            writeErrors.push({ index, code: err.code, errmsg: err.message });
+            writeErrors.push({ index, ...err.reply() });
             if (cmd.ordered !== false) break;
           }
         }
@@ -277,6 +322,48 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
           nModified,
           ...(upserted.length ? { upserted } : {}),
           ...(writeErrors.length ? { writeErrors } : {}),
+          ok: 1,
+        };
+      }
+      case 'findandmodify': {
+        // findOneAndUpdate / findOneAndReplace / findOneAndDelete: one document, chosen by
+        // query + sort, changed atomically (this server runs one command at a time).
+        const c = coll(db, target);
+        const q = (cmd.query as Document) ?? {};
+        let cursor = new Query(q).find<Document>(c.docs);
+        if (cmd.sort && Object.keys(cmd.sort as Document).length) cursor = cursor.sort(cmd.sort as never);
+        const found = cursor.limit(1).all()[0];
+        // mingo's cursor hands back the stored object itself: find it by identity.
+        const current = found ? c.docs.find((d) => d === found) : undefined;
+        const project = (d: Document | null | undefined): Document | null => {
+          if (!d) return null;
+          if (!cmd.fields || Object.keys(cmd.fields as Document).length === 0) return d;
+          return new Query({}).find<Document>([d], cmd.fields as Document).all()[0] ?? null;
+        };
+        if (cmd.remove) {
+          if (current) c.docs.splice(c.docs.indexOf(current), 1);
+          return { lastErrorObject: { n: current ? 1 : 0 }, value: project(current), ok: 1 };
+        }
+        const mod = cmd.update as Document | undefined;
+        if (!mod || typeof mod !== 'object' || Array.isArray(mod))
+          throw new CommandError(9, 'FailedToParse', 'Either an update or remove=true must be specified');
+        if (!current) {
+          if (!cmd.upsert) return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
+          const doc = insertFromUpsert(q, mod);
+          checkUnique(db, target, c, doc);
+          c.docs.push(doc);
+          return {
+            lastErrorObject: { n: 1, updatedExisting: false, upserted: doc._id },
+            value: cmd.new ? project(doc) : null,
+            ok: 1,
+          };
+        }
+        const next = modified(current, mod);
+        checkUnique(db, target, c, next, current);
+        c.docs[c.docs.indexOf(current)] = next;
+        return {
+          lastErrorObject: { n: 1, updatedExisting: true },
+          value: project(cmd.new ? next : current),
           ok: 1,
         };
       }
@@ -331,8 +418,7 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
     try {
       return run(cmd);
     } catch (err) {
-      if (err instanceof CommandError)
-        return { ok: 0, errmsg: err.message, code: err.code, codeName: err.codeName };
+      if (err instanceof CommandError) return { ok: 0, ...err.reply() };
       return { ok: 0, errmsg: (err as Error).message, code: 8000, codeName: 'InternalError' };
     }
   };
@@ -461,4 +547,19 @@ function structuredCloneDoc(d: Document): Document {
 
 function serializeForCompare(d: Document): string {
   return Buffer.from(serialize(d)).toString('base64');
+}
+
+function isOperatorUpdate(mod: Document): boolean {
+  return Object.keys(mod).some((k) => k.startsWith('$'));
+}
+
+/** `{ $gt: 1 }` and the like (not a plain value to copy into an upserted document). */
+function isOperatorValue(v: unknown): boolean {
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    !(v instanceof Date) &&
+    !(v instanceof ObjectId) &&
+    Object.keys(v as object).some((x) => x.startsWith('$'))
+  );
 }

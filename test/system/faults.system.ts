@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { ulidTime } from '../../protocol/event-id.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto } from '../support/mosquitto.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { buildEventMessage } from '../../daemon/detect/event-message.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';

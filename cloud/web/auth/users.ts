@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { WebError } from '../errors.ts';
 import type { WebUser } from '../types.ts';
-import { hashPassword, isPasswordHash } from './passwords.ts';
+import { hashPassword, isPasswordHash } from '../../auth/passwords.ts';
 
 export const FIRST_RUN_ADMIN_FILE = 'web-admin.json';
 export const SESSION_SECRET_FILE = 'web-session-secret';

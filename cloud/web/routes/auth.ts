@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { verifyPassword } from '../auth/passwords.ts';
+import { verifyPassword } from '../../auth/passwords.ts';
 import { CSRF_HEADER, SESSION_COOKIE, SESSION_TTL_MS } from '../auth/sessions.ts';
 import { rateLimit, sessionOf, type WebContext } from '../context.ts';
 import { WebError } from '../errors.ts';

@@ -1,6 +1,6 @@
 """Filters for the Screamwatch playbook.
 
-screamwatch_scrypt: the cloud's `scrypt$N$r$p$salt$hash` format (cloud/web/auth/passwords.ts),
+screamwatch_scrypt: the cloud's `scrypt$N$r$p$salt$hash` format (cloud/auth/passwords.ts),
 computed on the controller from the same vault password the sensor gets. The salt is derived
 from the sensor id and a seed instead of drawn at random so that re-running the playbook
 renders the same cloud.yaml and does not restart the broker for nothing; it is still unique
@@ -12,7 +12,7 @@ import hashlib
 
 from ansible.errors import AnsibleFilterError
 
-# Same cost as cloud/web/auth/passwords.ts: 2^15, r=8, p=1, 32-byte key.
+# Same cost as cloud/auth/passwords.ts: 2^15, r=8, p=1, 32-byte key.
 SCRYPT_N = 2**15
 SCRYPT_R = 8
 SCRYPT_P = 1

@@ -3,7 +3,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../../cloud/store/types.ts';
-import { hashPassword } from '../../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../../cloud/auth/passwords.ts';
 import { tileOrigin } from '../../../cloud/web/server.ts';
 import { ScreamModel } from '../../../core/model/scream-model.ts';
 import {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
 import type { ChannelDelivery, StoredEvent } from '../../../cloud/store/types.ts';
-import { hashPassword } from '../../../cloud/web/auth/passwords.ts';
+import { hashPassword } from '../../../cloud/auth/passwords.ts';
 import { createWebService } from '../../../cloud/web/server.ts';
 import type { SensorView, WebConfig, WebDeps, WebService } from '../../../cloud/web/types.ts';
 import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../../../core/features/window-features.ts';

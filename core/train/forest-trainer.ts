@@ -55,6 +55,22 @@ export function trainForest(
    * as much as a large source of easy ones. */
   groups?: readonly string[],
 ): unknown {
+  return trainForestWithOob(rows, labels, options, onProgress, groups).forest;
+}
+
+/**
+ * `trainForest`, plus each row's out-of-bag score: the share of the trees whose bootstrap
+ * did not draw the row that vote "scream" (NaN if every tree drew it). Hard-negative
+ * mining uses it: a non-scream row the forest would call a scream without having trained
+ * on it.
+ */
+export function trainForestWithOob(
+  rows: readonly Float64Array[],
+  labels: readonly number[],
+  options: ForestOptions,
+  onProgress?: (p: TrainProgress) => void,
+  groups?: readonly string[],
+): { forest: unknown; oob: Float64Array } {
   if (rows.length !== labels.length) throw new RangeError('rows and labels differ in length');
   const nFeatures = rows[0]?.length ?? 0;
   if (nFeatures === 0) throw new RangeError('no training rows');
@@ -103,6 +119,9 @@ export function trainForest(
   const histN = new Int32Array(MAX_BINS + 1);
   const histP = new Int32Array(MAX_BINS + 1);
   const estimators: unknown[] = [];
+  const oobVotes = new Float64Array(rows.length);
+  const oobTrees = new Float64Array(rows.length);
+  const inBag = new Uint8Array(rows.length);
   for (let t = 0; t < options.nEstimators; t++) {
     const sample = new Int32Array(perClass * 2);
     for (let i = 0; i < perClass; i++) {
@@ -111,10 +130,18 @@ export function trainForest(
     }
     const root = buildNode(sample, 0);
     estimators.push({ options: treeOptions, root, name: 'DTClassifier' });
+    inBag.fill(0);
+    for (const i of sample) inBag[i] = 1;
+    for (let i = 0; i < rows.length; i++) {
+      if (inBag[i]) continue;
+      oobTrees[i]!++;
+      oobVotes[i]! += voteOf(root, rows[i]!);
+    }
     onProgress?.({ tree: t + 1, of: options.nEstimators });
   }
+  const oob = oobVotes.map((v, i) => (oobTrees[i]! > 0 ? v / oobTrees[i]! : Number.NaN));
 
-  return {
+  const forest = {
     name: 'RFClassifier',
     baseModel: {
       indexes: estimators.map(() => allColumns),
@@ -129,6 +156,7 @@ export function trainForest(
       useSampleBagging: true,
     },
   };
+  return { forest, oob };
 
   function leaf(idx: Int32Array): LeafJson {
     let p = 0;
@@ -206,6 +234,14 @@ export function trainForest(
 }
 
 const MAX_BINS = 255;
+
+/** A tree's vote for a row, as ml-cart decides it (the larger share; ties go to class 0). */
+function voteOf(node: NodeJson, row: Float64Array): number {
+  let n = node;
+  while ('splitColumn' in n) n = row[n.splitColumn]! < n.splitValue ? n.left : n.right;
+  const d = n.distribution[0]!;
+  return d[1]! > d[0]! ? 1 : 0;
+}
 
 /**
  * Quantile bins of one feature: `edges` are split values strictly between neighbouring

@@ -6,7 +6,7 @@ import { loadBareForest, MODEL_FORMAT, type ModelFile, ScreamModel } from '../mo
 import { activeRms, applyRecordingChain, bandEnergies, mixAtSnr, randomRecordingChain } from './augment.ts';
 import type { Clip } from './dataset.ts';
 import { familyOf } from './families.ts';
-import { type ForestOptions, trainForest } from './forest-trainer.ts';
+import { type ForestOptions, trainForest, trainForestWithOob } from './forest-trainer.ts';
 import {
   averagePrecision,
   type EventMetrics,
@@ -96,6 +96,9 @@ export interface AugmentOptions {
   snrsDb: readonly number[];
 }
 
+/** Non-scream copies are excerpts of at most this many seconds (feature time is training time). */
+const NON_SCREAM_COPY_S = 4;
+
 export const DEFAULT_AUGMENT: AugmentOptions = {
   perScream: 3,
   nonScreamShare: 0.5,
@@ -146,6 +149,12 @@ export function buildMixes(
     const c = clips[job.clip]!;
     const chain = randomRecordingChain(random);
     let audio = c.samples;
+    if (c.label === 0 && audio.length > NON_SCREAM_COPY_S * 16000) {
+      // a non-scream copy is a random excerpt: its sound, not its whole length, is the point
+      const n = NON_SCREAM_COPY_S * 16000;
+      const at = Math.floor(random() * (audio.length - n));
+      audio = audio.subarray(at, at + n);
+    }
     let bg: (typeof backgrounds)[number] | null = null;
     let snrDb: number | null = null;
     if (job.mix) {
@@ -302,10 +311,30 @@ export function colouredNoise(
   return out.map((v) => Math.max(-1, Math.min(1, v * g)));
 }
 
+export interface MiningOptions {
+  /** Trees of the probe forest whose out-of-bag scores find the hard negatives; 0 = no mining. */
+  probeTrees: number;
+  /** A non-scream row whose out-of-bag score reaches this is a hard negative. */
+  minScore: number;
+  /** Share of the non-scream bootstrap draws that go to the hard negatives. */
+  share: number;
+}
+
+export const DEFAULT_MINING: MiningOptions = { probeTrees: 30, minScore: 0.5, share: 0.15 };
+export const NO_MINING: MiningOptions = { probeTrees: 0, minScore: 1, share: 0 };
+
+/**
+ * Fits the forest, after one round of hard-negative mining (issue 10 item 3): a probe
+ * forest scores every non-scream row out of bag (with trees that never drew it), and the
+ * rows it would call screams become a bootstrap group of their own, drawn for
+ * `mining.share` of the non-scream rows of every tree. Class balance per tree and the even
+ * draw across sources stay as they are.
+ */
 export function fitForest(
   parts: readonly (ClipFeatures | Mix)[],
   forest: ForestOptions,
   onProgress?: (tree: number, of: number) => void,
+  mining: MiningOptions = DEFAULT_MINING,
 ): unknown {
   const rows: Float64Array[] = [];
   const labels: number[] = [];
@@ -314,9 +343,31 @@ export function fitForest(
     const r = rowsOf(p);
     rows.push(...r.rows);
     labels.push(...r.labels);
-    // bootstrap evenly across recording sources (a mix counts as its scream's source)
+    // bootstrap evenly across recording sources (a copy counts as its clip's source)
     const source = 'sources' in p ? p.sources[0] : p.source;
     for (let i = 0; i < r.rows.length; i++) groups.push(source);
+  }
+  if (mining.probeTrees > 0) {
+    const { oob } = trainForestWithOob(
+      rows,
+      labels,
+      { ...forest, nEstimators: mining.probeTrees, seed: forest.seed + 101 },
+      undefined,
+      groups,
+    );
+    const hard: number[] = [];
+    for (let i = 0; i < labels.length; i++) if (labels[i] === 0 && oob[i]! >= mining.minScore) hard.push(i);
+    if (hard.length) {
+      const negSources = new Set(groups.filter((_g, i) => labels[i] === 0)).size;
+      const copies = Math.max(1, Math.round((mining.share * negSources) / (1 - mining.share)));
+      for (let c = 0; c < copies; c++) {
+        for (const i of hard) {
+          rows.push(rows[i]!);
+          labels.push(0);
+          groups.push(`hard-negatives-${c}`);
+        }
+      }
+    }
   }
   return trainForest(rows, labels, forest, onProgress ? (p) => onProgress(p.tree, p.of) : undefined, groups);
 }
@@ -490,6 +541,7 @@ export function crossValidate(
   forest: ForestOptions,
   onFold?: (i: number, of: number, group: string) => void,
   groupBy: GroupBy = 'family',
+  mining: MiningOptions = DEFAULT_MINING,
 ): {
   scored: GroupScoredClip[];
   noisyScored: NoisyScoredClip[];
@@ -515,7 +567,7 @@ export function crossValidate(
       nonScreamClips: test.filter((f) => f.label === 0).length,
     });
     const model = ScreamModel.fromJSON(
-      buildModelFile(fitForest([...train, ...trainMixes], forest), PLACEHOLDER_DEFAULTS, {}),
+      buildModelFile(fitForest([...train, ...trainMixes], forest, undefined, mining), PLACEHOLDER_DEFAULTS, {}),
     );
     for (const t of test) {
       scored.push({

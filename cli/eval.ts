@@ -5,6 +5,7 @@ import {
   compareRules,
   crossValidate,
   DEFAULT_FOREST,
+  decisionCandidates,
   evaluateModel,
   folderShortcutItems,
   type GroupBy,
@@ -75,9 +76,10 @@ export async function runEval(argv: string[]): Promise<number> {
       process.stderr.write('cross-validation needs at least two groups that hold both classes\n');
       return 1;
     }
+    const all = decisionCandidates(cv.scored, cv.noisyScored);
     r = {
-      ...report(cv.scored, cv.noisyScored, cv.folds, chooseDefaults(cv.scored, cv.noisyScored), groupBy),
-      rules: compareRules(cv.scored, cv.noisyScored),
+      ...report(cv.scored, cv.noisyScored, cv.folds, chooseDefaults(cv.scored, cv.noisyScored, all), groupBy),
+      rules: compareRules(cv.scored, cv.noisyScored, all),
     };
   }
   bar.update('shortcut check', 0, 1);

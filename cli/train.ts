@@ -12,6 +12,7 @@ import {
   crossValidate,
   DEFAULT_AUGMENT,
   DEFAULT_FOREST,
+  decisionCandidates,
   fitForest,
   MAX_FALSE_ALARMS_PER_HOUR,
   type ModelDefaults,
@@ -78,10 +79,11 @@ export async function runTrain(argv: string[]): Promise<number> {
     bar.update('validate', 1, 1);
     if (cv.folds.length === 0) log('validation skipped: needs recordings of both classes in several folds');
     else {
-      defaults = chooseDefaults(cv.scored, cv.noisyScored);
+      const all = decisionCandidates(cv.scored, cv.noisyScored);
+      defaults = chooseDefaults(cv.scored, cv.noisyScored, all);
       validation = {
         ...report(cv.scored, cv.noisyScored, cv.folds, defaults, 'family'),
-        rules: compareRules(cv.scored, cv.noisyScored),
+        rules: compareRules(cv.scored, cv.noisyScored, all),
       };
     }
   }

@@ -567,7 +567,11 @@ export function crossValidate(
       nonScreamClips: test.filter((f) => f.label === 0).length,
     });
     const model = ScreamModel.fromJSON(
-      buildModelFile(fitForest([...train, ...trainMixes], forest, undefined, mining), PLACEHOLDER_DEFAULTS, {}),
+      buildModelFile(
+        fitForest([...train, ...trainMixes], forest, undefined, mining),
+        PLACEHOLDER_DEFAULTS,
+        {},
+      ),
     );
     for (const t of test) {
       scored.push({
@@ -603,7 +607,7 @@ export function crossValidate(
 /** The most false alarms per hour of held-out non-scream audio a default may cause. */
 export const MAX_FALSE_ALARMS_PER_HOUR = 2;
 
-interface Candidate {
+export interface Candidate {
   threshold: number;
   k: number;
   n: number;
@@ -615,7 +619,11 @@ interface Candidate {
   medianLatencyS: number;
 }
 
-function candidates(scored: readonly ScoredClip[], noisy: readonly NoisyScoredClip[]): Candidate[] {
+/** Every decision setting the chooser considers, scored once (choosing and comparing rules share it). */
+export function decisionCandidates(
+  scored: readonly ScoredClip[],
+  noisy: readonly NoisyScoredClip[],
+): Candidate[] {
   const out: Candidate[] = [];
   const noisy10 = noisy.filter((c) => c.snrDb === 10);
   for (let t = 0.3; t <= 0.985; t += 0.02) {
@@ -665,8 +673,9 @@ function better(a: Candidate, b: Candidate): number {
 export function chooseDefaults(
   scored: readonly ScoredClip[],
   noisy: readonly NoisyScoredClip[] = [],
+  all: readonly Candidate[] = decisionCandidates(scored, noisy),
 ): ModelDefaults {
-  const best = candidates(scored, noisy).sort(better)[0]!;
+  const best = [...all].sort(better)[0]!;
   return {
     threshold: best.threshold,
     confirm: {
@@ -686,8 +695,8 @@ export function chooseDefaults(
 export function compareRules(
   scored: readonly ScoredClip[],
   noisy: readonly NoisyScoredClip[],
+  all: readonly Candidate[] = decisionCandidates(scored, noisy),
 ): RuleComparison[] {
-  const all = candidates(scored, noisy);
   const rules: [string, (c: Candidate) => boolean][] = [
     ['1 of 1 (every window alone)', (c) => c.k === 1],
     ['k of n only (k >= 2)', (c) => c.k > 1 && c.single === undefined],

@@ -64,6 +64,7 @@ export class DetectionService {
       ...(d.k !== null && { k: d.k }),
       ...(d.n !== null && { n: d.n }),
       ...(d.releaseWindows !== null && { releaseWindows: d.releaseWindows }),
+      ...(d.singleWindowThreshold !== null && { singleWindowThreshold: d.singleWindowThreshold }),
       ...(d.levelGateDbfs !== null && { levelGateDbfs: d.levelGateDbfs }),
     });
   }

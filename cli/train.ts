@@ -209,8 +209,9 @@ export function formatReport(r: ValidationReport): string {
     }
   }
   if (r.rules?.length) {
+    const budget = r.rules[0]!.falseAlarmBudgetPerHour;
     lines.push(
-      `Decision rules compared (each at its best setting with <= ${MAX_FALSE_ALARMS_PER_HOUR} false alarms/h):`,
+      `Decision rules compared (each at its best setting with <= ${budget} false alarms/h${budget > MAX_FALSE_ALARMS_PER_HOUR ? `; no setting catches half the screams within ${MAX_FALSE_ALARMS_PER_HOUR}/h` : ''}):`,
     );
     for (const x of r.rules) {
       lines.push(

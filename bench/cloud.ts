@@ -5,11 +5,15 @@
 //    PUBACK is back (an event is acknowledged only once stored). Target >= 5,000/s into SQLite.
 //    The same run against MongoDB uses MONGODB_BENCH_URI when set, else the in-memory wire
 //    server from test/support (a linear-scan test double: its figure says nothing about MongoDB).
+//  - ingest with alerts: the same, with a policy alerting 10 contacts per event (5 SMS, 5 e-mail;
+//    no carrier configured, so every delivery is recorded as not-configured and nothing is sent):
+//    the alert decision and the event's deliveries[] are on the ingest path. Plus PUBACK latency,
+//    one event at a time, with that policy.
 //  - alert latency: publish -> the SMS request reaching a loopback Twilio endpoint, one event
 //    at a time. Target median <= 200 ms.
 //
 // Environment: BENCH_CLOUD_EVENTS (default 20000), BENCH_CLOUD_MONGO_EVENTS (default 2000),
-// BENCH_CLOUD_ALERTS (default 50), MONGODB_BENCH_URI.
+// BENCH_CLOUD_ALERTS (default 50), BENCH_CLOUD_ALERTING_EVENTS (default 5000), MONGODB_BENCH_URI.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +73,32 @@ async function startApp(
   return app;
 }
 
-async function ingestRate(app: CloudApp, total: number): Promise<number> {
+/** PUBACK latency (publish -> acknowledged = stored), one event at a time: [median, p95] ms. */
+async function pubackLatency(app: CloudApp, n: number): Promise<[number, number]> {
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${app.brokerPorts!.tcp}`, { reconnectPeriod: 0 });
+  const latencies: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const payload = encodeEvent(event('hall-1'));
+      const t0 = performance.now();
+      await client.publishAsync(sensorTopic('screamwatch', 'hall-1', 'events'), payload, { qos: 1 });
+      latencies.push(performance.now() - t0);
+    }
+  } finally {
+    await client.endAsync();
+  }
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) =>
+    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]! * 100) / 100;
+  return [q(0.5), q(0.95)];
+}
+
+const TEN_CONTACTS = {
+  sms: ['+15550000001', '+15550000002', '+15550000003', '+15550000004', '+15550000005'],
+  email: ['a@example.org', 'b@example.org', 'c@example.org', 'd@example.org', 'e@example.org'],
+};
+
+async function ingestRate(app: CloudApp, total: number, alreadyStored = 0): Promise<number> {
   const url = `mqtt://127.0.0.1:${app.brokerPorts!.tcp}`;
   const clients = await Promise.all(
     SENSORS.map((id) => mqtt.connectAsync(url, { clientId: `bench-${id}`, reconnectPeriod: 0 })),
@@ -95,7 +124,7 @@ async function ingestRate(app: CloudApp, total: number): Promise<number> {
     ),
   );
   const seconds = (performance.now() - started) / 1000;
-  const stored = await app.store.count();
+  const stored = (await app.store.count()) - alreadyStored;
   await Promise.all(clients.map((c) => c.endAsync()));
   if (stored !== per * clients.length)
     throw new Error(`bench: stored ${stored}, expected ${per * clients.length}`);
@@ -114,6 +143,23 @@ export async function runCloudBench(): Promise<Record<string, number | string>> 
     try {
       out.ingestSqlitePerS = await ingestRate(app, total);
       out.ingestSqliteEvents = total;
+    } finally {
+      await app.stop();
+    }
+
+    // SQLite, every event alerting 10 contacts (not-configured carriers: nothing is sent)
+    const alerting = Number(process.env.BENCH_CLOUD_ALERTING_EVENTS ?? 5000);
+    app = await startApp(join(dir, 'sqlite-alerting'), {
+      alerts: {
+        policies: [
+          { group: 'default', cooldownS: 0, ratePerContactPerHour: 1_000_000, contacts: TEN_CONTACTS },
+        ],
+      },
+    });
+    try {
+      [out.pubackAlertingMedianMs, out.pubackAlertingP95Ms] = await pubackLatency(app, 300);
+      out.ingestSqliteAlertingPerS = await ingestRate(app, alerting, 300);
+      out.ingestSqliteAlertingEvents = alerting;
     } finally {
       await app.stop();
     }

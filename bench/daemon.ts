@@ -1,17 +1,18 @@
 // Daemon benchmark: a long replay at real speed through the real capture path (a fake
 // `arecord` streaming a WAV, since there is no microphone here), the real daemon process
-// (`node --import tsx daemon/main.ts`, as systemd runs it) and an in-process aedes broker.
+// (the built dist/daemon.mjs with the unit's node flags, as systemd runs it) and an in-process
+// aedes broker.
 //
 // Figures: average CPU % of one core and peak RSS of the daemon process (the fake arecord
-// and tsx's esbuild helper are other processes and not counted; real arecord costs about
+// is another process and not counted; real arecord costs about
 // nothing), and the latency from a scream's onset in the file to the broker receiving the
 // event (the broker sends the PUBACK in the same tick).
 //
 // Environment: BENCH_DAEMON_MINUTES (default 10), BENCH_DAEMON_MODEL (a model file; default
 // the shipped models/screamwatch-forest.json when present, else a tiny model trained here
-// on sox tones, which fires on the sox "screams" of the replay), BENCH_DAEMON_ENTRY (run
-// another entry with plain node, e.g. daemon/launch.mjs, the low-memory entry) and
-// BENCH_DAEMON_NODE_FLAGS (e.g. --max-semi-space-size=1).
+// on sox tones, which fires on the sox "screams" of the replay), BENCH_DAEMON_ENTRY (default
+// dist/daemon.mjs, the built artifact the unit runs; `tsx` = the sources through tsx) and
+// BENCH_DAEMON_NODE_FLAGS (default: the flags the systemd unit gives node).
 // The replay is real time (no acceleration): CPU % and latency are what a sensor sees.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -40,8 +41,23 @@ function median(xs: number[]): number {
 }
 
 /** Extra node flags for the daemon process, e.g. BENCH_DAEMON_NODE_FLAGS=--max-semi-space-size=1 */
+/** Node's flags in the daemon's systemd unit (NODE_OPTIONS and ExecStart's): the bench runs node as the unit does. */
+const DAEMON_UNIT_NODE_FLAGS = (() => {
+  const unit = readFileSync(join(ROOT, 'deploy/systemd/screamwatch-daemon.service'), 'utf8');
+  const env = /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '';
+  const exec = (/^ExecStart=\S+ (.*)$/m.exec(unit)?.[1] ?? '').split(' ');
+  return [
+    env,
+    ...exec.slice(
+      0,
+      exec.findIndex((a) => !a.startsWith('--')),
+    ),
+  ].join(' ');
+})();
+
 function nodeFlags(): string[] {
-  return (process.env.BENCH_DAEMON_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // default: the flags deploy/systemd/screamwatch-daemon.service gives node
+  return (process.env.BENCH_DAEMON_NODE_FLAGS ?? DAEMON_UNIT_NODE_FLAGS).split(/\s+/).filter(Boolean);
 }
 
 export async function runDaemonBench(): Promise<Record<string, number | string>> {
@@ -171,10 +187,10 @@ export async function runDaemonBench(): Promise<Record<string, number | string>>
       }),
     );
     const arecordLog = join(dir, 'arecord.log');
-    // BENCH_DAEMON_ENTRY: a prebuilt JS bundle of daemon/main.ts to compare (run without tsx)
-    const entry = process.env.BENCH_DAEMON_ENTRY
-      ? [process.env.BENCH_DAEMON_ENTRY]
-      : ['--import', 'tsx', join(ROOT, 'daemon/main.ts')];
+    // The built artifact, as the unit runs it (`npm run bench` builds first). BENCH_DAEMON_ENTRY=tsx
+    // runs the TypeScript sources through tsx instead, any other value that JS file.
+    const entryEnv = process.env.BENCH_DAEMON_ENTRY ?? join(ROOT, 'dist/daemon.mjs');
+    const entry = entryEnv === 'tsx' ? ['--import', 'tsx', join(ROOT, 'daemon/main.ts')] : [entryEnv];
     const child = spawn(process.execPath, [...nodeFlags(), ...entry, '--config', cfg], {
       cwd: ROOT,
       env: {

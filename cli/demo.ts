@@ -12,6 +12,7 @@ import { loadModelFile } from '../core/model/load.ts';
 import type { ScreamModel } from '../core/model/scream-model.ts';
 import { writeDemoRecording } from '../demo/scream-recording.ts';
 import { ScreamwatchError } from '../protocol/errors.ts';
+import { ShutdownRequest } from '../runtime/shutdown.ts';
 
 export const DEMO_USAGE = `usage: screamwatch demo [options]
 
@@ -150,22 +151,12 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
 
   // Stop requests may arrive while we are still starting: remember them and act when ready.
-  let stopRequested = false;
-  let wakeStop: () => void = () => {};
-  const stopped = new Promise<void>((r) => {
-    wakeStop = r;
+  const shutdown = new ShutdownRequest();
+  const removeSignals = shutdown.handleSignals({
+    onFirst: (signal) => out(`\n${signal}: stopping the sensor, the dashboard and the bridge...`),
+    onRepeat: (signal) => out(`(${signal}: already stopping)`),
   });
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopRequested) {
-      out(`(${signal}: already stopping)`);
-      return;
-    }
-    stopRequested = true;
-    out(`\n${signal}: stopping the sensor, the dashboard and the bridge...`);
-    wakeStop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopped = shutdown.requested.then(() => {});
 
   let cloud: CloudApp | null = null;
   let poll: NodeJS.Timeout | null = null;
@@ -301,15 +292,20 @@ export async function runDemo(argv: string[]): Promise<number> {
     });
     const sensorLogger = fileLogger(join(logs, 'sensor.log'));
     sensorLoop = (async () => {
-      while (!stopRequested) {
+      while (!shutdown.isRequested) {
         const t0 = Date.now();
         const code = await runDaemon(daemonConfig, {
           logger: sensorLogger,
           model,
           stopSignal: stopped,
           drainTimeoutS: 10,
+          // one daemon run for the whole demo: a restart per replay made the fleet card flicker
+          // offline and never show a heartbeat's figures
+          loopFileSource: true,
+          // the fleet card fills in at once instead of after heartbeatIntervalS
+          onStarted: (sensorApp) => sensorApp.beat(),
         });
-        if (stopRequested) return;
+        if (shutdown.isRequested) return;
         if (code !== 0) {
           out(`sensor exited with code ${code} (see ${join(logs, 'sensor.log')}); restarting in 5 s`);
         }
@@ -337,13 +333,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     await stopped;
     return 0;
   } finally {
-    stopRequested = true;
-    wakeStop();
+    shutdown.request('finished');
     if (poll) clearInterval(poll);
     await sensorLoop;
     if (cloud) await cloud.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    removeSignals();
     if (cloud) out('Stopped.');
   }
 }

@@ -1,7 +1,12 @@
-import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { redactUrl } from '../protocol/redact.ts';
+import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
+import { OpsServer, type Readiness } from '../runtime/ops-server.ts';
+import { AlertQueue } from './alerts/alert-queue.ts';
 import { AlertService } from './alerts/alert-service.ts';
+import type { AlertStateStore } from './alerts/alert-state.ts';
 import { type Channel, type ChannelSender, createSenders } from './alerts/senders.ts';
 import { EmbeddedBroker } from './broker/embedded-broker.ts';
 import { ExternalBroker } from './broker/external-broker.ts';
@@ -10,6 +15,8 @@ import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
+import { BridgeMetrics } from './observability/bridge-metrics.ts';
+import { ObservedEventStore } from './store/observed-store.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
 
@@ -29,16 +36,16 @@ export interface CloudAppOptions {
   alertPollMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
+  /** Password-check limits for the embedded broker (tests shorten them). */
+  passwordGate?: import('./auth/password-gate.ts').PasswordGate;
 }
 
-interface Service {
-  name: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** Stop budget per service: a hung network peer must not keep the process from exiting. */
-const STOP_BUDGET_MS = 5000;
+/** Stop order and budgets: a hung network peer must not keep the process from exiting. */
+const STOP_TIERS: readonly StopTier[] = [
+  { name: 'network', budgetMs: 5000 },
+  { name: 'processing', budgetMs: 5000 },
+  { name: 'storage', budgetMs: 5000 },
+];
 
 export async function openEventStore(
   config: CloudConfig,
@@ -56,10 +63,31 @@ export async function openEventStore(
   return new SqliteEventStore(path);
 }
 
+/** With MONGODB_URI the alert state is shared by every bridge in MongoDB; else SQLite (one bridge). */
+export async function openAlertState(
+  config: CloudConfig,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): Promise<AlertStateStore> {
+  const uri = env.MONGODB_URI;
+  if (uri) {
+    const { MongoAlertState } = await import('./alerts/mongo-alert-state.ts');
+    const state = new MongoAlertState({ uri, dbName: env.MONGODB_DB ?? null });
+    logger.info(
+      { alertState: 'mongodb', where: state.where },
+      'alert state: MongoDB (MONGODB_URI), shared by the bridges',
+    );
+    return state;
+  }
+  const state = new AlertQueue(resolve(config.dataDir, 'alerts.sqlite'));
+  logger.info({ alertState: 'sqlite', where: state.where }, 'alert state: SQLite (this bridge only)');
+  return state;
+}
+
 /**
  * The cloud bridge, wired: broker -> ingest (validate, de-duplicate) -> geolocation -> store
- * -> alerts, plus the dashboard. Services start in order and stop in reverse: network first
- * (web, broker), storage last, each within a time budget.
+ * -> alerts, plus the dashboard, as services of one ServiceRunner (runtime/lifecycle.ts):
+ * started in order, rolled back in reverse if one fails, stopped in tiers (see services()).
  */
 export class CloudApp {
   readonly logger: Logger;
@@ -71,8 +99,10 @@ export class CloudApp {
   source!: MessageSource;
   /** The dashboard, when cloud/web/server.ts is present. */
   web: { url: string; start(): Promise<void>; stop(): Promise<void> } | null = null;
-  private started: Service[] = [];
-  private stopping: Promise<void> | null = null;
+  /** Prometheus metrics; served by `ops` when metrics.port is set. */
+  readonly metrics: BridgeMetrics;
+  ops: OpsServer | null = null;
+  private readonly runner: ServiceRunner;
   private readonly clock: () => Date;
 
   constructor(private readonly options: CloudAppOptions) {
@@ -94,6 +124,23 @@ export class CloudApp {
           .onSensorOffline(sensor)
           .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'offline alert failed'));
       },
+      onDegraded: (sensor) => {
+        this.alerts
+          ?.onSensorDegraded(sensor)
+          .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'degraded alert failed'));
+      },
+    });
+    this.metrics = new BridgeMetrics({
+      ingest: () => this.ingest?.stats ?? null,
+      alertQueue: () => this.alerts?.queue ?? null,
+      broker: () => this.source ?? null,
+      sensors: () => this.registry.list(),
+    });
+    this.runner = new ServiceRunner({
+      services: this.services(),
+      tiers: STOP_TIERS,
+      logger: this.logger,
+      abortedCode: 'CLOUD_START_ABORTED',
     });
   }
 
@@ -106,63 +153,38 @@ export class CloudApp {
     return this.source instanceof EmbeddedBroker ? this.source.ports : null;
   }
 
+  /**
+   * The services, in start order. Stop goes by tier: the network first (dashboard, broker),
+   * then what processes (registry, geolocation, alert queue), storage last.
+   */
+  private services(): NamedService[] {
+    return [
+      { name: 'store', tier: 'storage', start: () => this.startStore(), stop: () => this.store.stop() },
+      {
+        name: 'alerts',
+        tier: 'processing',
+        start: () => this.startAlerts(),
+        stop: () => this.alerts.stop(),
+      },
+      { name: 'geo', tier: 'processing', start: () => this.locator.start(), stop: () => this.locator.stop() },
+      {
+        name: 'registry',
+        tier: 'processing',
+        start: () => this.registry.start(),
+        stop: () => this.registry.stop(),
+      },
+      { name: 'mqtt', tier: 'network', start: () => this.startMqtt(), stop: () => this.source.stop() },
+      { name: 'web', tier: 'network', start: () => this.startWeb(), stop: async () => this.web?.stop() },
+      { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
+    ];
+  }
+
   async start(): Promise<void> {
     const { config } = this.options;
-    const env = this.options.env ?? process.env;
-    const logger = this.logger;
-    this.store = await openEventStore(config, env, logger);
-    this.alerts = new AlertService({
-      alerts: config.alerts,
-      dataDir: resolve(config.dataDir),
-      store: this.store,
-      senders: this.options.senders ?? createSenders(config.alerts),
-      sensorConfig: (id) => this.registry.config(id),
-      logger: logger.child({ component: 'alerts' }),
-      publicUrl: config.web.publicUrl,
-      clock: this.clock,
-      pollMs: this.options.alertPollMs,
-    });
-    this.ingest = new EventIngest({
-      store: this.store,
-      registry: this.registry,
-      locator: this.locator,
-      alerter: this.alerts,
-      topicRoot: config.mqtt.topicRoot,
-      logger: logger.child({ component: 'ingest' }),
-      clock: this.clock,
-    });
-    if (config.mqtt.broker) {
-      this.source = new ExternalBroker({ config: config.mqtt, logger: logger.child({ component: 'mqtt' }) });
-    } else {
-      this.source = new EmbeddedBroker({
-        config: config.mqtt,
-        logger: logger.child({ component: 'broker' }),
-        onSensorSeen: (id, ip) => this.registry.noteConnection(id, ip),
-      });
-    }
-    this.source.setHandler((topic, payload, meta) => this.ingest.handleMessage(topic, payload, meta));
-
-    const services: Service[] = [
-      { name: 'store', start: () => this.store.start(), stop: () => this.store.stop() },
-      { name: 'alerts', start: () => this.alerts.start(), stop: () => this.alerts.stop() },
-      { name: 'geo', start: () => this.locator.start(), stop: () => this.locator.stop() },
-      { name: 'registry', start: () => this.registry.start(), stop: () => this.registry.stop() },
-      { name: 'mqtt', start: () => this.source.start(), stop: () => this.source.stop() },
-    ];
-    for (const s of services) await this.startOne(s);
-
-    // --- dashboard wiring (cloud/web, built separately; adjust here when WebDeps changes) ---
-    if (this.options.web !== false) {
-      const web = await this.createWeb();
-      if (web) {
-        this.web = web;
-        await this.startOne({ name: 'web', start: () => web.start(), stop: () => web.stop() });
-      }
-    }
-    // --- end dashboard wiring ---
-    logger.info(
+    await this.runner.start();
+    this.logger.info(
       {
-        mqtt: config.mqtt.broker ?? { embedded: this.brokerPorts },
+        mqtt: config.mqtt.broker ? redactUrl(config.mqtt.broker) : { embedded: this.brokerPorts },
         web: this.web?.url ?? null,
         dataDir: resolve(config.dataDir),
       },
@@ -170,15 +192,109 @@ export class CloudApp {
     );
   }
 
-  private async startOne(s: Service): Promise<void> {
-    try {
-      await s.start();
-      this.started.push(s);
-    } catch (err) {
-      this.logger.error({ err, service: s.name }, 'start failed; rolling back');
-      await this.stop();
-      throw err;
+  private async startStore(): Promise<void> {
+    // observed: every write is pushed to the dashboard's live stream
+    this.store = new ObservedEventStore(
+      await openEventStore(this.options.config, this.options.env ?? process.env, this.logger),
+    );
+    await this.store.start();
+  }
+
+  private async startAlerts(): Promise<void> {
+    const { config } = this.options;
+    this.alerts = new AlertService({
+      state: await openAlertState(config, this.options.env ?? process.env, this.logger),
+      bridgeId: config.mqtt.clientId ?? `screamwatch-bridge-${hostname()}`,
+      alerts: config.alerts,
+      dataDir: resolve(config.dataDir),
+      store: this.store,
+      senders: this.options.senders ?? createSenders(config.alerts),
+      sensorConfig: (id) => this.registry.config(id),
+      logger: this.logger.child({ component: 'alerts' }),
+      publicUrl: config.web.publicUrl,
+      clock: this.clock,
+      pollMs: this.options.alertPollMs,
+      onAttempt: (channel, kind, outcome) => this.metrics.alertAttempt(channel, kind, outcome),
+    });
+    this.ingest = new EventIngest({
+      store: this.store,
+      registry: this.registry,
+      locator: this.locator,
+      alerter: this.alerts,
+      topicRoot: config.mqtt.topicRoot,
+      logger: this.logger.child({ component: 'ingest' }),
+      clock: this.clock,
+    });
+    await this.alerts.start();
+  }
+
+  private async startMqtt(): Promise<void> {
+    const { config } = this.options;
+    if (config.mqtt.broker) {
+      this.source = new ExternalBroker({
+        config: config.mqtt,
+        logger: this.logger.child({ component: 'mqtt' }),
+      });
+    } else {
+      this.source = new EmbeddedBroker({
+        config: config.mqtt,
+        logger: this.logger.child({ component: 'broker' }),
+        onSensorSeen: (id, ip) => this.registry.noteConnection(id, ip),
+        ...(this.options.passwordGate && { passwordGate: this.options.passwordGate }),
+      });
     }
+    this.source.setHandler((topic, payload, meta) => this.ingest.handleMessage(topic, payload, meta));
+    await this.source.start();
+  }
+
+  /**
+   * Readiness, truthfully: the broker accepts (or the bridge is connected to the external one),
+   * the event store and the alert queue can take a write now. /healthz answers 503 otherwise.
+   */
+  async readiness(): Promise<Readiness> {
+    const checks: Readiness = {};
+    const reason = this.source ? (this.source.notReadyReason?.() ?? null) : 'not started';
+    checks.broker = reason ? { ok: false, detail: reason } : { ok: true };
+    const probe = async (name: string, fn: () => unknown | Promise<unknown>) => {
+      try {
+        await fn();
+        checks[name] = { ok: true };
+      } catch (err) {
+        checks[name] = { ok: false, detail: (err as Error).message };
+      }
+    };
+    await probe('store', async () => {
+      if (!this.store) throw new Error('not started');
+      await this.store.checkWritable?.();
+    });
+    await probe('alertQueue', async () => {
+      if (!this.alerts) throw new Error('not started');
+      await this.alerts.queue.checkWritable();
+    });
+    return checks;
+  }
+
+  private async startOps(): Promise<void> {
+    const { metrics } = this.options.config;
+    if (metrics.port === null) return;
+    const ops = new OpsServer({
+      host: metrics.host,
+      port: metrics.port,
+      registry: this.metrics.registry,
+      readiness: () => this.readiness(),
+      logger: this.logger.child({ component: 'ops' }),
+    });
+    await ops.start();
+    this.ops = ops;
+  }
+
+  /** The dashboard (cloud/web, built separately; adjust createWeb() when WebDeps changes). */
+  private async startWeb(): Promise<void> {
+    if (this.options.web === false) return;
+    const web = await this.createWeb();
+    if (!web) return;
+    await web.start();
+    this.web = web;
   }
 
   private async loadModel(): Promise<import('../core/model/scream-model.ts').ScreamModel | null> {
@@ -196,15 +312,15 @@ export class CloudApp {
   }
 
   private async createWeb(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> } | null> {
-    const serverPath = new URL('./web/server.ts', import.meta.url);
-    if (!existsSync(serverPath)) return null;
     const { config } = this.options;
     const model = this.options.model ?? (await this.loadModel());
     if (!model) return null;
-    const { createWebService } = (await import(serverPath.href)) as typeof import('./web/server.ts');
+    // A literal specifier, so the build (scripts/build.mjs) bundles the dashboard, loaded lazily.
+    const { createWebService } = await import('./web/server.ts');
     return createWebService({
       config: { ...config.web, dataDir: resolve(config.dataDir) },
       store: this.store,
+      ...(this.store instanceof ObservedEventStore ? { changes: this.store } : {}),
       registry: this.registry,
       alerts: this.alerts,
       ingestLocal: async (event) => {
@@ -214,29 +330,12 @@ export class CloudApp {
       model,
       logger: this.logger,
       clock: this.clock,
+      readiness: () => this.readiness(),
     });
   }
 
-  /** Reverse order, each within a budget; a second call waits for the first. */
+  /** Tier by tier, each within its budget; a second call returns the first call's promise. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      for (const s of [...this.started].reverse()) {
-        let timer: NodeJS.Timeout | undefined;
-        const budget = new Promise<'timeout'>((r) => {
-          timer = setTimeout(() => r('timeout'), STOP_BUDGET_MS);
-        });
-        try {
-          const result = await Promise.race([s.stop().then(() => 'ok' as const), budget]);
-          if (result === 'timeout')
-            this.logger.warn({ service: s.name, budgetMs: STOP_BUDGET_MS }, 'stop timed out');
-        } catch (err) {
-          this.logger.error({ err, service: s.name }, 'stop failed');
-        } finally {
-          clearTimeout(timer);
-        }
-      }
-      this.started = [];
-    })();
-    return this.stopping;
+    return this.runner.stop();
   }
 }

@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { SystemdNotifier } from '../daemon/health/sd-notify.ts';
-import { ScreamwatchError } from '../protocol/errors.ts';
+import { exitCodeFor, ScreamwatchError } from '../protocol/errors.ts';
+import { journaldAware } from '../runtime/journald.ts';
+import { SystemdNotifier } from '../runtime/sd-notify.ts';
+import { ShutdownRequest } from '../runtime/shutdown.ts';
 import { CloudApp } from './app.ts';
 import { type CloudCliOverrides, loadCloudConfig } from './config/schema.ts';
 import { CloudError } from './errors.ts';
@@ -17,7 +19,7 @@ function port(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new CloudError('CLOUD_USAGE', `--${name}: "${v}" is not a port number`);
+    throw new CloudError('CLI_USAGE', `--${name}: "${v}" is not a port number`);
   return n;
 }
 
@@ -62,9 +64,9 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const bootLogger = pino({ level: 'info' });
+  // `<N>` syslog priority prefixes under systemd: `journalctl -p err` shows errors only
+  const bootLogger = pino({ level: 'info' }, journaldAware(pino.destination({ dest: 1, sync: true })));
   let app: CloudApp;
-  const notifier = new SystemdNotifier(bootLogger);
   try {
     const overrides: CloudCliOverrides = {
       mqttPort: port('mqtt-port', values['mqtt-port'] as string | undefined),
@@ -75,36 +77,47 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
     for (const k of Object.keys(overrides) as (keyof CloudCliOverrides)[])
       if (overrides[k] === undefined) delete overrides[k];
     const config = loadCloudConfig({ file: (values.config as string | undefined) ?? null, overrides });
-    app = new CloudApp({ config, logger: pino({ level: config.log.level }) });
+    app = new CloudApp({
+      config,
+      logger: pino({ level: config.log.level }, journaldAware(pino.destination({ dest: 1, sync: true }))),
+    });
+  } catch (err) {
+    return failedToStart(bootLogger, err);
+  }
+  const logger = app.logger;
+  const notifier = new SystemdNotifier(logger);
+  let stopPings = () => {};
+  // Installed before start: a SIGTERM while starting aborts the start (what started is
+  // stopped again). Left installed afterwards (they only log then) so that a late second
+  // signal cannot kill a process that has finished shutting down (cloud/main.ts exits at once).
+  const shutdown = new ShutdownRequest();
+  shutdown.handleSignals({
+    onFirst: (signal) => logger.info({ signal }, 'shutting down'),
+    onRepeat: (signal) => logger.warn({ signal }, 'shutdown already in progress'),
+  });
+  const stopped = shutdown.requested.then(async () => {
+    notifier.stopping();
+    stopPings();
+    await app.stop();
+  });
+  try {
     await app.start();
   } catch (err) {
-    const code = err instanceof ScreamwatchError ? err.code : 'CLOUD_START_FAILED';
-    bootLogger.fatal({ code, err: (err as Error).message }, 'cloud bridge failed to start');
-    return 1;
+    if (shutdown.isRequested && (err as ScreamwatchError).code === 'CLOUD_START_ABORTED') {
+      await stopped;
+      return 0;
+    }
+    return failedToStart(logger, err);
   }
-
   notifier.ready();
-  const watchdog =
-    notifier.watchdogIntervalMs > 0
-      ? setInterval(() => notifier.watchdog(), notifier.watchdogIntervalMs)
-      : null;
-  return new Promise<number>((resolve) => {
-    let signalled = false;
-    const shutdown = (signal: string) => {
-      if (signalled) return; // a second SIGTERM does not run shutdown twice
-      signalled = true;
-      app.logger.info({ signal }, 'shutting down');
-      notifier.stopping();
-      if (watchdog) clearInterval(watchdog);
-      void app.stop().then(() => {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        resolve(0);
-      });
-    };
-    const onInt = () => shutdown('SIGINT');
-    const onTerm = () => shutdown('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-  });
+  stopPings = notifier.pingWhile();
+  await stopped;
+  return 0;
+}
+
+function failedToStart(logger: pino.Logger, err: unknown): number {
+  const code = err instanceof ScreamwatchError ? err.code : 'CLOUD_START_FAILED';
+  logger.fatal({ code, err: (err as Error).message }, 'cloud bridge failed to start');
+  process.stderr.write(`screamwatch cloud: [${code}] ${(err as Error).message}\n`);
+  return exitCodeFor(err);
 }

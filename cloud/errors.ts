@@ -1,4 +1,4 @@
-import { ScreamwatchError } from '../protocol/errors.ts';
+import { type Registered, ScreamwatchError } from '../protocol/errors.ts';
 
 export type CloudErrorCode =
   | 'CLOUD_CONFIG_INVALID'
@@ -7,10 +7,17 @@ export type CloudErrorCode =
   | 'CLOUD_STORE_OPEN_FAILED'
   | 'CLOUD_STORE_WRITE_FAILED'
   | 'CLOUD_BROKER_LISTEN_FAILED'
+  | 'CLOUD_TLS_FILE_UNREADABLE'
   | 'CLOUD_BROKER_CONNECT_FAILED'
   | 'CLOUD_GEO_DATABASE'
   | 'CLOUD_ALERT_QUEUE'
-  | 'CLOUD_USAGE';
+  | 'CLOUD_START_ABORTED'
+  | 'CLI_USAGE'
+  | 'STORE_CURSOR_INVALID'
+  | 'EVENT_NOT_FOUND';
+
+/** Every code above is in protocol/errors.ts ERRORS (exit code, HTTP status, config or not). */
+export type CloudCodesRegistered = Registered<CloudErrorCode>;
 
 /** An error of the cloud bridge: the code is stable, the message names the key, file or host:port. */
 export class CloudError extends ScreamwatchError {

@@ -2,4 +2,7 @@
 // Same flags as `screamwatch cloud`.
 import { runCloudCommand } from './cli.ts';
 
-process.exitCode = await runCloudCommand(process.argv.slice(2));
+const code = await runCloudCommand(process.argv.slice(2));
+// Exit at once once shutdown is complete (as daemon/main.ts does): a natural exit first tears
+// down handles and tsx's loader thread, a window in which a second SIGTERM killed the process.
+process.exit(code);

@@ -5,7 +5,11 @@ import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
 import type { ScreamModel } from '../core/model/scream-model.ts';
 import { encodeEvent, encodeHeartbeat } from '../protocol/codec.ts';
 import type { EventMessage } from '../protocol/messages.ts';
+import { redactUrl } from '../protocol/redact.ts';
 import { sensorTopic } from '../protocol/topics.ts';
+import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
+import { OpsServer, type Readiness } from '../runtime/ops-server.ts';
+import { SystemdNotifier } from '../runtime/sd-notify.ts';
 import { AlsaSource } from './capture/alsa-source.ts';
 import { type AudioSource, parseAudioSource, type RetryPolicy } from './capture/audio-source.ts';
 import { FileSource } from './capture/file-source.ts';
@@ -15,10 +19,11 @@ import { type Clock, systemClock } from './clock.ts';
 import type { DaemonConfig } from './config/schema.ts';
 import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
-import { DaemonError } from './errors.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
-import { SystemdNotifier } from './health/sd-notify.ts';
-import { OutboxStore } from './outbox/outbox-store.ts';
+import { InputHealthMonitor } from './health/input-health-monitor.ts';
+import { DaemonMetrics } from './observability/daemon-metrics.ts';
+import { Outbox, type OutboxAddResult } from './outbox/outbox.ts';
+import type { OutboxKind } from './outbox/outbox-store.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
 
 export interface DaemonAppOptions {
@@ -32,17 +37,15 @@ export interface DaemonAppOptions {
   mqttReconnect?: RetryPolicy;
   /** Audio the capture→analysis hand-off may hold before dropping the oldest (default 10 s). */
   queueCapacityS?: number;
-}
-
-interface Service {
-  name: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
+  /** A file: source starts over at its end instead of ending (the demo's replay: one daemon run). */
+  loopFileSource?: boolean;
 }
 
 export interface DaemonStats {
   outboxDepth: number;
   outboxFull: boolean;
+  outboxWritable: boolean;
+  outboxLost: number;
   droppedFrames: number;
   processedS: number;
   eventsConfirmed: number;
@@ -50,12 +53,21 @@ export interface DaemonStats {
   connected: boolean;
 }
 
+/** How long the publisher waits for outstanding PUBACKs at shutdown. */
+const PUBACK_BUDGET_MS = 3000;
+
+/** Stop order and budgets; the network tier fits the PUBACK wait, `offline` and the disconnect. */
+const STOP_TIERS: readonly StopTier[] = [
+  { name: 'capture', budgetMs: 3000 },
+  { name: 'analysis', budgetMs: 3000 },
+  { name: 'network', budgetMs: PUBACK_BUDGET_MS + 2500 },
+  { name: 'storage', budgetMs: 3000 },
+];
+
 /**
- * Wires the daemon: model → outbox → MQTT publisher → detection → heartbeat → capture.
- * Started in that order (capture last, so audio flows into a ready pipeline), rolled back
- * in reverse if a step fails. Stopped in tiers: capture, then analysis of what was already
- * captured (the current window), heartbeat, the network (with a budget for PUBACKs), and
- * storage last.
+ * Wires the daemon: model → outbox → MQTT publisher → detection → heartbeat → capture, as
+ * services of one ServiceRunner (runtime/lifecycle.ts): started in that order, rolled back in
+ * reverse if one fails, stopped in tiers (see services()).
  *
  * Events: 'flowing' (audio arrived), 'source-end' (a file replay finished and was analysed),
  * 'committed' (row id, message) after each outbox commit.
@@ -66,18 +78,23 @@ export class DaemonApp extends EventEmitter {
   readonly clock: Clock;
   readonly notifier: SystemdNotifier;
   readonly queue: FrameQueue;
+  readonly inputHealth: InputHealthMonitor;
+  readonly metrics: DaemonMetrics;
+  /** The localhost metrics endpoint, when metrics.port is set. */
+  ops: OpsServer | null = null;
+  private audioFlowing = false;
   model!: ScreamModel;
-  outbox!: OutboxStore;
+  outbox!: Outbox;
   publisher!: MqttPublisher;
   detection!: DetectionService;
   heartbeat!: HeartbeatService;
   source!: AudioSource;
-  private started: Service[] = [];
-  private readonly abort = new AbortController();
+  private readonly runner: ServiceRunner;
   private stopping: Promise<void> | null = null;
   private outboxFull = false;
-  private watchdogTimer: NodeJS.Timeout | null = null;
+  private stopWatchdogPings: () => void = () => {};
   private lastFullLogMs = 0;
+  private lastDropWarnMs = 0;
 
   constructor(private readonly options: DaemonAppOptions) {
     super();
@@ -86,207 +103,310 @@ export class DaemonApp extends EventEmitter {
     this.clock = options.clock ?? systemClock;
     this.notifier = new SystemdNotifier(this.logger, options.env ?? process.env);
     this.queue = new FrameQueue(Math.round((options.queueCapacityS ?? 10) * 16_000));
+    this.inputHealth = new InputHealthMonitor({
+      thresholds: this.config.health,
+      source: this.config.audio.source,
+      clock: this.clock,
+      logger: this.logger.child({ service: 'input-health' }),
+      onChange: (health, since) => {
+        this.publisher?.setHealth(health, since);
+        this.emit('health', health, since);
+      },
+    });
+    this.metrics = new DaemonMetrics({
+      windowsScored: () => this.detection?.windowsScored ?? 0,
+      eventsConfirmed: () => this.detection?.eventsConfirmed ?? 0,
+      reportsSent: () => this.detection?.reportsSent ?? 0,
+      outboxDepth: () => this.outbox?.depth ?? 0,
+      outboxWritable: () => this.outbox?.writable ?? false,
+      droppedFrames: () => this.queue.droppedFrames,
+      inputLevelDbfs: () => this.detection?.inputLevelDbfs ?? null,
+      health: () => this.inputHealth.health,
+      mqttConnected: () => this.publisher?.isConnected ?? false,
+    });
+    this.runner = new ServiceRunner({
+      services: this.services(),
+      tiers: STOP_TIERS,
+      logger: this.logger,
+      abortedCode: 'DAEMON_START_ABORTED',
+    });
   }
 
-  async start(): Promise<void> {
-    const c = this.config;
-    const log = this.logger;
-    const source = parseAudioSource(c.audio.source);
-    const steps: Service[] = [
-      {
-        name: 'model',
-        start: async () => {
-          this.model = this.options.model ?? loadModelFile(c.detection.modelPath ?? DEFAULT_MODEL_PATH);
-          log.info(
-            { modelVersion: this.model.version, path: c.detection.modelPath ?? DEFAULT_MODEL_PATH },
-            'model loaded',
-          );
-        },
-        stop: async () => {},
-      },
+  /**
+   * The services, in start order. Capture comes last, so audio flows into a ready pipeline.
+   * Stop goes by tier: capture, then the analysis of what was already captured (the current
+   * window) and the heartbeat, then the network (with a budget for PUBACKs), storage last.
+   */
+  private services(): NamedService[] {
+    return [
+      { name: 'model', tier: 'storage', start: async () => this.loadModel(), stop: async () => {} },
       {
         name: 'outbox',
-        start: async () => {
-          this.outbox = new OutboxStore(c.stateDir, { maxRows: c.outbox.maxRows });
-          log.info({ path: this.outbox.path, depth: this.outbox.depth }, 'outbox open');
-        },
+        tier: 'storage',
+        start: async () => this.openOutbox(),
         stop: async () => this.outbox.close(),
       },
       {
         name: 'publisher',
-        start: async () => {
-          this.publisher = new MqttPublisher({
-            mqtt: c.mqtt,
-            sensorId: c.sensorId,
-            topicRoot: c.topicRoot,
-            modelVersion: this.model.version,
-            outbox: this.outbox,
-            clock: this.clock,
-            logger: log.child({ service: 'mqtt' }),
-            ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
-          });
-          await this.publisher.start();
-        },
-        stop: () => this.publisher.stop(3000),
+        tier: 'network',
+        start: () => this.startPublisher(),
+        stop: () => this.publisher.stop(PUBACK_BUDGET_MS),
       },
       {
         name: 'detection',
-        start: async () => {
-          const clipsDir = c.clips.dir ?? join(c.stateDir, 'clips');
-          const clips = c.clips.enabled
-            ? new ClipRecorder({
-                dir: clipsDir,
-                maxBytes: c.clips.maxBytes,
-                preS: c.clips.preS,
-                postS: c.clips.postS,
-                logger: log,
-              })
-            : undefined;
-          this.detection = new DetectionService({
-            model: this.model,
-            detection: c.detection,
-            sensorId: c.sensorId,
-            audioSource: c.audio.source,
-            deviceInfo: deviceInfo(),
-            location: sensorLocation(c.location),
-            queue: this.queue,
-            sink: { commit: (kind, message) => this.commitEvent(kind, message) },
-            clock: this.clock,
-            logger: log.child({ service: 'detect' }),
-            clips,
-            onProgress: () => this.notifier.watchdog(),
-          });
-          await this.detection.start();
-        },
+        tier: 'analysis',
+        start: () => this.startDetection(),
         stop: () => this.detection.stop(),
       },
       {
         name: 'heartbeat',
-        start: async () => {
-          this.heartbeat = new HeartbeatService({
-            sensorId: c.sensorId,
-            modelVersion: this.model.version,
-            intervalS: c.heartbeatIntervalS,
-            clock: this.clock,
-            facts: () => ({
-              outboxDepth: this.outbox.depth,
-              outboxFull: this.outboxFull,
-              droppedFrames: this.queue.droppedFrames,
-              inputLevelDbfs: this.detection.inputLevelDbfs,
-              lastMaxProbability: this.detection.takeMaxProbability(),
-            }),
-            emit: (m) => {
-              const r = this.outbox.add(
-                'heartbeat',
-                sensorTopic(c.topicRoot, c.sensorId, 'heartbeat'),
-                encodeHeartbeat(m),
-                this.clock.now(),
-              );
-              if (r.full) this.reportFull();
-              this.publisher.kick();
-            },
-          });
-          await this.heartbeat.start();
-        },
+        tier: 'analysis',
+        start: () => this.startHeartbeat(),
         stop: () => this.heartbeat.stop(),
       },
-      {
-        name: 'capture',
-        start: async () => {
-          const events = {
-            samples: (s: Float32Array) => {
-              const dropped = this.queue.push(s);
-              if (dropped > 0) this.warnDropped();
-            },
-            flowing: () => {
-              this.notifier.ready();
-              this.notifier.status(`listening on ${c.audio.source}`);
-              this.emit('flowing');
-            },
-            end: () => this.onSourceEnd(),
-          };
-          this.source =
-            source.kind === 'alsa'
-              ? new AlsaSource({
-                  device: source.device,
-                  retry: c.audio.retry,
-                  events,
-                  logger: log.child({ service: 'capture' }),
-                })
-              : new FileSource({
-                  path: source.path,
-                  fast: c.audio.fast,
-                  events,
-                  queue: this.queue,
-                  logger: log,
-                });
-          await this.source.start();
-          // WATCHDOG comes from the analysis loop. While the microphone is known to be
-          // missing and being retried, keep systemd from restarting us in a loop: we are
-          // handling it. A stall we do not know about (no data, no error) stops the pings.
-          if (this.notifier.watchdogIntervalMs > 0) {
-            const src = this.source;
-            this.watchdogTimer = setInterval(() => {
-              if (src instanceof AlsaSource && src.retrying) this.notifier.watchdog();
-            }, this.notifier.watchdogIntervalMs);
-            this.watchdogTimer.unref();
-          }
-        },
-        stop: async () => {
-          if (this.watchdogTimer) clearInterval(this.watchdogTimer);
-          this.watchdogTimer = null;
-          await this.source.stop();
-        },
-      },
+      { name: 'capture', tier: 'capture', start: () => this.startCapture(), stop: () => this.stopCapture() },
+      { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
     ];
-    for (const step of steps) {
-      if (this.abort.signal.aborted) {
-        await this.rollback();
-        throw new DaemonError('DAEMON_START_ABORTED', `start aborted before ${step.name}`);
-      }
-      try {
-        await step.start();
-        this.started.push(step);
-      } catch (err) {
-        log.error(
-          { service: step.name, err: (err as Error).message, code: (err as DaemonError).code },
-          `${step.name} failed to start`,
-        );
-        await this.rollback();
-        throw err;
-      }
-    }
-    log.info({ sensorId: c.sensorId, source: c.audio.source, broker: c.mqtt.url }, 'daemon started');
   }
 
-  private async rollback(): Promise<void> {
-    while (this.started.length) {
-      const s = this.started.pop()!;
-      try {
-        await s.stop();
-      } catch (err) {
-        this.logger.warn({ service: s.name, err: (err as Error).message }, 'rollback: stop failed');
-      }
-    }
+  /** Ready = the outbox takes writes, the broker is connected and audio flows (/healthz). */
+  async readiness(): Promise<Readiness> {
+    const o = this.outbox;
+    const health = this.inputHealth.health;
+    return {
+      outbox: o?.writable
+        ? { ok: true }
+        : { ok: false, detail: o ? `outbox not writable: ${o.reason ?? 'disk fault'}` : 'not open' },
+      mqtt: this.publisher?.isConnected
+        ? { ok: true }
+        : {
+            ok: false,
+            detail: this.publisher?.authError?.message ?? `not connected to ${this.config.mqtt.url}`,
+          },
+      audio:
+        this.audioFlowing && health !== 'no-device'
+          ? { ok: true, ...(health !== 'ok' && { detail: `input health ${health}` }) }
+          : { ok: false, detail: health === 'no-device' ? 'no audio device' : 'no audio yet' },
+    };
+  }
+
+  private async startOps(): Promise<void> {
+    const { port, host } = this.config.metrics;
+    if (port === null) return;
+    const ops = new OpsServer({
+      host,
+      port,
+      registry: this.metrics.registry,
+      readiness: () => this.readiness(),
+      logger: this.logger.child({ service: 'ops' }),
+    });
+    await ops.start();
+    this.ops = ops;
+  }
+
+  /** Names of the services running now, in start order (tests, diagnostics). */
+  get running(): string[] {
+    return this.runner.runningNames;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    await this.runner.start();
+    this.logger.info(
+      { sensorId: c.sensorId, source: c.audio.source, broker: redactUrl(c.mqtt.url) },
+      'daemon started',
+    );
+  }
+
+  private loadModel(): void {
+    const path = this.config.detection.modelPath ?? DEFAULT_MODEL_PATH;
+    this.model = this.options.model ?? loadModelFile(path);
+    this.logger.info({ modelVersion: this.model.version, path }, 'model loaded');
+  }
+
+  private openOutbox(): void {
+    const c = this.config;
+    this.outbox = new Outbox({
+      stateDir: c.stateDir,
+      maxRows: c.outbox.maxRows,
+      memoryMaxRows: c.outbox.memoryMaxRows,
+      retry: c.outbox.retry,
+      logger: this.logger.child({ service: 'outbox' }),
+      clock: this.clock,
+    });
+    this.outbox.open();
+    // the retained status says whether the disk takes writes
+    this.outbox.on('writable', () => this.publisher?.republishStatus());
+  }
+
+  private async startPublisher(): Promise<void> {
+    const c = this.config;
+    this.publisher = new MqttPublisher({
+      mqtt: c.mqtt,
+      sensorId: c.sensorId,
+      topicRoot: c.topicRoot,
+      modelVersion: this.model.version,
+      outbox: this.outbox,
+      outboxWritable: () => this.outbox.writable,
+      clock: this.clock,
+      logger: this.logger.child({ service: 'mqtt' }),
+      ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
+    });
+    this.publisher.setHealth(this.inputHealth.health, this.inputHealth.since);
+    this.publisher.on('acked', (row: { kind: string; createdAtMs: number }) =>
+      this.metrics.acked(row.kind, (this.clock.now() - row.createdAtMs) / 1000),
+    );
+    await this.publisher.start();
+  }
+
+  private async startDetection(): Promise<void> {
+    const c = this.config;
+    const clips = c.clips.enabled
+      ? new ClipRecorder({
+          dir: c.clips.dir ?? join(c.stateDir, 'clips'),
+          maxBytes: c.clips.maxBytes,
+          preS: c.clips.preS,
+          postS: c.clips.postS,
+          logger: this.logger,
+        })
+      : undefined;
+    this.detection = new DetectionService({
+      model: this.model,
+      detection: c.detection,
+      sensorId: c.sensorId,
+      audioSource: c.audio.source,
+      deviceInfo: deviceInfo(),
+      location: sensorLocation(c.location),
+      queue: this.queue,
+      sink: { commit: (kind, message) => this.commitEvent(kind, message) },
+      clock: this.clock,
+      logger: this.logger.child({ service: 'detect' }),
+      clips,
+      onProgress: () => this.notifier.watchdog(),
+      onWindow: (p) => this.metrics.window(p),
+    });
+    await this.detection.start();
+  }
+
+  private async startHeartbeat(): Promise<void> {
+    const c = this.config;
+    this.heartbeat = new HeartbeatService({
+      sensorId: c.sensorId,
+      modelVersion: this.model.version,
+      intervalS: c.heartbeatIntervalS,
+      clock: this.clock,
+      facts: () => ({
+        outboxDepth: this.outbox.depth,
+        outboxFull: this.outboxFull,
+        outboxWritable: this.outbox.writable,
+        outboxLost: this.outbox.lost,
+        droppedFrames: this.queue.droppedFrames,
+        inputLevelDbfs: this.detection.inputLevelDbfs,
+        lastMaxProbability: this.detection.takeMaxProbability(),
+        health: { health: this.inputHealth.health, since: this.inputHealth.since },
+      }),
+      emit: (m) => {
+        this.commit('heartbeat', 'heartbeat', encodeHeartbeat(m));
+      },
+    });
+    await this.heartbeat.start();
+  }
+
+  private async startCapture(): Promise<void> {
+    const c = this.config;
+    const source = parseAudioSource(c.audio.source);
+    const events = {
+      samples: (s: Float32Array) => {
+        this.inputHealth.samples(s);
+        const dropped = this.queue.push(s);
+        if (dropped > 0) this.warnDropped();
+      },
+      hasRoomFor: (samples: number) => this.queue.hasRoomFor(samples),
+      flowing: () => {
+        this.audioFlowing = true;
+        this.notifier.ready();
+        this.notifier.status(`listening on ${c.audio.source}`);
+        this.emit('flowing');
+      },
+      end: () => this.onSourceEnd(),
+      // Microphone missing at boot (or lost): the daemon is up and handling it, so READY goes
+      // out now (systemd must not kill us in a start-timeout loop that cannot bring the mic
+      // back); WATCHDOG comes from the retry loop below and the retained status says
+      // health "no-device".
+      failed: () => {
+        this.audioFlowing = false;
+        this.notifier.ready();
+        this.notifier.status(`no audio device ${c.audio.source}: retrying`);
+        this.inputHealth.deviceFailed();
+      },
+    };
+    this.source =
+      source.kind === 'alsa'
+        ? new AlsaSource({
+            device: source.device,
+            retry: c.audio.retry,
+            events,
+            logger: this.logger.child({ service: 'capture' }),
+          })
+        : new FileSource({
+            path: source.path,
+            fast: c.audio.fast,
+            loop: this.options.loopFileSource ?? false,
+            events,
+            logger: this.logger,
+          });
+    await this.inputHealth.start();
+    await this.source.start();
+    // WATCHDOG comes from the analysis loop. While the microphone is known to be missing and
+    // being retried, keep systemd from restarting us in a loop: we are handling it. A stall we
+    // do not know about (no data, no error) stops the pings.
+    const src = this.source;
+    this.stopWatchdogPings = this.notifier.pingWhile(() => src instanceof AlsaSource && src.retrying);
+  }
+
+  private async stopCapture(): Promise<void> {
+    this.stopWatchdogPings();
+    this.stopWatchdogPings = () => {};
+    await this.source.stop();
+    await this.inputHealth.stop();
+  }
+
+  /**
+   * The one way into the outbox, for events, near-miss reports and heartbeats: written first,
+   * the cap reported, then the publisher is told there is something to send.
+   */
+  private commit(
+    kind: OutboxKind,
+    channel: 'events' | 'heartbeat',
+    payload: Buffer,
+    eventId?: string,
+  ): OutboxAddResult {
+    const c = this.config;
+    const r = this.outbox.add(
+      kind,
+      sensorTopic(c.topicRoot, c.sensorId, channel),
+      payload,
+      this.clock.now(),
+      eventId,
+    );
+    if (r.full) this.reportFull();
+    if (r.id !== null) this.publisher.kick();
+    return r;
   }
 
   private commitEvent(kind: 'event' | 'report', message: EventMessage): void {
-    const c = this.config;
-    const payload = encodeEvent(message);
-    const r = this.outbox.add(
-      kind,
-      sensorTopic(c.topicRoot, c.sensorId, 'events'),
-      payload,
-      this.clock.now(),
-      message.eventId,
-    );
-    if (r.full) this.reportFull();
+    const r = this.commit(kind, 'events', encodeEvent(message), message.eventId);
     if (r.id === null) {
       this.logger.warn({ eventId: message.eventId }, 'outbox full of events: near-miss report not queued');
       return;
     }
+    if (r.memory) {
+      this.logger.warn(
+        { eventId: message.eventId, kind, memoryDepth: this.outbox.memoryDepth },
+        'outbox not writable: event held in memory and published directly',
+      );
+    }
     this.emit('committed', r.id, message);
-    this.publisher.kick();
   }
 
   private reportFull(): void {
@@ -305,7 +425,6 @@ export class DaemonApp extends EventEmitter {
     );
   }
 
-  private lastDropWarnMs = 0;
   private warnDropped(): void {
     const now = this.clock.now();
     if (now - this.lastDropWarnMs < 10_000) return;
@@ -336,6 +455,8 @@ export class DaemonApp extends EventEmitter {
     return {
       outboxDepth: this.outbox?.depth ?? 0,
       outboxFull: this.outboxFull,
+      outboxWritable: this.outbox?.writable ?? true,
+      outboxLost: this.outbox?.lost ?? 0,
       droppedFrames: this.queue.droppedFrames,
       processedS: this.detection?.processedS ?? 0,
       eventsConfirmed: this.detection?.eventsConfirmed ?? 0,
@@ -347,20 +468,8 @@ export class DaemonApp extends EventEmitter {
   /** Idempotent: a second call (second SIGTERM) returns the same promise. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      this.abort.abort();
       this.notifier.stopping();
-      const order = ['capture', 'detection', 'heartbeat', 'publisher', 'outbox', 'model'];
-      for (const name of order) {
-        const i = this.started.findIndex((s) => s.name === name);
-        if (i < 0) continue;
-        const [s] = this.started.splice(i, 1);
-        try {
-          await s!.stop();
-        } catch (err) {
-          this.logger.warn({ service: name, err: (err as Error).message }, 'stop failed');
-        }
-      }
-      await this.rollback();
+      await this.runner.stop();
       this.logger.info('daemon stopped');
     })();
     return this.stopping;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
+import { EXIT_CONFIG, exitCodeFor } from '../protocol/errors.ts';
 import { loadDaemonConfig } from './config/load.ts';
-import { DaemonError } from './errors.ts';
-import { EXIT_CONFIG, exitCodeFor, type RunDaemonOptions, runDaemon } from './run.ts';
+import { type RunDaemonOptions, runDaemon } from './run.ts';
 
 export const DAEMON_USAGE = `Usage: screamwatch daemon [options]
 
@@ -74,7 +74,7 @@ export async function runDaemonCommand(argv: string[], options: RunDaemonOptions
     });
   } catch (err) {
     process.stderr.write(`screamwatch daemon: ${(err as Error).message}\n`);
-    return err instanceof DaemonError ? EXIT_CONFIG : exitCodeFor(err);
+    return exitCodeFor(err);
   }
   return runDaemon(config, {
     handleSignals: true,

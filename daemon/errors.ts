@@ -1,4 +1,4 @@
-import { ScreamwatchError } from '../protocol/errors.ts';
+import { type Registered, ScreamwatchError } from '../protocol/errors.ts';
 
 export type DaemonErrorCode =
   | 'CONFIG_READ_FAILED'
@@ -16,6 +16,9 @@ export type DaemonErrorCode =
   | 'MQTT_TLS_FILE_UNREADABLE'
   | 'CLIPS_WRITE_FAILED'
   | 'DAEMON_START_ABORTED';
+
+/** Every code above is in protocol/errors.ts ERRORS (exit code, config or not). */
+export type DaemonCodesRegistered = Registered<DaemonErrorCode>;
 
 /** A daemon failure with a stable code; the message names the key, file or host:port. */
 export class DaemonError extends ScreamwatchError {

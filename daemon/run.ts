@@ -1,17 +1,9 @@
 import pino, { type Logger } from 'pino';
-import { ScreamwatchError } from '../protocol/errors.ts';
+import { exitCodeFor, type ScreamwatchError } from '../protocol/errors.ts';
+import { journaldAware } from '../runtime/journald.ts';
+import { ShutdownRequest } from '../runtime/shutdown.ts';
 import { DaemonApp, type DaemonAppOptions } from './app.ts';
 import type { DaemonConfig } from './config/schema.ts';
-
-/** sysexits EX_CONFIG: the unit file sets RestartPreventExitStatus=78, so bad config does not loop. */
-export const EXIT_CONFIG = 78;
-
-const CONFIG_CODES =
-  /^(CONFIG_|CLI_|MODEL_|AUDIO_SOURCE_INVALID|AUDIO_READ_FAILED|AUDIO_UNSUPPORTED|AUDIO_EMPTY|AUDIO_CORRUPT|AUDIO_TRUNCATED|MQTT_TLS_FILE_UNREADABLE|OUTBOX_OPEN_FAILED)/;
-
-export function exitCodeFor(err: unknown): number {
-  return err instanceof ScreamwatchError && CONFIG_CODES.test(err.code) ? EXIT_CONFIG : 1;
-}
 
 export function createLogger(config: Pick<DaemonConfig, 'log' | 'sensorId'>): Logger {
   return pino(
@@ -20,7 +12,8 @@ export function createLogger(config: Pick<DaemonConfig, 'log' | 'sensorId'>): Lo
       base: { sensorId: config.sensorId },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    pino.destination({ dest: 1, sync: true }),
+    // `<N>` syslog priority prefixes under systemd: `journalctl -p err` shows errors only
+    journaldAware(pino.destination({ dest: 1, sync: true })),
   );
 }
 
@@ -42,21 +35,16 @@ export interface RunDaemonOptions extends Partial<Omit<DaemonAppOptions, 'config
 export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions = {}): Promise<number> {
   const logger = options.logger ?? createLogger(config);
   const app = new DaemonApp({ ...options, config, logger });
-  let resolveStop!: (reason: string) => void;
-  const stopRequested = new Promise<string>((r) => (resolveStop = r));
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    // a second SIGTERM/SIGINT must not run shutdown twice (and must not kill us mid-flush)
-    if (stopping) return logger.warn({ signal }, 'shutdown already in progress');
-    stopping = true;
-    logger.info({ signal }, 'shutdown requested');
-    resolveStop(signal);
-  };
+  const shutdown = new ShutdownRequest();
   if (options.handleSignals) {
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    // Left installed after shutdown (they only log then): a second SIGTERM arriving after
+    // shutdown finished but before the process exits must not kill it with a signal.
+    shutdown.handleSignals({
+      onFirst: (signal) => logger.info({ signal }, 'shutdown requested'),
+      onRepeat: (signal) => logger.warn({ signal }, 'shutdown already in progress'),
+    });
   }
-  void options.stopSignal?.then(() => resolveStop('requested'));
+  void options.stopSignal?.then(() => shutdown.request('requested'));
   const fileSource = config.audio.source.startsWith('file:');
   app.once('source-end', () => {
     const timeoutS = options.drainTimeoutS ?? 30;
@@ -72,13 +60,25 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
           `screamwatch daemon: timed out after ${timeoutS} s with ${app.outbox.depth} row(s) still in ${app.outbox.path}; they are sent on the next start\n`,
         );
       }
-      resolveStop('file done');
+      shutdown.request('file done');
     });
+  });
+  // A request (signal, file done, the caller) stops the app; while it is still starting, that
+  // aborts the start, which then rejects with DAEMON_START_ABORTED: a requested stop, exit 0.
+  let finished = false;
+  const stopped = shutdown.requested.then(async (reason) => {
+    if (finished) return;
+    logger.info({ reason }, 'stopping');
+    await app.stop();
   });
   try {
     try {
       await app.start();
     } catch (err) {
+      if (shutdown.isRequested && (err as ScreamwatchError).code === 'DAEMON_START_ABORTED') {
+        await stopped;
+        return 0;
+      }
       logger.fatal(
         { code: (err as ScreamwatchError).code, err: (err as Error).message },
         'daemon failed to start',
@@ -88,14 +88,11 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
     }
     options.onStarted?.(app);
     if (!fileSource) app.beat();
-    const reason = await stopRequested;
-    stopping = true;
-    logger.info({ reason }, 'stopping');
-    await app.stop();
+    await stopped;
     return 0;
   } finally {
-    // The signal handlers stay installed (they only log now): a second SIGTERM arriving
-    // after shutdown finished but before the process exits must not kill it with a signal.
-    stopping = true;
+    // whatever ended the run, a later signal only logs
+    finished = true;
+    shutdown.request('finished');
   }
 }

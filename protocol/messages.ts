@@ -62,6 +62,14 @@ export const EventMessageSchema = z.object({
 });
 export type EventMessage = z.infer<typeof EventMessageSchema>;
 
+/**
+ * What the sensor's input classifier says about its microphone (daemon/health/input-health.ts).
+ * `ok` or absent: audio looks like a room. Anything else: the sensor is up but cannot hear.
+ */
+export const INPUT_HEALTH_STATES = ['ok', 'silent', 'stuck', 'clipping', 'no-device'] as const;
+export type InputHealth = (typeof INPUT_HEALTH_STATES)[number];
+export const InputHealthSchema = z.enum(INPUT_HEALTH_STATES);
+
 export const StatusMessageSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   sensorId,
@@ -69,6 +77,12 @@ export const StatusMessageSchema = z.object({
   timestamp: isoTimestamp,
   daemonVersion: z.string().max(64).optional(),
   modelVersion: z.string().max(100).optional(),
+  /** false while the sensor's disk refuses outbox writes (events then wait in memory only). */
+  outboxWritable: z.boolean().optional(),
+  /** Optional (added after v1 shipped; absent = not reported): the input classifier's state. */
+  health: InputHealthSchema.optional(),
+  /** When `health` entered its current state, sensor clock. */
+  since: isoTimestamp.optional(),
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
@@ -87,5 +101,12 @@ export const HeartbeatMessageSchema = z.object({
   rssBytes: z.number().int().min(0),
   modelVersion: z.string().max(100),
   daemonVersion: z.string().max(64).optional(),
+  /** false while the disk refuses outbox writes: queued rows are in memory only (lost on restart). */
+  outboxWritable: z.boolean().optional(),
+  /** Outbox rows known lost since start (a deleted/corrupt file, a full memory queue). */
+  outboxLost: z.number().int().min(0).optional(),
+  /** Optional, as in the status: the input classifier's state and since when. */
+  health: InputHealthSchema.optional(),
+  healthSince: isoTimestamp.optional(),
 });
 export type HeartbeatMessage = z.infer<typeof HeartbeatMessageSchema>;

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# The slow deploy check (minutes: apt, git, npm ci with native builds): applies
+# The slow deploy check (minutes: the release build, apt, the cloud's npm ci): applies
 # deploy/ansible/site.yml for real, sensor and cloud, against a disposable Debian root on this
-# machine, then checks what it left there (test/deploy/applied-root.test.ts).
+# machine, the way a fleet is deployed: the controller (this machine) builds the release
+# tarballs once, the hosts get them and a pinned Node.js tarball copied over, nothing else.
+# Then:
+#   - a second apply must change nothing (changed=0 on both hosts);
+#   - the sensor is updated to a newer release (the previous one is kept), then to a release
+#     whose daemon exits at start: its settle check fails and the playbook switches `current`
+#     back to the previous release by itself, removes the failed one and fails the host;
+#   - one more release: only the last 2 are kept;
+#   - test/deploy/applied-root.test.ts checks what is left and runs the installed units.
+# Node.js: the official tarball cannot be downloaded here, so the test packs this machine's
+# node (bin/, include/, lib/node_modules/npm: the official layout) into
+# node-v<version>-linux-<arch>.tar.xz and pins its sha256 the same way.
 #
 # The target is an overlay of this machine's own root filesystem (writes go to a temp dir),
 # entered by Ansible's chroot connection, in a private mount namespace so nothing leaks if the
@@ -50,7 +61,25 @@ mount -t tmpfs tmpfs "$root/tmp"
   "$root/etc/systemd/system/multi-user.target.wants/screamwatch-"*.service
 if [ -z "${SW_APPLY_WORK:-}" ] && chroot "$root" id screamwatch >/dev/null 2>&1; then chroot "$root" userdel screamwatch; fi
 
-version="$(git -C "$repo" rev-parse HEAD)"
+version="$(node -p "require('$repo/package.json').version")"
+arch="$(node -p process.arch)"
+release_dir="$work/release"
+mkdir -p "$release_dir" "$work/files"
+node_version="$(node -p process.versions.node)"
+node_name="node-v$node_version-linux-$arch"
+if [ ! -f "$work/files/$node_name.tar.xz" ]; then
+  echo "deploy-apply-test: packing this machine's node as $node_name.tar.xz"
+  t="$work/node-pack/$node_name"
+  mkdir -p "$t/bin" "$t/include" "$t/lib/node_modules"
+  cp "$(readlink -f "$(command -v node)")" "$t/bin/node"
+  cp -a "$(dirname "$(readlink -f "$(command -v node)")")/../include/node" "$t/include/node"
+  cp -a "$(npm root -g)/npm" "$t/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$t/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$t/bin/npx"
+  tar -I 'xz -T0 -1' -cf "$work/files/$node_name.tar.xz" -C "$work/node-pack" "$node_name"
+  rm -rf "$work/node-pack"
+fi
+node_sha256="$(sha256sum "$work/files/$node_name.tar.xz" | cut -d' ' -f1)"
 inventory="$work/inventory"
 mkdir -p "$inventory/group_vars/all"
 secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' ; }
@@ -76,12 +105,16 @@ fi
 cat >"$inventory/hosts.yml" <<YAML
 all:
   vars:
-    ansible_connection: community.general.chroot
-    ansible_host: $root
-    screamwatch_repo_url: file://$repo
-    screamwatch_version: $version
+    screamwatch_release_dir: $release_dir
+    screamwatch_node_version: "$node_version"
+    screamwatch_node_sha256: {$arch: $node_sha256}
+    screamwatch_node_tarball_dir: $work/files
+    sensor_settle_seconds: 5
   children:
     cloud:
+      vars:
+        ansible_connection: community.general.chroot
+        ansible_host: $root
       hosts:
         cloud-under-test:
           cloud_web_public_url: https://cloud.test.invalid
@@ -89,6 +122,8 @@ all:
           cloud_mqtt_tls_cert_pem: "{{ lookup('ansible.builtin.file', '$work/tls/cert.pem') }}"
     sensors:
       vars:
+        ansible_connection: community.general.chroot
+        ansible_host: $root
         sensor_mqtt_url: mqtts://localhost:$tls_port
         sensor_mqtt_ca_pem: "{{ lookup('ansible.builtin.file', '$work/tls/cert.pem') }}"
       hosts:
@@ -117,25 +152,70 @@ YAML
 ansible-vault encrypt --vault-password-file "$work/vault-pass" "$inventory/group_vars/all/vault.yml" >/dev/null
 
 cd "$repo/deploy/ansible"
-# SW_APPLY_VERIFY_ONLY=1 (with SW_APPLY_WORK): skip the playbook, only re-run the checks.
-[ -n "${SW_APPLY_VERIFY_ONLY:-}" ] && [ -n "${SW_APPLY_WORK:-}" ] && version="$(git -C "$root/opt/screamwatch" rev-parse HEAD)"
 playbook() {
   ANSIBLE_CONFIG="$repo/deploy/ansible/ansible.cfg" \
     ansible-playbook -i "$inventory/hosts.yml" --vault-password-file "$work/vault-pass" site.yml "$@"
 }
-if [ -z "${SW_APPLY_VERIFY_ONLY:-}" ]; then
-echo "deploy-apply-test: first apply of $version into $root"
+fail() { echo "deploy-apply-test: FAIL: $*" >&2; exit 1; }
+current() { readlink "$root/opt/screamwatch/current"; }
+# A copy of the built daemon release under another version; "broken": its daemon exits at start.
+repack() {
+  local v="$1" kind="${2:-}" t="$work/repack"
+  local from="screamwatch-daemon-$version-linux-$arch" to="screamwatch-daemon-$v-linux-$arch"
+  rm -rf "$t" && mkdir -p "$t"
+  tar -xzf "$release_dir/$from.tar.gz" -C "$t"
+  mv "$t/$from" "$t/$to"
+  node -e 'const fs = require("fs"); const [f, v] = process.argv.slice(1); const p = JSON.parse(fs.readFileSync(f)); p.version = v; fs.writeFileSync(f, JSON.stringify(p, null, 2))' "$t/$to/package.json" "$v"
+  if [ "$kind" = broken ]; then
+    printf 'console.error("this release is broken on purpose"); process.exit(3);\n' >"$t/$to/dist/daemon.mjs"
+  fi
+  tar -czf "$release_dir/$to.tar.gz" -C "$t" "$to"
+  (cd "$release_dir" && sha256sum "$to.tar.gz" >"$to.tar.gz.sha256")
+  rm -rf "$t"
+}
+final_version="$version"
+# SW_APPLY_VERIFY_ONLY=1 (with SW_APPLY_WORK): skip the playbook, only re-run the checks.
+if [ -n "${SW_APPLY_VERIFY_ONLY:-}" ]; then
+  final_version="$(basename "$(current)")"
+else
+echo "deploy-apply-test: first apply of $version into $root (the controller builds the release)"
 playbook | tee "$work/apply-1.log"
+[ -f "$release_dir/screamwatch-daemon-$version-linux-$arch.tar.gz" ] || fail "the playbook did not build the daemon release"
 echo "deploy-apply-test: second apply (must change nothing)"
 playbook | tee "$work/apply-2.log"
 if ! grep -Eq '^pi-under-test +: ok=[0-9]+ +changed=0 ' "$work/apply-2.log" ||
   ! grep -Eq '^cloud-under-test +: ok=[0-9]+ +changed=0 ' "$work/apply-2.log"; then
-  echo "deploy-apply-test: FAIL: the second run changed something (not idempotent)" >&2
-  exit 1
+  fail "the second run changed something (not idempotent)"
 fi
+[ "$(current)" = "/opt/screamwatch/releases/$version" ] || fail "current is $(current), not releases/$version"
+
+echo "deploy-apply-test: update the sensor to $version-next"
+repack "$version-next"
+playbook --limit pi-under-test -e "screamwatch_version=$version-next" | tee "$work/apply-next.log"
+[ "$(current)" = "/opt/screamwatch/releases/$version-next" ] || fail "current is $(current) after the update"
+[ -d "$root/opt/screamwatch/releases/$version" ] || fail "the previous release was not kept"
+
+echo "deploy-apply-test: a release whose daemon exits at start must be rolled back"
+repack "$version-broken" broken
+if playbook --limit pi-under-test -e "screamwatch_version=$version-broken" >"$work/apply-broken.log" 2>&1; then
+  cat "$work/apply-broken.log"; fail "the broken release was deployed without a failure"
+fi
+cat "$work/apply-broken.log"
+grep -q "rolled back to $version-next" "$work/apply-broken.log" || fail "no rollback message"
+grep -q "this release is broken on purpose" "$work/apply-broken.log" || fail "the settle check did not show the daemon's output"
+[ "$(current)" = "/opt/screamwatch/releases/$version-next" ] || fail "current is $(current) after the rollback"
+[ ! -e "$root/opt/screamwatch/releases/$version-broken" ] || fail "the failed release was left in releases/"
+
+echo "deploy-apply-test: one more release: only the last 2 stay"
+repack "$version-next2"
+playbook --limit pi-under-test -e "screamwatch_version=$version-next2" | tee "$work/apply-next2.log"
+[ "$(current)" = "/opt/screamwatch/releases/$version-next2" ] || fail "current is $(current) after the last update"
+kept="$(cd "$root/opt/screamwatch/releases" && ls -d */ | tr -d / | sort | tr '\n' ' ')"
+[ "$kept" = "$version-next $version-next2 " ] || fail "releases/ holds: $kept (want $version-next $version-next2)"
+final_version="$version-next2"
 fi
 
 cd "$repo"
-SW_APPLIED_ROOT="$root" SW_APPLIED_SENSOR_PASSWORD="$sensor_password" SW_APPLIED_VERSION="$version" \
-  SW_APPLIED_ADMIN_PASSWORD="$admin_password" \
+SW_APPLIED_ROOT="$root" SW_APPLIED_SENSOR_PASSWORD="$sensor_password" SW_APPLIED_VERSION="$final_version" \
+  SW_APPLIED_CLOUD_VERSION="$version" SW_APPLIED_NODE_VERSION="$node_version" SW_APPLIED_ADMIN_PASSWORD="$admin_password" \
   npx vitest run test/deploy/applied-root.test.ts

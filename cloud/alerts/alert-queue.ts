@@ -2,42 +2,19 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CloudError } from '../errors.ts';
+import type {
+  AlertJob,
+  AlertStateStore,
+  CooldownRow,
+  FinishFields,
+  JobKind,
+  JobStatus,
+  Lease,
+  NewJob,
+} from './alert-state.ts';
 import type { Channel } from './senders.ts';
 
-export type JobStatus = 'queued' | 'in-flight' | 'sent' | 'failed' | 'not-configured' | 'suppressed';
-/** alert: the first alert of a cooldown; follow-up: its summary; offline; escalation; manual-<ms>. */
-export type JobKind = string;
-
-export interface AlertJob {
-  id: number;
-  eventId: string;
-  channel: Channel;
-  recipient: string;
-  kind: JobKind;
-  subject: string;
-  text: string;
-  html: string;
-  status: JobStatus;
-  attempts: number;
-  nextAtMs: number;
-  lastError: string | null;
-  providerId: string | null;
-  createdAtMs: number;
-  updatedAtMs: number;
-  /** Whether this job's status is mirrored on the event's deliveries[]. */
-  recordOnEvent: boolean;
-}
-
-export interface CooldownRow {
-  key: string;
-  sensorId: string;
-  policyIndex: number;
-  firstEventId: string;
-  untilMs: number;
-  suppressed: number;
-  peak: number;
-  lastAt: string | null;
-}
+export type { AlertJob, CooldownRow, JobKind, JobStatus, NewJob } from './alert-state.ts';
 
 interface JobRow {
   id: number;
@@ -56,6 +33,8 @@ interface JobRow {
   created_at: number;
   updated_at: number;
   record_on_event: number;
+  owner: string | null;
+  lease_until: number | null;
 }
 
 const toJob = (r: JobRow): AlertJob => ({
@@ -63,7 +42,7 @@ const toJob = (r: JobRow): AlertJob => ({
   eventId: r.event_id,
   channel: r.channel,
   recipient: r.recipient,
-  kind: r.kind,
+  kind: r.kind as JobKind,
   subject: r.subject,
   text: r.text,
   html: r.html,
@@ -75,35 +54,28 @@ const toJob = (r: JobRow): AlertJob => ({
   createdAtMs: r.created_at,
   updatedAtMs: r.updated_at,
   recordOnEvent: r.record_on_event === 1,
+  owner: r.owner ?? null,
+  leaseUntilMs: r.lease_until ?? null,
 });
 
-export type NewJob = Pick<
-  AlertJob,
-  | 'eventId'
-  | 'channel'
-  | 'recipient'
-  | 'kind'
-  | 'subject'
-  | 'text'
-  | 'html'
-  | 'status'
-  | 'nextAtMs'
-  | 'recordOnEvent'
-> & {
-  lastError?: string | null;
-};
+const HOUR_MS = 3_600_000;
 
 /**
- * The durable alert queue: SQLite under the data dir, whatever the event store is. A job is
- * unique per (event, channel, recipient, kind), so deciding twice never sends twice, and it
- * survives restarts: queued jobs resume with their attempt count and next-attempt time.
+ * The durable alert queue of a single bridge: SQLite under the data dir (`alerts.sqlite`). A job
+ * is unique per (event, channel, recipient, kind), so deciding twice never sends twice, and it
+ * survives restarts: queued jobs resume with their attempt count and next-attempt time. Several
+ * bridges share their alert state in MongoDB instead (mongo-alert-state.ts), same interface.
  */
-export class AlertQueue {
+export class AlertQueue implements AlertStateStore {
   private db: Database.Database | null = null;
 
   constructor(readonly path: string) {}
 
-  open(): void {
+  get where(): string {
+    return this.path;
+  }
+
+  async open(): Promise<void> {
     try {
       mkdirSync(dirname(this.path), { recursive: true });
       const db = new Database(this.path);
@@ -149,7 +121,27 @@ export class AlertQueue {
           peak REAL NOT NULL DEFAULT 0,
           last_at TEXT
         );
+        CREATE TABLE IF NOT EXISTS cooldown_suppressed (
+          key TEXT NOT NULL,
+          event_id TEXT NOT NULL,
+          PRIMARY KEY (key, event_id)
+        );
+        CREATE TABLE IF NOT EXISTS rate_reservations (
+          recipient TEXT NOT NULL,
+          job_key TEXT NOT NULL,
+          at_ms INTEGER NOT NULL,
+          PRIMARY KEY (recipient, job_key)
+        );
       `);
+      // Columns added after the first release: added in place to an existing file.
+      const has = (table: string, column: string) =>
+        (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some(
+          (c) => c.name === column,
+        );
+      if (!has('jobs', 'owner')) db.exec('ALTER TABLE jobs ADD COLUMN owner TEXT');
+      if (!has('jobs', 'lease_until')) db.exec('ALTER TABLE jobs ADD COLUMN lease_until INTEGER');
+      if (!has('cooldowns', 'closing_until'))
+        db.exec('ALTER TABLE cooldowns ADD COLUMN closing_until INTEGER NOT NULL DEFAULT 0');
       this.db = db;
     } catch (err) {
       throw new CloudError(
@@ -162,7 +154,24 @@ export class AlertQueue {
     }
   }
 
-  close(): void {
+  /** Readiness probe: a write lock can be taken now. Throws with the reason otherwise. */
+  async checkWritable(): Promise<void> {
+    const db = this.d;
+    if (db.readonly) throw new CloudError('CLOUD_ALERT_QUEUE', `alert queue ${this.path} is read-only`);
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
+  }
+
+  /** Jobs by channel and status (metrics: queue depth, outcomes so far). */
+  async jobCounts(): Promise<{ channel: string; status: string; n: number }[]> {
+    return this.st('SELECT channel, status, COUNT(*) AS n FROM jobs GROUP BY channel, status').all() as {
+      channel: string;
+      status: string;
+      n: number;
+    }[];
+  }
+
+  async close(): Promise<void> {
     this.statements.clear();
     this.db?.close();
     this.db = null;
@@ -185,26 +194,25 @@ export class AlertQueue {
     return this.db;
   }
 
-  transaction<T>(fn: () => T): T {
+  private transaction<T>(fn: () => T): T {
     return this.d.transaction(fn)();
   }
 
-  /** A job that was being sent when the process died: its outcome is unknown, so it is sent
-   * again (a duplicate alert is better than a lost one). A clean stop waits for sends instead. */
-  recoverInFlight(nowMs: number): number {
+  async recoverInFlight(owner: string, nowMs: number): Promise<number> {
+    // owner NULL: claimed by a release without leases.
     return this.st(
-      "UPDATE jobs SET status = 'queued', next_at = ?, updated_at = ? WHERE status = 'in-flight'",
-    ).run(nowMs, nowMs).changes;
+      "UPDATE jobs SET status = 'queued', next_at = ?, updated_at = ?, owner = NULL, lease_until = NULL WHERE status = 'in-flight' AND (owner = ? OR owner IS NULL)",
+    ).run(nowMs, nowMs, owner).changes;
   }
 
-  decided(eventId: string): string | null {
+  async decided(eventId: string): Promise<string | null> {
     const r = this.st('SELECT outcome FROM decisions WHERE event_id = ?').get(eventId) as
       | { outcome: string }
       | undefined;
     return r?.outcome ?? null;
   }
 
-  recordDecision(eventId: string, outcome: string, nowMs: number): boolean {
+  async recordDecision(eventId: string, outcome: string, nowMs: number): Promise<boolean> {
     return (
       this.st('INSERT OR IGNORE INTO decisions (event_id, outcome, decided_at) VALUES (?, ?, ?)').run(
         eventId,
@@ -214,63 +222,78 @@ export class AlertQueue {
     );
   }
 
-  /** Inserts the job unless the same (event, channel, recipient, kind) exists; returns the stored one. */
-  addJob(job: NewJob, nowMs: number): AlertJob {
-    this.st(
-      `INSERT OR IGNORE INTO jobs (event_id, channel, recipient, kind, subject, text, html, status, attempts, next_at, last_error, created_at, updated_at, record_on_event)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
-    ).run(
-      job.eventId,
-      job.channel,
-      job.recipient,
-      job.kind,
-      job.subject,
-      job.text,
-      job.html,
-      job.status,
-      job.nextAtMs,
-      job.lastError ?? null,
-      nowMs,
-      nowMs,
-      job.recordOnEvent ? 1 : 0,
-    );
-    const row = this.st(
-      'SELECT * FROM jobs WHERE event_id = ? AND channel = ? AND recipient = ? AND kind = ?',
-    ).get(job.eventId, job.channel, job.recipient, job.kind) as JobRow;
-    return toJob(row);
+  async addJob(job: NewJob, nowMs: number): Promise<AlertJob> {
+    return this.transaction(() => {
+      this.st(
+        `INSERT OR IGNORE INTO jobs (event_id, channel, recipient, kind, subject, text, html, status, attempts, next_at, last_error, created_at, updated_at, record_on_event)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
+      ).run(
+        job.eventId,
+        job.channel,
+        job.recipient,
+        job.kind,
+        job.subject,
+        job.text,
+        job.html,
+        job.status,
+        job.nextAtMs,
+        job.lastError ?? null,
+        nowMs,
+        nowMs,
+        job.recordOnEvent ? 1 : 0,
+      );
+      const row = this.st(
+        'SELECT * FROM jobs WHERE event_id = ? AND channel = ? AND recipient = ? AND kind = ?',
+      ).get(job.eventId, job.channel, job.recipient, job.kind) as JobRow;
+      return toJob(row);
+    });
   }
 
-  /** Claims up to `limit` due jobs (queued -> in-flight, attempts + 1). */
-  claimDue(nowMs: number, limit: number): AlertJob[] {
+  async claimDue(nowMs: number, limit: number, lease: Lease): Promise<AlertJob[]> {
     return this.transaction(() => {
       const rows = this.st(
-        "SELECT * FROM jobs WHERE status = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
-      ).all(nowMs, limit) as JobRow[];
+        `SELECT * FROM jobs WHERE (status = 'queued' AND next_at <= ?) OR (status = 'in-flight' AND lease_until <= ?)
+           ORDER BY next_at, id LIMIT ?`,
+      ).all(nowMs, nowMs, limit) as JobRow[];
       const claim = this.st(
-        "UPDATE jobs SET status = 'in-flight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+        "UPDATE jobs SET status = 'in-flight', attempts = attempts + 1, updated_at = ?, owner = ?, lease_until = ? WHERE id = ?",
       );
-      for (const r of rows) claim.run(nowMs, r.id);
+      const until = nowMs + lease.ms;
+      for (const r of rows) claim.run(nowMs, lease.owner, until, r.id);
       return rows.map((r) =>
-        toJob({ ...r, status: 'in-flight', attempts: r.attempts + 1, updated_at: nowMs }),
+        toJob({
+          ...r,
+          status: 'in-flight',
+          attempts: r.attempts + 1,
+          updated_at: nowMs,
+          owner: lease.owner,
+          lease_until: until,
+        }),
       );
     });
   }
 
-  nextDueMs(): number | null {
-    const r = this.st("SELECT MIN(next_at) AS t FROM jobs WHERE status = 'queued'").get() as {
+  async nextDueMs(): Promise<number | null> {
+    const r = this.st(
+      "SELECT MIN(CASE WHEN status = 'queued' THEN next_at ELSE lease_until END) AS t FROM jobs WHERE status IN ('queued', 'in-flight')",
+    ).get() as {
       t: number | null;
     };
     return r.t;
   }
 
-  finish(
+  async finish(
     id: number,
+    owner: string,
     status: JobStatus,
     nowMs: number,
-    fields: { lastError?: string | null; providerId?: string | null; nextAtMs?: number },
-  ): AlertJob {
-    this.st(
-      "UPDATE jobs SET status = ?, updated_at = ?, last_error = CASE WHEN ? = 'sent' THEN NULL ELSE COALESCE(?, last_error) END, provider_id = COALESCE(?, provider_id), next_at = COALESCE(?, next_at) WHERE id = ?",
+    fields: FinishFields,
+  ): Promise<AlertJob | null> {
+    const changed = this.st(
+      `UPDATE jobs SET status = ?, updated_at = ?, owner = NULL, lease_until = NULL,
+         last_error = CASE WHEN ? = 'sent' THEN NULL ELSE COALESCE(?, last_error) END,
+         provider_id = COALESCE(?, provider_id), next_at = COALESCE(?, next_at)
+       WHERE id = ? AND status = 'in-flight' AND owner = ?`,
     ).run(
       status,
       nowMs,
@@ -279,32 +302,67 @@ export class AlertQueue {
       fields.providerId ?? null,
       fields.nextAtMs ?? null,
       id,
-    );
-    return this.job(id)!;
+      owner,
+    ).changes;
+    return changed === 1 ? this.jobSync(id) : null;
   }
 
-  job(id: number): AlertJob | null {
+  private jobSync(id: number): AlertJob | null {
     const r = this.st('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     return r ? toJob(r) : null;
   }
 
-  jobsForEvent(eventId: string): AlertJob[] {
+  async job(id: number): Promise<AlertJob | null> {
+    return this.jobSync(id);
+  }
+
+  async jobsForEvent(eventId: string): Promise<AlertJob[]> {
     return (this.st('SELECT * FROM jobs WHERE event_id = ? ORDER BY id').all(eventId) as JobRow[]).map(toJob);
   }
 
-  allJobs(): AlertJob[] {
+  async allJobs(): Promise<AlertJob[]> {
     return (this.st('SELECT * FROM jobs ORDER BY id').all() as JobRow[]).map(toJob);
   }
 
-  /** Messages to this recipient that were or will be sent since `sinceMs` (for the per-contact rate limit). */
-  sentOrPendingTo(recipient: string, sinceMs: number): number {
-    const r = this.st(
-      "SELECT COUNT(*) AS n FROM jobs WHERE recipient = ? AND created_at >= ? AND status IN ('queued', 'in-flight', 'sent')",
-    ).get(recipient, sinceMs) as { n: number };
-    return r.n;
+  async reserveRate(recipient: string, jobKey: string, limit: number, nowMs: number): Promise<boolean> {
+    return this.transaction(() => {
+      this.st('DELETE FROM rate_reservations WHERE recipient = ? AND at_ms <= ?').run(
+        recipient,
+        nowMs - HOUR_MS,
+      );
+      if (
+        this.st('SELECT 1 FROM rate_reservations WHERE recipient = ? AND job_key = ?').get(recipient, jobKey)
+      )
+        return true;
+      const { n } = this.st('SELECT COUNT(*) AS n FROM rate_reservations WHERE recipient = ?').get(
+        recipient,
+      ) as {
+        n: number;
+      };
+      if (n >= limit) return false;
+      this.st('INSERT INTO rate_reservations (recipient, job_key, at_ms) VALUES (?, ?, ?)').run(
+        recipient,
+        jobKey,
+        nowMs,
+      );
+      return true;
+    });
   }
 
-  cooldown(key: string): CooldownRow | null {
+  async rateFreeAt(recipient: string, nowMs: number): Promise<number | null> {
+    const r = this.st('SELECT MIN(at_ms) AS t FROM rate_reservations WHERE recipient = ? AND at_ms > ?').get(
+      recipient,
+      nowMs - HOUR_MS,
+    ) as { t: number | null };
+    return r.t === null ? null : r.t + HOUR_MS;
+  }
+
+  async cooldownOf(key: string): Promise<Pick<CooldownRow, 'firstEventId' | 'untilMs'> | null> {
+    const cd = this.cooldownSync(key);
+    return cd ? { firstEventId: cd.firstEventId, untilMs: cd.untilMs } : null;
+  }
+
+  private cooldownSync(key: string): CooldownRow | null {
     const r = this.st('SELECT * FROM cooldowns WHERE key = ?').get(key) as
       | {
           key: string;
@@ -331,26 +389,53 @@ export class AlertQueue {
       : null;
   }
 
-  startCooldown(row: Omit<CooldownRow, 'suppressed' | 'peak' | 'lastAt'>): void {
-    this.st(
-      'INSERT OR REPLACE INTO cooldowns (key, sensor_id, policy_index, first_event_id, until_ms, suppressed, peak, last_at) VALUES (?, ?, ?, ?, ?, 0, 0, NULL)',
-    ).run(row.key, row.sensorId, row.policyIndex, row.firstEventId, row.untilMs);
+  async claimCooldown(
+    row: Omit<CooldownRow, 'suppressed' | 'peak' | 'lastAt'>,
+    nowMs: number,
+  ): Promise<'owner' | 'held'> {
+    return this.transaction(() => {
+      const cd = this.cooldownSync(row.key);
+      if (cd && cd.firstEventId === row.firstEventId) return 'owner';
+      if (cd && cd.untilMs > nowMs) return 'held';
+      this.st('DELETE FROM cooldown_suppressed WHERE key = ?').run(row.key);
+      this.st(
+        'INSERT OR REPLACE INTO cooldowns (key, sensor_id, policy_index, first_event_id, until_ms, suppressed, peak, last_at, closing_until) VALUES (?, ?, ?, ?, ?, 0, 0, NULL, 0)',
+      ).run(row.key, row.sensorId, row.policyIndex, row.firstEventId, row.untilMs);
+      return 'owner';
+    });
   }
 
-  noteSuppressed(key: string, probability: number, at: string): void {
-    this.st(
-      'UPDATE cooldowns SET suppressed = suppressed + 1, peak = MAX(peak, ?), last_at = ? WHERE key = ?',
-    ).run(probability, at, key);
+  async noteSuppressed(key: string, eventId: string, probability: number, at: string): Promise<void> {
+    this.transaction(() => {
+      if (!this.cooldownSync(key)) return;
+      if (
+        this.st('INSERT OR IGNORE INTO cooldown_suppressed (key, event_id) VALUES (?, ?)').run(key, eventId)
+          .changes === 0
+      )
+        return;
+      this.st(
+        'UPDATE cooldowns SET suppressed = suppressed + 1, peak = MAX(peak, ?), last_at = CASE WHEN last_at IS NULL OR last_at < ? THEN ? ELSE last_at END WHERE key = ?',
+      ).run(probability, at, at, key);
+    });
   }
 
-  expiredCooldowns(nowMs: number): CooldownRow[] {
-    const keys = this.st('SELECT key FROM cooldowns WHERE until_ms <= ?').all(nowMs) as {
-      key: string;
-    }[];
-    return keys.map((k) => this.cooldown(k.key)!).filter(Boolean);
+  async claimExpiredCooldown(nowMs: number, lease: Lease): Promise<CooldownRow | null> {
+    return this.transaction(() => {
+      const r = this.st(
+        'SELECT key FROM cooldowns WHERE until_ms <= ? AND closing_until <= ? ORDER BY until_ms LIMIT 1',
+      ).get(nowMs, nowMs) as { key: string } | undefined;
+      if (!r) return null;
+      this.st('UPDATE cooldowns SET closing_until = ? WHERE key = ?').run(nowMs + lease.ms, r.key);
+      return this.cooldownSync(r.key);
+    });
   }
 
-  deleteCooldown(key: string): void {
-    this.st('DELETE FROM cooldowns WHERE key = ?').run(key);
+  async deleteCooldown(key: string, firstEventId: string): Promise<void> {
+    this.transaction(() => {
+      if (
+        this.st('DELETE FROM cooldowns WHERE key = ? AND first_event_id = ?').run(key, firstEventId).changes
+      )
+        this.st('DELETE FROM cooldown_suppressed WHERE key = ?').run(key);
+    });
   }
 }

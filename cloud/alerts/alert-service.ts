@@ -1,22 +1,26 @@
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UlidFactory } from '../../protocol/event-id.ts';
-import type { AlertPolicy, CloudConfig, SensorConfig } from '../config/schema.ts';
+import type { CloudConfig, SensorConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
-import type { EventAlerter } from '../ingest/event-ingest.ts';
+import type { AlertDecision, EventAlerter } from '../ingest/event-ingest.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
-import type { ChannelDelivery, ChannelStatus, EventStore, StoredEvent } from '../store/types.ts';
-import { type AlertJob, AlertQueue, type JobStatus, type NewJob } from './alert-queue.ts';
-import {
-  type AlertMessage,
-  escalationAlert,
-  followUpAlert,
-  offlineAlert,
-  type SensorLabel,
-  screamAlert,
-} from './alert-text.ts';
-import { type Channel, type ChannelSender, DeliveryError } from './senders.ts';
+import type {
+  AlertSuppression,
+  ChannelDelivery,
+  EventStore,
+  ResponseStatus,
+  StoredEvent,
+} from '../store/types.ts';
+import { AlertDispatcher, logAttempt } from './alert-dispatcher.ts';
+import { AlertPolicy, type ContactPlan, deliveriesOf, deliveryOf, summarise } from './alert-policy.ts';
+import { AlertQueue } from './alert-queue.ts';
+import type { AlertJob, AlertStateStore } from './alert-state.ts';
+import { DeliveryRecorder } from './delivery-recorder.ts';
+import { enqueueContacts } from './enqueue.ts';
+import type { Channel, ChannelSender } from './senders.ts';
 
 export interface AlertServiceOptions {
   alerts: CloudConfig['alerts'];
@@ -33,16 +37,13 @@ export interface AlertServiceOptions {
   pollMs?: number;
   /** Parallel sends. */
   concurrency?: number;
+  /** Where decisions, jobs, cooldowns and rate reservations live; default SQLite `<dataDir>/alerts.sqlite`. */
+  state?: AlertStateStore;
+  /** This bridge's id: the owner of its job leases (mqtt.clientId, else screamwatch-bridge-<hostname>). */
+  bridgeId?: string;
+  /** Every attempt's outcome (metrics): sent, retrying, failed, not-configured, suppressed. */
+  onAttempt?: (channel: string, kind: string, outcome: string) => void;
 }
-
-const STATUS_ON_EVENT: Record<JobStatus, ChannelStatus> = {
-  queued: 'pending',
-  'in-flight': 'pending',
-  sent: 'sent',
-  failed: 'failed',
-  'not-configured': 'not-configured',
-  suppressed: 'suppressed',
-};
 
 /**
  * The id of a "sensor offline" event, the same on every bridge that notices the same silence:
@@ -61,49 +62,77 @@ export function offlineEventId(
   return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Date.parse(basis));
 }
 
-/** The event's responseStatus from its recorded deliveries. */
-export function summarise(deliveries: ChannelDelivery[]): string {
-  if (deliveries.length === 0) return 'none';
-  const s = new Set(deliveries.map((d) => d.status));
-  if (s.has('pending')) return 'pending';
-  const sent = deliveries.filter((d) => d.status === 'sent' || d.status === 'delivered').length;
-  if (sent === deliveries.length) return 'alerted';
-  if (sent > 0) return 'partial';
-  if (s.has('failed')) return 'failed';
-  if (s.has('not-configured')) return 'not-configured';
-  return 'suppressed';
+/**
+ * The id of a "sensor degraded" event: from the sensor, its health state and since when (all
+ * sensor-side, in the retained status every bridge receives), so a bridge restart or a second
+ * bridge finds the episode already stored and does not alert it again.
+ */
+export function degradedEventId(sensor: Pick<SensorView, 'id' | 'health' | 'healthSince'>): string {
+  const since = sensor.healthSince ?? new Date(0).toISOString();
+  const digest = createHash('sha256').update(`${sensor.id}|degraded|${sensor.health}|${since}`).digest();
+  let i = 0;
+  const ms = Date.parse(since);
+  return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Number.isFinite(ms) ? ms : 0);
 }
 
 /**
- * Turns stored events into SMS and email alerts through a durable queue: one decision per
- * eventId, a cooldown per sensor and policy (later detections become one follow-up summary),
- * a rate limit per contact, retries with backoff and jitter on transient failures only, and
- * the per-channel outcome recorded on the event.
+ * Stored events -> SMS and e-mail alerts, in parts: the `AlertPolicy` decides who is alerted
+ * about what (pure), the `AlertStateStore` keeps decisions, jobs, cooldowns and rate
+ * reservations (SQLite, or MongoDB shared by several bridges), the `AlertDispatcher` sends and
+ * retries, and the `DeliveryRecorder` mirrors each outcome onto the event. Ingest calls
+ * `decide` once per message before it stores the event, and stores the decision with it: the
+ * sensor's PUBACK waits for the alert state's steps and one event insert, never for a send or
+ * for a write per contact.
  */
 export class AlertService implements EventAlerter {
-  readonly queue: AlertQueue;
+  readonly queue: AlertStateStore;
+  readonly policy: AlertPolicy;
+  readonly recorder: DeliveryRecorder;
+  private readonly dispatcher: AlertDispatcher;
+  private readonly configured: ReadonlySet<Channel>;
   private readonly clock: () => Date;
-  private readonly random: () => number;
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly storeWrites = new Map<string, Promise<void>>();
-  private pumping: Promise<void> | null = null;
-  private pumpAgain = false;
 
   constructor(private readonly options: AlertServiceOptions) {
-    this.queue = new AlertQueue(join(options.dataDir, 'alerts.sqlite'));
+    this.queue = options.state ?? new AlertQueue(join(options.dataDir, 'alerts.sqlite'));
     this.clock = options.clock ?? (() => new Date());
-    this.random = options.random ?? Math.random;
+    this.configured = new Set((['sms', 'email'] as const).filter((c) => options.senders[c]));
+    this.policy = new AlertPolicy({
+      policies: options.alerts.policies,
+      sensorConfig: options.sensorConfig,
+      publicUrl: options.publicUrl ?? null,
+    });
+    this.recorder = new DeliveryRecorder({ store: options.store, state: this.queue, logger: options.logger });
+    this.dispatcher = new AlertDispatcher({
+      state: this.queue,
+      store: options.store,
+      policy: this.policy,
+      recorder: this.recorder,
+      senders: options.senders,
+      retry: options.alerts.retry,
+      lease: {
+        owner: options.bridgeId ?? `screamwatch-bridge-${hostname()}`,
+        ms: options.alerts.leaseS * 1000,
+      },
+      logger: options.logger,
+      now: () => this.now(),
+      random: options.random ?? Math.random,
+      pollMs: options.pollMs ?? 500,
+      concurrency: options.concurrency ?? 8,
+      ...(options.onAttempt ? { onAttempt: options.onAttempt } : {}),
+    });
   }
 
   private now(): number {
     return this.clock().getTime();
   }
 
+  private get owner(): string {
+    return this.options.bridgeId ?? `screamwatch-bridge-${hostname()}`;
+  }
+
   async start(): Promise<void> {
-    this.queue.open();
-    const recovered = this.queue.recoverInFlight(this.now());
+    await this.queue.open();
+    const recovered = await this.queue.recoverInFlight(this.owner, this.now());
     if (recovered) this.options.logger.warn({ recovered }, 'alerts interrupted by a crash are sent again');
     for (const channel of ['sms', 'email'] as const) {
       if (!this.options.senders[channel]) {
@@ -113,189 +142,127 @@ export class AlertService implements EventAlerter {
         );
       }
     }
-    this.running = true;
-    this.timer = setInterval(() => this.kick(), this.options.pollMs ?? 500);
-    this.kick();
+    this.dispatcher.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    // Let sends under way finish (each is bounded by alerts.timeoutMs), so a clean restart
-    // neither loses nor repeats them.
-    await this.pumping;
-    await Promise.allSettled([...this.inFlight]);
-    await Promise.allSettled([...this.storeWrites.values()]);
+    await this.dispatcher.stop();
+    await this.recorder.flush();
     for (const s of Object.values(this.options.senders)) s?.close();
-    this.queue.close();
+    await this.queue.close();
   }
 
-  private label(sensorId: string): SensorLabel {
-    const c = this.options.sensorConfig(sensorId);
-    return { id: sensorId, name: c?.name ?? null, room: c?.room ?? null };
+  /** Looks for due work now. */
+  kick(): void {
+    this.dispatcher.kick();
   }
 
-  private policyFor(sensorId: string): { policy: AlertPolicy; index: number } | null {
-    const policies = this.options.alerts.policies;
-    const group = this.options.sensorConfig(sensorId)?.group ?? 'default';
-    let index = policies.findIndex((p) => p.sensorIds.includes(sensorId));
-    if (index === -1) index = policies.findIndex((p) => p.group === group);
-    if (index === -1) index = policies.findIndex((p) => p.group === 'default');
-    return index === -1 ? null : { policy: policies[index]!, index };
-  }
-
-  private contactJobs(
-    event: StoredEvent,
-    contacts: { sms: string[]; email: string[] },
-    kind: string,
-    message: AlertMessage,
-    policy: AlertPolicy | null,
-    nextAtMs: number,
-    recordOnEvent: boolean,
-  ): NewJob[] {
-    const jobs: NewJob[] = [];
+  /**
+   * Decides once per eventId and returns what the event is to be stored with. Each step is
+   * atomic and safe to repeat (see AlertStateStore), so a bridge that dies half-way and the
+   * bridge that gets the redelivery reach the same jobs, and two bridges never both alert.
+   */
+  async decide(event: StoredEvent): Promise<AlertDecision> {
     const now = this.now();
-    for (const channel of ['sms', 'email'] as const) {
-      for (const recipient of contacts[channel]) {
-        let status: JobStatus = 'queued';
-        let lastError: string | null = null;
-        if (!this.options.senders[channel]) {
-          status = 'not-configured';
-          lastError = `${channel} is not configured (alerts.${channel === 'sms' ? 'twilio' : 'smtp'})`;
-        } else if (
-          policy &&
-          this.queue.sentOrPendingTo(recipient, now - 3_600_000) >= policy.ratePerContactPerHour
-        ) {
-          status = 'suppressed';
-          lastError = `rate limit: ${policy.ratePerContactPerHour} per hour to this contact`;
-        }
-        jobs.push({
-          eventId: event.eventId,
-          channel,
-          recipient,
-          kind,
-          ...message,
-          status,
-          nextAtMs,
-          recordOnEvent,
-          lastError,
-        });
-      }
+    const plan = this.policy.plan(event, now);
+    // Not recorded: deciding 'none' again has no effect, and skipping the write keeps ingest
+    // of non-alerting events (near-misses) to one store commit.
+    if (!plan) return { responseStatus: 'none', deliveries: [], suppressedBy: null, fresh: true, jobs: 0 };
+    const earlier = await this.queue.decided(event.eventId);
+    if (earlier) {
+      const deliveries = deliveriesOf(await this.queue.jobsForEvent(event.eventId));
+      const responseStatus: ResponseStatus = deliveries.length
+        ? summarise(deliveries)
+        : earlier === 'suppressed'
+          ? 'suppressed'
+          : 'not-configured';
+      return { responseStatus, deliveries, suppressedBy: null, fresh: false, jobs: deliveries.length };
     }
-    return jobs;
-  }
-
-  private alertable(event: StoredEvent, policy: AlertPolicy | undefined): boolean {
-    // Uploads are review work and are never alerted automatically (cloud/web/routes/analyse.ts).
-    const kind = event.alertType === 'scream' || event.alertType === 'manual';
-    return !!policy && kind && event.isScream && event.screamProbability >= policy.threshold;
-  }
-
-  initialResponseStatus(event: StoredEvent): string {
-    return this.alertable(event, this.policyFor(event.sensorId)?.policy) ? 'pending' : 'none';
-  }
-
-  /** Decides once per eventId; a redelivered event finds its decision and does nothing. */
-  async onEvent(event: StoredEvent, _sensor?: SensorConfig): Promise<void> {
-    const now = this.now();
-    const decided = this.queue.transaction(() => {
-      if (this.queue.decided(event.eventId)) return null;
-      const chosen = this.policyFor(event.sensorId);
-      if (!chosen || !this.alertable(event, chosen.policy)) {
-        // Not recorded: deciding 'none' again has no effect, and skipping the write keeps
-        // ingest of non-alerting events (near-misses) to one SQLite commit.
-        return { outcome: 'none', jobs: [] as AlertJob[] };
-      }
-      const { policy, index } = chosen;
-      const key = `${event.sensorId}|${index}`;
-      const cd = this.queue.cooldown(key);
-      if (cd && cd.untilMs > now && cd.firstEventId !== event.eventId) {
-        this.queue.noteSuppressed(key, event.screamProbability, event.timestamp);
-        this.queue.recordDecision(event.eventId, 'suppressed', now);
-        return { outcome: 'suppressed', jobs: [] as AlertJob[] };
-      }
-      if (policy.cooldownS > 0) {
-        this.queue.startCooldown({
-          key,
-          sensorId: event.sensorId,
-          policyIndex: index,
-          firstEventId: event.eventId,
-          untilMs: now + policy.cooldownS * 1000,
-        });
-      }
-      const message = screamAlert(event, this.label(event.sensorId), this.options.publicUrl ?? null);
-      const jobs = this.contactJobs(event, policy.contacts, 'alert', message, policy, now, true).map((j) =>
-        this.queue.addJob(j, now),
-      );
-      if (policy.escalateAfterS !== null) {
-        const esc = escalationAlert(
-          event,
-          this.label(event.sensorId),
-          policy.escalateAfterS,
-          this.options.publicUrl ?? null,
-        );
-        for (const j of this.contactJobs(
-          event,
-          policy.escalateTo,
-          'escalation',
-          esc,
-          null,
-          now + policy.escalateAfterS * 1000,
-          false,
-        )) {
-          this.queue.addJob(j, now);
-        }
-      }
-      const outcome = jobs.length === 0 ? 'not-configured' : 'alert';
-      this.queue.recordDecision(event.eventId, outcome, now);
-      return { outcome, jobs };
-    });
-    if (!decided) return;
     const { logger } = this.options;
-    if (decided.outcome === 'suppressed')
+    const cooldown = plan.cooldown
+      ? await this.queue.claimCooldown(
+          {
+            key: plan.cooldown.key,
+            sensorId: event.sensorId,
+            policyIndex: plan.chosen.index,
+            firstEventId: event.eventId,
+            untilMs: plan.cooldown.untilMs,
+          },
+          now,
+        )
+      : 'owner';
+    if (plan.cooldown && cooldown === 'held') {
+      const { key } = plan.cooldown;
+      await this.queue.noteSuppressed(key, event.eventId, event.screamProbability, event.timestamp);
+      await this.queue.recordDecision(event.eventId, 'suppressed', now);
+      const cd = await this.queue.cooldownOf(key);
       logger.info({ eventId: event.eventId, sensorId: event.sensorId }, 'alert suppressed by cooldown');
-    if (decided.outcome === 'not-configured')
+      // the dashboard links to the event that did alert, and says until when
+      const suppressedBy: AlertSuppression | null = cd
+        ? { reason: 'cooldown', eventId: cd.firstEventId, until: new Date(cd.untilMs).toISOString() }
+        : null;
+      return { responseStatus: 'suppressed', deliveries: [], suppressedBy, fresh: true, jobs: 0 };
+    }
+    const jobs = await enqueueContacts(this.queue, this.configured, event.eventId, plan.alert, now);
+    if (plan.escalation)
+      await enqueueContacts(this.queue, this.configured, event.eventId, plan.escalation, now);
+    const outcome = jobs.length === 0 ? 'not-configured' : 'alert';
+    // Last: until it is written, a redelivery of the event repeats the steps above (same result).
+    await this.queue.recordDecision(event.eventId, outcome, now);
+    if (outcome === 'not-configured')
       logger.warn(
         { eventId: event.eventId, sensorId: event.sensorId },
         'alert not sent: no contacts configured for this sensor',
       );
-    for (const j of decided.jobs) {
-      if (j.status !== 'queued') this.logAttempt(j, j.status, j.lastError);
-    }
-    const status = decided.jobs.length ? null : decided.outcome === 'none' ? 'none' : decided.outcome;
-    if (decided.jobs.length || status !== event.responseStatus)
-      await this.recordOnEvent(event.eventId, decided.jobs, status);
+    for (const j of jobs)
+      if (j.status !== 'queued' && j.attempts === 0)
+        logAttempt(logger, j, j.status, j.lastError, {}, this.options.onAttempt);
     this.kick();
+    const deliveries = deliveriesOf(jobs);
+    return {
+      responseStatus: deliveries.length ? summarise(deliveries) : 'not-configured',
+      deliveries,
+      suppressedBy: null,
+      fresh: true,
+      jobs: jobs.length,
+    };
+  }
+
+  /** Ingest stored the event (or found it stored): bring what it shows up to date if needed. */
+  eventStored(event: StoredEvent, decision: AlertDecision, inserted: boolean): void {
+    if (decision.fresh === inserted) {
+      // The usual cases: decided and stored now (the insert carried the decision; write what
+      // finished while it was under way), or a plain redelivery (nothing changed).
+      if (inserted && decision.jobs > 0) this.recorder.eventStored(event.eventId);
+      return;
+    }
+    // Decided earlier but stored only now (the bridge died in between, or the insert failed and
+    // the sensor sent it again), or stored earlier and decided only now (another bridge stored
+    // it, or this one died before deciding): the stored event may be behind the alert state.
+    if (decision.jobs > 0) {
+      void this.recorder.resync(event.eventId);
+    } else if (!inserted && decision.responseStatus !== 'none') {
+      const detail = decision.suppressedBy ? { suppressedBy: decision.suppressedBy } : {};
+      void this.options.store
+        .setResponseStatus?.(event.eventId, decision.responseStatus, detail)
+        .catch((err: unknown) =>
+          this.options.logger.error(
+            { err, eventId: event.eventId },
+            'cannot record alert status on the event',
+          ),
+        );
+    }
   }
 
   /** A sensor went silent: stored as a 'sensor-offline' event and alerted (no cooldown). */
   async onSensorOffline(sensor: SensorView): Promise<StoredEvent | null> {
-    const chosen = this.policyFor(sensor.id);
     const now = this.now();
     const event: StoredEvent = {
+      ...this.healthEvent(sensor, now),
       eventId: offlineEventId(sensor, now),
-      sensorId: sensor.id,
-      timestamp: new Date(now).toISOString(),
-      receivedAt: new Date(now).toISOString(),
       startedAt: sensor.lastSeen,
-      audioSource: 'bridge:registry',
-      screamProbability: 0,
-      isScream: false,
-      thresholdValue: chosen?.policy.threshold ?? 0,
-      location: sensor.location ?? {
-        latitude: null,
-        longitude: null,
-        accuracy: null,
-        address: null,
-        source: 'unknown',
-        room: sensor.room,
-      },
       alertType: 'sensor-offline',
-      responseStatus: 'pending',
-      deliveries: [],
       notes: `no message for ${Math.round((now - (sensor.lastSeen ? Date.parse(sensor.lastSeen) : now)) / 1000)} s (last seen ${sensor.lastSeen ?? 'never'})`,
-      error: null,
     };
     if (!(await this.options.store.insertIfNew(event))) {
       // Another bridge sharing this store (MongoDB) raised the same silence first.
@@ -305,232 +272,95 @@ export class AlertService implements EventAlerter {
       );
       return null;
     }
-    const jobs = this.queue.transaction(() => {
-      this.queue.recordDecision(event.eventId, 'offline', now);
-      if (!chosen?.policy.alertOnSensorOffline) return [];
-      const message = offlineAlert(
-        event,
-        this.label(sensor.id),
-        sensor.lastSeen,
-        this.options.publicUrl ?? null,
-      );
-      return this.contactJobs(
-        event,
-        chosen.policy.contacts,
-        'offline',
-        message,
-        chosen.policy,
-        now,
-        true,
-      ).map((j) => this.queue.addJob(j, now));
-    });
-    await this.recordOnEvent(event.eventId, jobs, jobs.length ? null : 'not-configured');
-    this.kick();
+    await this.alertHealthEvent(event, this.policy.offline(event, sensor, now), 'offline', now);
     return event;
+  }
+
+  /**
+   * A sensor is online but its input is not ok (silent, stuck, clipping, no device): stored as a
+   * 'sensor-degraded' event and alerted like 'sensor-offline' (same policy, contacts, rate
+   * limit and `alertOnSensorOffline` switch), once per episode.
+   */
+  async onSensorDegraded(sensor: SensorView): Promise<StoredEvent | null> {
+    const now = this.now();
+    const health = sensor.health ?? 'unknown';
+    const event: StoredEvent = {
+      ...this.healthEvent(sensor, now),
+      eventId: degradedEventId(sensor),
+      startedAt: sensor.healthSince ?? null,
+      alertType: 'sensor-degraded',
+      notes: `input health ${health} since ${sensor.healthSince ?? 'unknown'}: the sensor is online but cannot hear`,
+    };
+    if (!(await this.options.store.insertIfNew(event))) {
+      this.options.logger.info(
+        { sensorId: sensor.id, eventId: event.eventId, health },
+        'sensor degradation already raised (bridge restart or another bridge)',
+      );
+      return null;
+    }
+    await this.alertHealthEvent(event, this.policy.degraded(event, sensor, now), 'degraded', now);
+    return event;
+  }
+
+  private healthEvent(sensor: SensorView, now: number): Omit<StoredEvent, 'eventId' | 'alertType'> {
+    return {
+      sensorId: sensor.id,
+      timestamp: new Date(now).toISOString(),
+      receivedAt: new Date(now).toISOString(),
+      audioSource: 'bridge:registry',
+      screamProbability: 0,
+      isScream: false,
+      thresholdValue: this.policy.choose(sensor.id)?.policy.threshold ?? 0,
+      location: sensor.location ?? {
+        latitude: null,
+        longitude: null,
+        accuracy: null,
+        address: null,
+        source: 'unknown',
+        room: sensor.room,
+      },
+      responseStatus: 'pending',
+      deliveries: [],
+      error: null,
+    };
+  }
+
+  private async alertHealthEvent(
+    event: StoredEvent,
+    plan: ContactPlan | null,
+    outcome: 'offline' | 'degraded',
+    now: number,
+  ): Promise<void> {
+    const jobs = plan ? await enqueueContacts(this.queue, this.configured, event.eventId, plan, now) : [];
+    await this.queue.recordDecision(event.eventId, outcome, now);
+    await this.recordCreated(event.eventId, jobs);
   }
 
   /** An operator's "send alert now" from the dashboard: always sent, no cooldown, no rate limit. */
   async sendManualAlert(eventId: string, userId: string): Promise<{ deliveries: ChannelDelivery[] }> {
     const event = await this.options.store.get(eventId);
-    if (!event) throw new CloudError('CLOUD_USAGE', `event ${eventId} not found`, { eventId });
-    const chosen = this.policyFor(event.sensorId);
+    if (!event) throw new CloudError('EVENT_NOT_FOUND', `event ${eventId} not found`, { eventId });
     const now = this.now();
-    const message = screamAlert(
-      { ...event, alertType: 'manual' },
-      this.label(event.sensorId),
-      this.options.publicUrl ?? null,
-    );
-    const contacts = chosen?.policy.contacts ?? { sms: [], email: [] };
-    const jobs = this.queue.transaction(() =>
-      this.contactJobs(event, contacts, `manual-${now}`, message, null, now, true).map((j) =>
-        this.queue.addJob(j, now),
-      ),
+    const jobs = await enqueueContacts(
+      this.queue,
+      this.configured,
+      eventId,
+      this.policy.manual(event, now),
+      now,
     );
     this.options.logger.info({ eventId, userId, recipients: jobs.length }, 'manual alert requested');
-    await this.recordOnEvent(eventId, jobs, jobs.length ? null : 'not-configured');
+    await this.recordCreated(eventId, jobs);
+    return { deliveries: jobs.map(deliveryOf) };
+  }
+
+  /** Jobs created outside ingest (offline, degraded, manual): on the event before anything is sent. */
+  private async recordCreated(eventId: string, jobs: AlertJob[]): Promise<void> {
+    for (const j of jobs)
+      if (j.status !== 'queued' && j.attempts === 0)
+        logAttempt(this.options.logger, j, j.status, j.lastError, {}, this.options.onAttempt);
+    for (const j of jobs) await this.recorder.record(j);
+    if (!jobs.some((j) => j.recordOnEvent))
+      await this.options.store.setResponseStatus?.(eventId, 'not-configured');
     this.kick();
-    return { deliveries: jobs.map((j) => this.delivery(j)) };
-  }
-
-  private delivery(job: AlertJob): ChannelDelivery {
-    return {
-      channel: job.channel,
-      to: job.recipient,
-      status: STATUS_ON_EVENT[job.status],
-      attempts: job.attempts,
-      lastError: job.lastError,
-      providerId: job.providerId,
-      updatedAt: new Date(job.updatedAtMs).toISOString(),
-    };
-  }
-
-  /** Store writes for one event run in order, so a later status never loses to an earlier one. */
-  private recordOnEvent(eventId: string, jobs: AlertJob[], status: string | null): Promise<void> {
-    const prev = this.storeWrites.get(eventId) ?? Promise.resolve();
-    const next = prev
-      .then(async () => {
-        const store = this.options.store;
-        const recorded = jobs.filter((j) => j.recordOnEvent);
-        for (const job of recorded) {
-          // The summary is over every recorded job of the event, as the queue knows them now.
-          const all = this.queue.jobsForEvent(eventId).filter((j) => j.recordOnEvent);
-          const latest = new Map<string, ChannelDelivery>();
-          for (const j of all) latest.set(`${j.channel}|${j.recipient}`, this.delivery(j));
-          await store.updateDelivery(
-            eventId,
-            this.delivery(this.queue.job(job.id) ?? job),
-            summarise([...latest.values()]),
-          );
-        }
-        if (recorded.length === 0 && status) await store.setResponseStatus?.(eventId, status);
-      })
-      .catch((err: unknown) =>
-        this.options.logger.error({ err, eventId }, 'cannot record alert status on the event'),
-      );
-    this.storeWrites.set(eventId, next);
-    void next.then(() => {
-      if (this.storeWrites.get(eventId) === next) this.storeWrites.delete(eventId);
-    });
-    return next;
-  }
-
-  private logAttempt(
-    job: AlertJob,
-    status: string,
-    error: string | null,
-    extra: Record<string, unknown> = {},
-  ): void {
-    this.options.logger.info(
-      {
-        alert: true,
-        eventId: job.eventId,
-        kind: job.kind,
-        channel: job.channel,
-        to: job.recipient,
-        attempt: job.attempts,
-        status,
-        error,
-        providerId: job.providerId,
-        ...extra,
-      },
-      'alert attempt',
-    );
-  }
-
-  /** Backoff before retry n (1-based): initial * multiplier^(n-1), capped, with +-20% jitter. */
-  retryDelayMs(attempt: number): number {
-    const r = this.options.alerts.retry;
-    const base = Math.min(r.maxDelayMs, r.initialDelayMs * r.multiplier ** (attempt - 1));
-    return Math.round(base * (0.8 + 0.4 * this.random()));
-  }
-
-  /** Looks for due work now (also called by the poll timer). */
-  kick(): void {
-    if (!this.running) return;
-    if (this.pumping) {
-      this.pumpAgain = true;
-      return;
-    }
-    this.pumping = this.pump()
-      .catch((err: unknown) => this.options.logger.error({ err }, 'alert queue pump failed'))
-      .finally(() => {
-        this.pumping = null;
-        if (this.pumpAgain && this.running) {
-          this.pumpAgain = false;
-          this.kick();
-        }
-      });
-  }
-
-  private async pump(): Promise<void> {
-    await this.closeCooldowns();
-    const limit = (this.options.concurrency ?? 8) - this.inFlight.size;
-    if (limit <= 0 || !this.running) return;
-    for (const job of this.queue.claimDue(this.now(), limit)) {
-      const p = this.attempt(job).finally(() => {
-        this.inFlight.delete(p);
-        this.kick();
-      });
-      this.inFlight.add(p);
-    }
-  }
-
-  private async closeCooldowns(): Promise<void> {
-    const now = this.now();
-    for (const cd of this.queue.expiredCooldowns(now)) {
-      this.queue.deleteCooldown(cd.key);
-      if (cd.suppressed === 0) continue;
-      const first = await this.options.store.get(cd.firstEventId);
-      const policy = this.options.alerts.policies[cd.policyIndex];
-      if (!first || !policy) continue;
-      const windowS = policy.cooldownS;
-      const message = followUpAlert(
-        first,
-        this.label(cd.sensorId),
-        { count: cd.suppressed, peak: cd.peak, lastAt: cd.lastAt ?? first.timestamp, windowS },
-        this.options.publicUrl ?? null,
-      );
-      const jobs = this.queue.transaction(() =>
-        this.contactJobs(first, policy.contacts, 'follow-up', message, policy, now, false).map((j) =>
-          this.queue.addJob(j, now),
-        ),
-      );
-      this.options.logger.info(
-        { eventId: first.eventId, sensorId: cd.sensorId, suppressed: cd.suppressed, recipients: jobs.length },
-        'follow-up summary queued',
-      );
-    }
-  }
-
-  private async attempt(job: AlertJob): Promise<void> {
-    const sender = this.options.senders[job.channel];
-    const { retry } = this.options.alerts;
-    if (job.kind === 'escalation') {
-      const event = await this.options.store.get(job.eventId);
-      if (event?.review) {
-        const done = this.queue.finish(job.id, 'suppressed', this.now(), {
-          lastError: `acknowledged by ${event.review.userId}`,
-        });
-        this.logAttempt(done, 'suppressed', done.lastError);
-        return;
-      }
-    }
-    if (!sender) {
-      const done = this.queue.finish(job.id, 'not-configured', this.now(), {
-        lastError: `${job.channel} is not configured`,
-      });
-      this.logAttempt(done, 'not-configured', done.lastError);
-      await this.recordOnEvent(job.eventId, [done], null);
-      return;
-    }
-    const startedAt = this.now();
-    let done: AlertJob;
-    try {
-      const { providerId } = await sender.send(job.recipient, job);
-      done = this.queue.finish(job.id, 'sent', this.now(), { providerId, lastError: null });
-      this.logAttempt(done, 'sent', null, { ms: this.now() - startedAt });
-    } catch (err) {
-      const e =
-        err instanceof DeliveryError ? err : new DeliveryError((err as Error).message ?? String(err), true);
-      if (e.transient && job.attempts <= retry.maxRetries && this.running) {
-        const delay = this.retryDelayMs(job.attempts);
-        done = this.queue.finish(job.id, 'queued', this.now(), {
-          lastError: e.message,
-          nextAtMs: this.now() + delay,
-        });
-        this.logAttempt(done, 'retrying', e.message, { retryInMs: delay });
-      } else if (e.transient && job.attempts <= retry.maxRetries) {
-        // Stopping: put it back as it was, to be retried after the restart.
-        done = this.queue.finish(job.id, 'queued', this.now(), {
-          lastError: e.message,
-          nextAtMs: this.now(),
-        });
-        this.logAttempt(done, 'retrying', e.message);
-      } else {
-        done = this.queue.finish(job.id, 'failed', this.now(), { lastError: e.message });
-        this.logAttempt(done, 'failed', e.message, { permanent: !e.transient });
-      }
-    }
-    await this.recordOnEvent(job.eventId, [done], null);
   }
 }

@@ -142,6 +142,36 @@ export function offlineAlert(
   );
 }
 
+const HEALTH_TEXT: Record<string, string> = {
+  silent: 'the microphone hears only silence (dead, muted or unplugged inside?)',
+  stuck: 'the microphone sends one constant value (stuck converter)',
+  clipping: 'the input is clipping (gain too high or a faulty microphone)',
+  'no-device': 'the audio device cannot be opened (microphone missing or unplugged)',
+};
+
+/** The sensor is online but cannot hear: it would miss a scream. */
+export function degradedAlert(
+  e: StoredEvent,
+  sensor: SensorLabel,
+  health: string,
+  since: string | null,
+  publicUrl: string | null,
+): AlertMessage {
+  const w = where(e);
+  return render(
+    {
+      headline: `Sensor cannot hear (${health}): ${sensor.name ?? sensor.id}`,
+      lines: [
+        ['Where', w.text, ...(w.href ? [w.href] : [])] as Parts['lines'][number],
+        ['Problem', HEALTH_TEXT[health] ?? health],
+        ['Since', since ? when(since) : 'unknown'],
+        ['Sensor', sensorName(sensor)],
+      ],
+    },
+    eventUrlFor(publicUrl, e.eventId),
+  );
+}
+
 export function escalationAlert(
   e: StoredEvent,
   sensor: SensorLabel,

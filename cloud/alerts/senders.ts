@@ -1,18 +1,23 @@
 import nodemailer from 'nodemailer';
 import twilio from 'twilio';
+import { ScreamwatchError } from '../../protocol/errors.ts';
 import type { CloudConfig } from '../config/schema.ts';
 import type { AlertMessage } from './alert-text.ts';
 
 export type Channel = 'sms' | 'email';
 
-/** A failed attempt: `transient` (5xx, timeout, connection refused) is retried, the rest is not. */
-export class DeliveryError extends Error {
+/**
+ * A failed attempt: `transient` (5xx, timeout, connection refused; ALERT_DELIVERY_RETRYABLE) is
+ * retried, the rest (ALERT_DELIVERY_REFUSED) is not.
+ */
+export class DeliveryError extends ScreamwatchError {
+  declare readonly code: 'ALERT_DELIVERY_RETRYABLE' | 'ALERT_DELIVERY_REFUSED';
   constructor(
     message: string,
     readonly transient: boolean,
     readonly status: number | null = null,
   ) {
-    super(message);
+    super(transient ? 'ALERT_DELIVERY_RETRYABLE' : 'ALERT_DELIVERY_REFUSED', message, { status });
     this.name = 'DeliveryError';
   }
 }

@@ -1,21 +1,30 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { parseSensorTopic } from '../../protocol/topics.ts';
+import { PasswordGate } from '../auth/password-gate.ts';
+import { verifyPassword } from '../auth/passwords.ts';
 import type { CloudConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
-import { verifyPassword } from '../auth/passwords.ts';
 import type { MessageHandler, MessageSource } from './message-source.ts';
+import { MqttPacketGuard, type PacketGuardError } from './packet-guard.ts';
 
 type MqttConfig = CloudConfig['mqtt'];
 
 /** Who a connected client is, decided once at CONNECT. */
 type Identity = { kind: 'sensor'; sensorId: string } | { kind: 'bridge' } | { kind: 'anonymous' };
 const identities = new WeakMap<Client, Identity>();
+
+/** Costs as much as a real check, so unknown usernames are not told apart by timing. */
+const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
+/** The client id a sensor's daemon uses; no other identity may take it. */
+export const sensorClientId = (sensorId: string): string => `screamwatch-${sensorId}`;
 
 function clientIp(client: Client | null): string | null {
   if (!client) return null;
@@ -29,6 +38,8 @@ export interface EmbeddedBrokerOptions {
   logger: Logger;
   /** A sensor authenticated or published: its address feeds IP geolocation. */
   onSensorSeen?: (sensorId: string, ip: string | null) => void;
+  /** Rate limits and caches password checks (tests inject one with a small window). */
+  passwordGate?: PasswordGate;
 }
 
 /**
@@ -44,6 +55,12 @@ export class EmbeddedBroker implements MessageSource {
   private wss: WebSocketServer | null = null;
   private readonly sockets = new Set<Socket>();
   private handler: MessageHandler | null = null;
+  /** Connections per IP that have not completed CONNECT yet. */
+  private readonly pending = new Map<string, number>();
+  private readonly gate: PasswordGate;
+  /** clientId → who first held it since start; another identity may not take it over. */
+  private readonly owners = new Map<string, string>();
+  private refusedLogAt = 0;
   /** Ports actually listened on (the real ones when configured as 0). */
   readonly ports: { tcp: number | null; tls: number | null; ws: number | null } = {
     tcp: null,
@@ -51,7 +68,9 @@ export class EmbeddedBroker implements MessageSource {
     ws: null,
   };
 
-  constructor(private readonly options: EmbeddedBrokerOptions) {}
+  constructor(private readonly options: EmbeddedBrokerOptions) {
+    this.gate = options.passwordGate ?? new PasswordGate();
+  }
 
   setHandler(handler: MessageHandler): void {
     this.handler = handler;
@@ -59,6 +78,18 @@ export class EmbeddedBroker implements MessageSource {
 
   get aedes(): Aedes | null {
     return this.broker;
+  }
+
+  notReadyReason(): string | null {
+    if (!this.broker || this.broker.closed) return 'embedded broker not running';
+    const down = this.servers.filter((s) => !s.server.listening).map((s) => s.name);
+    if (this.servers.length === 0 || down.length)
+      return `embedded broker not listening (${down.join(', ') || 'no listener'})`;
+    return null;
+  }
+
+  connectionCount(): number {
+    return this.broker?.connectedClients ?? 0;
   }
 
   private authenticate(
@@ -73,19 +104,72 @@ export class EmbeddedBroker implements MessageSource {
       return Promise.resolve(c.password !== null && pw === c.password ? { kind: 'bridge' } : null);
     }
     const entry = c.sensors.find((s) => s.sensorId === username);
+    const ip = clientIp(client);
     if (!entry) {
       this.options.logger.warn(
-        { username, ip: clientIp(client) },
+        { username, ip },
         'MQTT login refused: unknown sensor (add it to mqtt.sensors)',
       );
-      return Promise.resolve(null);
     }
-    return verifyPassword(pw, entry.passwordHash).then((ok) =>
-      ok ? { kind: 'sensor', sensorId: username } : null,
-    );
+    const hash = entry?.passwordHash ?? DUMMY_HASH;
+    return this.gate
+      .check(ip, username, pw, hash, () => verifyPassword(pw, hash))
+      .then((verdict) => {
+        if (verdict === 'rate-limited' || verdict === 'busy') {
+          this.logRefusal(
+            { username, ip, verdict },
+            `MQTT login refused without a password check: ${verdict}`,
+          );
+        }
+        return verdict === 'ok' && entry ? { kind: 'sensor', sensorId: username } : null;
+      });
   }
 
+  /** One line per 10 s at most: a flood of refusals must not flood the log. */
+  private logRefusal(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    if (now - this.refusedLogAt < 10_000) return;
+    this.refusedLogAt = now;
+    this.options.logger.warn(fields, msg);
+  }
+
+  private identityKey(identity: Identity): string {
+    return identity.kind === 'sensor' ? `sensor:${identity.sensorId}` : identity.kind;
+  }
+
+  /**
+   * [MQTT-3.1.4-2] a second CONNECT with a client id disconnects the first: so a client id is
+   * bound to the identity that authenticates with it. `screamwatch-<id>` belongs to sensor
+   * <id>; any other id belongs to whoever held it first since start.
+   */
+  private clientIdAllowed(clientId: string, identity: Identity): boolean {
+    const key = this.identityKey(identity);
+    for (const s of this.options.config.sensors) {
+      if (clientId === sensorClientId(s.sensorId)) return key === `sensor:${s.sensorId}`;
+    }
+    const owner = this.owners.get(clientId);
+    if (owner !== undefined && owner !== key) {
+      // aedes keeps connected clients by id (not in its typings)
+      const clients = (this.broker as unknown as { clients?: Record<string, Client> } | null)?.clients;
+      const live = clients?.[clientId];
+      if (live && !live.closed) return false;
+    }
+    if (this.owners.size > 100_000) this.owners.clear();
+    this.owners.set(clientId, key);
+    return true;
+  }
+
+  /** A start that fails half-way (a port in use, an unreadable certificate) closes what it opened. */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const { config, logger } = this.options;
     const root = config.topicRoot;
     if (!config.allowAnonymous && config.sensors.length === 0) {
@@ -94,6 +178,8 @@ export class EmbeddedBroker implements MessageSource {
       );
     }
     const broker = await Aedes.createBroker({
+      // drop sockets that have not sent a valid CONNECT in time (aedes' default is 30 s)
+      connectTimeout: config.connectTimeoutMs,
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password).then(
           (identity) => {
@@ -104,6 +190,19 @@ export class EmbeddedBroker implements MessageSource {
                 false,
               );
             }
+            if (!this.clientIdAllowed(client.id, identity)) {
+              logger.warn(
+                { clientId: client.id, username, ip: clientIp(client) },
+                'MQTT login refused: client id belongs to another identity (takeover refused)',
+              );
+              // [MQTT-3.2.2] return code 2: identifier rejected
+              return done(
+                Object.assign(new Error('client id belongs to another identity'), { returnCode: 2 }) as never,
+                false,
+              );
+            }
+            const conn = client.conn as unknown;
+            if (conn instanceof MqttPacketGuard) this.settle(conn);
             identities.set(client, identity);
             if (identity.kind === 'sensor') this.options.onSensorSeen?.(identity.sensorId, clientIp(client));
             done(null, true);
@@ -167,7 +266,8 @@ export class EmbeddedBroker implements MessageSource {
     };
     const tcp = createNetServer((socket) => {
       track(socket);
-      broker.handle(socket);
+      const guard = this.admit(socket, socket.remoteAddress ?? null);
+      if (guard) broker.handle(guard as never);
     });
     this.ports.tcp = await this.listen('tcp', tcp, config.port, config.host);
 
@@ -179,13 +279,15 @@ export class EmbeddedBroker implements MessageSource {
         key = readFileSync(config.tls.keyFile);
       } catch (err) {
         throw new CloudError(
-          'CLOUD_BROKER_LISTEN_FAILED',
+          'CLOUD_TLS_FILE_UNREADABLE',
           `mqtt.tls: cannot read ${config.tls.certFile} / ${config.tls.keyFile}: ${(err as Error).message}`,
+          { certFile: config.tls.certFile, keyFile: config.tls.keyFile },
         );
       }
       const tls = createTlsServer({ cert, key }, (socket) => {
         track(socket);
-        broker.handle(socket);
+        const guard = this.admit(socket, socket.remoteAddress ?? null);
+        if (guard) broker.handle(guard as never);
       });
       this.ports.tls = await this.listen('tls', tls, config.tls.port, config.host);
     }
@@ -197,10 +299,13 @@ export class EmbeddedBroker implements MessageSource {
       http.on('connection', track);
       const wss = new WebSocketServer({
         server: http,
+        // one MQTT packet per WebSocket message at most; ws' default is 100 MiB
+        maxPayload: config.maxPacketBytes + 8,
         handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false),
       });
       wss.on('connection', (ws, req) => {
-        broker.handle(createWebSocketStream(ws) as never, req);
+        const guard = this.admit(createWebSocketStream(ws), req.socket.remoteAddress ?? null);
+        if (guard) broker.handle(guard as never, req);
       });
       this.wss = wss;
       this.ports.ws = await this.listen('ws', http, config.wsPort, config.host);
@@ -209,6 +314,44 @@ export class EmbeddedBroker implements MessageSource {
       { ports: this.ports, host: config.host, anonymous: config.allowAnonymous },
       'embedded MQTT broker listening',
     );
+  }
+
+  /**
+   * Every connection goes through the packet guard (size limit at the header, CONNECT
+   * first); at most `maxPendingPerIp` connections per IP may be waiting for their CONNECT.
+   */
+  private admit(inner: Duplex, ip: string | null): MqttPacketGuard | null {
+    const { config } = this.options;
+    const key = ip ?? 'unknown';
+    const n = this.pending.get(key) ?? 0;
+    if (n >= config.maxPendingPerIp) {
+      this.logRefusal(
+        { ip, pending: n, code: 'MQTT_TOO_MANY_PENDING' },
+        `MQTT connection from ${key} refused: ${n} connections from it have not authenticated yet (mqtt.maxPendingPerIp)`,
+      );
+      inner.destroy();
+      return null;
+    }
+    this.pending.set(key, n + 1);
+    const guard = new MqttPacketGuard(inner, config.maxPacketBytes, ip);
+    guard.once('close', () => this.settle(guard));
+    guard.on('violation', (err: PacketGuardError) => {
+      this.logRefusal(
+        { ip, reason: err.reason, code: 'MQTT_PACKET_REFUSED' },
+        `MQTT connection from ${key} closed: ${err.message} (mqtt.maxPacketBytes)`,
+      );
+    });
+    return guard;
+  }
+
+  /** The connection authenticated or closed: it no longer counts as pending. */
+  private settle(guard: MqttPacketGuard): void {
+    if (guard.authenticated) return;
+    guard.authenticated = true;
+    const key = guard.remoteAddress ?? 'unknown';
+    const n = (this.pending.get(key) ?? 1) - 1;
+    if (n <= 0) this.pending.delete(key);
+    else this.pending.set(key, n);
   }
 
   private async listen(

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import mqtt, { type IPublishPacket, type ISubscriptionMap, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import { redactUrl } from '../../protocol/redact.ts';
 import { sensorsFilter, sharedFilter } from '../../protocol/topics.ts';
 import type { CloudConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
@@ -38,6 +39,15 @@ export class ExternalBroker implements MessageSource {
     this.handler = handler;
   }
 
+  notReadyReason(): string | null {
+    if (!this.client) return 'not started';
+    return this.client.connected ? null : `not connected to ${this.options.config.broker}`;
+  }
+
+  connectionCount(): number {
+    return this.client?.connected ? 1 : 0;
+  }
+
   get filters(): string[] {
     const { topicRoot, sharedGroup } = this.options.config;
     const events = sensorsFilter(topicRoot, 'events');
@@ -50,8 +60,10 @@ export class ExternalBroker implements MessageSource {
 
   async start(): Promise<void> {
     const { config, logger } = this.options;
-    const url = config.broker;
-    if (!url) throw new CloudError('CLOUD_USAGE', 'mqtt.broker is not set');
+    const brokerUrl = config.broker;
+    if (!brokerUrl) throw new CloudError('CLOUD_CONFIG_INVALID', 'mqtt.broker is not set');
+    // what logs and errors show: never the password of a mqtt://user:pass@host URL
+    const url = redactUrl(brokerUrl);
     // Stable across restarts (a new id per start would strand the old session's queued share).
     const clientId = config.clientId ?? `screamwatch-bridge-${hostname()}`;
     let ca: Buffer | undefined;
@@ -65,7 +77,7 @@ export class ExternalBroker implements MessageSource {
         );
       }
     }
-    const client = mqtt.connect(url, {
+    const client = mqtt.connect(brokerUrl, {
       ...(ca ? { ca } : {}),
       clientId,
       protocolVersion: 5,

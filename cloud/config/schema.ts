@@ -1,9 +1,13 @@
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_TOPIC_ROOT, isValidSensorId, isValidTopicRoot } from '../../protocol/topics.ts';
-import { CloudError } from '../errors.ts';
+import {
+  type ConfigErrors,
+  type ConfigSpec,
+  envKeys,
+  type JsonObject,
+  loadConfig,
+} from '../../runtime/config.ts';
+import { CloudError, type CloudErrorCode } from '../errors.ts';
 
 /**
  * The cloud bridge's one config schema: defaults, validation at boot, and the environment
@@ -113,6 +117,12 @@ export const CloudConfigSchema = z.object({
         .refine(isValidTopicRoot, 'no wildcards, whitespace or leading/trailing /')
         .default(DEFAULT_TOPIC_ROOT),
       allowAnonymous: z.boolean().default(false),
+      /** Embedded broker: largest MQTT packet accepted; a bigger one closes the connection at its header. */
+      maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(131_072),
+      /** Embedded broker: a connection without a valid CONNECT after this long is dropped. */
+      connectTimeoutMs: z.number().int().min(500).max(120_000).default(5000),
+      /** Embedded broker: connections per IP that may be waiting for their CONNECT at once. */
+      maxPendingPerIp: z.number().int().min(1).max(10_000).default(32),
       sensors: z
         .array(
           z.object({
@@ -164,8 +174,18 @@ export const CloudConfigSchema = z.object({
         .prefault({}),
       /** Per attempt: a provider that does not answer in time counts as a transient failure. */
       timeoutMs: z.number().int().min(100).default(15_000),
+      /**
+       * A bridge holds a job it is sending for this long; if it dies, another bridge sharing the
+       * alert state (MongoDB) sends the job after it. Longer than one attempt (timeoutMs), so a
+       * job is never sent by two bridges at once.
+       */
+      leaseS: z.number().int().min(1).max(3600).default(60),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((a) => a.leaseS * 1000 >= a.timeoutMs * 2, {
+      message: 'leaseS must be at least twice timeoutMs (a send must end well inside its lease)',
+      path: ['leaseS'],
+    }),
   web: z
     .object({
       host: z.string().min(1).default('127.0.0.1'),
@@ -192,6 +212,14 @@ export const CloudConfigSchema = z.object({
   log: z
     .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .prefault({}),
+  /** Prometheus `/metrics`, `/healthz`, `/livez` on their own port (never the dashboard's). */
+  metrics: z
+    .object({
+      /** null = off. 9464 is the conventional exporter port. */
+      port: port.nullable().default(null),
+      host: z.string().min(1).default('127.0.0.1'),
+    })
+    .prefault({}),
 });
 
 export type CloudConfig = z.infer<typeof CloudConfigSchema>;
@@ -212,133 +240,51 @@ export interface LoadCloudConfigOptions {
   overrides?: CloudCliOverrides;
 }
 
-const ENV_PREFIX = 'SCREAMWATCH_';
+const errors: ConfigErrors = {
+  read: 'CLOUD_CONFIG_UNREADABLE',
+  parse: 'CLOUD_CONFIG_INVALID',
+  invalid: 'CLOUD_CONFIG_INVALID',
+  make: (code, message, context) => new CloudError(code as CloudErrorCode, message, context),
+};
 
-function envName(path: string[]): string {
-  return ENV_PREFIX + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Every settable path, from the defaults: objects recurse, everything else is a leaf. */
-function leafPaths(value: Record<string, unknown>, prefix: string[] = []): string[][] {
-  const out: string[][] = [];
-  for (const [k, v] of Object.entries(value)) {
-    if (isPlainObject(v)) out.push(...leafPaths(v, [...prefix, k]));
-    else out.push([...prefix, k]);
-  }
-  return out;
-}
+const spec: ConfigSpec<typeof CloudConfigSchema> = {
+  schema: CloudConfigSchema,
+  name: 'cloud config',
+  errors,
+  check: (config) => {
+    const problems: string[] = [];
+    const ids = new Set<string>();
+    for (const [i, s] of config.sensors.entries()) {
+      if (ids.has(s.id)) problems.push(`sensors.${i}.id: duplicate sensor id "${s.id}"`);
+      ids.add(s.id);
+    }
+    return problems;
+  },
+};
 
 /** The environment variable for each config key, e.g. `mqtt.sharedGroup` -> SCREAMWATCH_MQTT_SHARED_GROUP. */
 export function cloudEnvVariables(): Record<string, string> {
-  const defaults = CloudConfigSchema.parse({}) as unknown as Record<string, unknown>;
-  const out: Record<string, string> = {};
-  for (const path of leafPaths(defaults)) out[envName(path)] = path.join('.');
-  return out;
+  return Object.fromEntries(envKeys(CloudConfigSchema).map((k) => [k.name, k.path.join('.')]));
 }
 
-function parseEnvValue(raw: string): unknown {
-  const t = raw.trim();
-  // Numbers, booleans, null and JSON arrays/objects; anything else is a plain string
-  // (so a password that happens to look like JSON must be quoted: '"123"').
-  if (
-    /^(-?\d+(\.\d+)?|true|false|null)$/.test(t) ||
-    t.startsWith('[') ||
-    t.startsWith('{') ||
-    t.startsWith('"')
-  ) {
-    try {
-      return JSON.parse(t);
-    } catch {
-      return raw;
-    }
-  }
-  return raw;
-}
-
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
-  let node = target;
-  for (const key of path.slice(0, -1)) {
-    if (!isPlainObject(node[key])) node[key] = {};
-    node = node[key] as Record<string, unknown>;
-  }
-  node[path[path.length - 1]!] = value;
-}
-
-function readConfigFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CloudError(
-      'CLOUD_CONFIG_UNREADABLE',
-      `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      { file },
-      { cause: err },
-    );
-  }
-  try {
-    const parsed = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
-    return parsed ?? {};
-  } catch (err) {
-    throw new CloudError('CLOUD_CONFIG_INVALID', `${file}: not valid YAML/JSON: ${(err as Error).message}`, {
-      file,
-    });
-  }
-}
-
-/** Validates a raw config object; the error names the key path and the source. */
+/** Validates a config object built in code (the demo, tests); errors name `source`. */
 export function parseCloudConfig(raw: unknown, source = 'config'): CloudConfig {
-  const parsed = CloudConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const detail = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
-      .join('; ');
-    throw new CloudError('CLOUD_CONFIG_INVALID', `${source}: ${detail}`, {
-      source,
-      paths: parsed.error.issues.map((i) => i.path.map(String).join('.')),
-    });
-  }
-  const config = parsed.data;
-  const ids = new Set<string>();
-  for (const [i, s] of config.sensors.entries()) {
-    if (ids.has(s.id))
-      throw new CloudError(
-        'CLOUD_CONFIG_INVALID',
-        `${source}: sensors.${i}.id: duplicate sensor id "${s.id}"`,
-      );
-    ids.add(s.id);
-  }
-  return config;
+  return loadConfig(spec, { object: { value: raw, source }, env: {} });
 }
 
-/** File, then SCREAMWATCH_* environment, then CLI flags; validated once, at boot. */
+/** File, then SCREAMWATCH_* environment, then CLI flags; validated once, at boot (runtime/config.ts). */
 export function loadCloudConfig(options: LoadCloudConfigOptions = {}): CloudConfig {
-  const env = options.env ?? process.env;
-  const raw = options.file ? readConfigFile(options.file) : {};
-  if (!isPlainObject(raw)) {
-    throw new CloudError(
-      'CLOUD_CONFIG_INVALID',
-      `${options.file}: (root): expected a mapping of config keys`,
-    );
-  }
-  const merged = structuredClone(raw);
-  const sources: string[] = [];
-  for (const [name, path] of Object.entries(cloudEnvVariables())) {
-    const value = env[name];
-    if (value === undefined || value === '') continue;
-    setPath(merged, path.split('.'), parseEnvValue(value));
-    sources.push(name);
-  }
   const o = options.overrides ?? {};
-  if (o.mqttPort !== undefined) setPath(merged, ['mqtt', 'port'], o.mqttPort);
-  if (o.httpPort !== undefined) setPath(merged, ['web', 'port'], o.httpPort);
-  if (o.dataDir !== undefined) setPath(merged, ['dataDir'], o.dataDir);
-  if (o.broker !== undefined) setPath(merged, ['mqtt', 'broker'], o.broker);
-  const source = [options.file ?? 'defaults', ...sources].join(' + ');
-  return parseCloudConfig(merged, source);
+  const flags: JsonObject = {};
+  const mqtt: JsonObject = {};
+  if (o.mqttPort !== undefined) mqtt.port = o.mqttPort;
+  if (o.broker !== undefined) mqtt.broker = o.broker;
+  if (Object.keys(mqtt).length) flags.mqtt = mqtt;
+  if (o.httpPort !== undefined) flags.web = { port: o.httpPort };
+  if (o.dataDir !== undefined) flags.dataDir = o.dataDir;
+  return loadConfig(spec, {
+    file: options.file ?? null,
+    env: options.env ?? process.env,
+    overrides: flags,
+  });
 }

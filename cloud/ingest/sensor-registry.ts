@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { HeartbeatMessage, StatusMessage } from '../../protocol/messages.ts';
+import type { HeartbeatMessage, InputHealth, StatusMessage } from '../../protocol/messages.ts';
 import type { SensorConfig } from '../config/schema.ts';
 import type { StoredLocation } from '../store/types.ts';
 
@@ -24,6 +24,12 @@ export interface SensorView {
   ip: string | null;
   /** Sensor-clock timestamp of the last status or heartbeat (the same on every bridge). */
   lastBeaconAt: string | null;
+  /** The sensor's input classifier (null: never reported, an older daemon). */
+  health?: InputHealth | null;
+  /** When `health` began, sensor clock. */
+  healthSince?: string | null;
+  /** Online but cannot hear: health is reported and is not `ok` (amber in the fleet view). */
+  degraded?: boolean;
 }
 
 interface SensorState {
@@ -41,6 +47,10 @@ interface SensorState {
   droppedFrames: number | null;
   ip: string | null;
   lastBeaconAt: string | null;
+  health: InputHealth | null;
+  healthSince: string | null;
+  /** `${health}|${since}` of the degradation already reported (one alert per episode). */
+  degradedReported: string | null;
 }
 
 export interface SensorRegistryOptions {
@@ -50,6 +60,8 @@ export interface SensorRegistryOptions {
   clock?: () => Date;
   /** Called once per silence: the sensor sent nothing for offlineAfterS (a dead sensor is a safety problem). */
   onOffline?: (sensor: SensorView) => void;
+  /** Called once per degradation episode (health not ok, keyed by health and since). */
+  onDegraded?: (sensor: SensorView) => void;
   /** How often silence is checked; default min(offlineAfterS / 4, 30 s). */
   checkIntervalMs?: number;
 }
@@ -97,6 +109,9 @@ export class SensorRegistry {
       droppedFrames: null,
       ip: null,
       lastBeaconAt: null,
+      health: null,
+      healthSince: null,
+      degradedReported: null,
     };
   }
 
@@ -150,6 +165,32 @@ export class SensorRegistry {
     s.status = m.state;
     if (m.modelVersion) s.modelVersion = m.modelVersion;
     if (m.daemonVersion) s.daemonVersion = m.daemonVersion;
+    if (m.state === 'online' && m.health) this.noteHealth(m.sensorId, s, m.health, m.since ?? m.timestamp);
+  }
+
+  private noteHealth(id: string, s: SensorState, health: InputHealth, since: string): void {
+    const was = s.health;
+    s.health = health;
+    s.healthSince = since;
+    if (health === 'ok') {
+      if (was && was !== 'ok')
+        this.options.logger.info({ sensorId: id, previous: was }, 'sensor input healthy again');
+      s.degradedReported = null;
+      return;
+    }
+    const key = `${health}|${since}`;
+    if (s.degradedReported === key) return;
+    s.degradedReported = key;
+    const view = this.view(id, s);
+    this.options.logger.warn(
+      { sensorId: id, health, since },
+      'sensor degraded: it is online but cannot hear',
+    );
+    try {
+      this.options.onDegraded?.(view);
+    } catch (err) {
+      this.options.logger.error({ err, sensorId: id }, 'degraded handler failed');
+    }
   }
 
   noteHeartbeat(m: HeartbeatMessage): void {
@@ -160,6 +201,7 @@ export class SensorRegistry {
     s.modelVersion = m.modelVersion;
     s.droppedFrames = m.droppedFrames;
     if (m.daemonVersion) s.daemonVersion = m.daemonVersion;
+    if (m.health) this.noteHealth(m.sensorId, s, m.health, m.healthSince ?? m.timestamp);
   }
 
   noteEvent(sensorId: string, timestamp: string, modelVersion?: string): void {
@@ -211,6 +253,9 @@ export class SensorRegistry {
       droppedFrames: s.droppedFrames,
       ip: s.ip,
       lastBeaconAt: s.lastBeaconAt,
+      health: s.health,
+      healthSince: s.healthSince,
+      degraded: s.status === 'online' && s.health !== null && s.health !== 'ok',
     };
   }
 

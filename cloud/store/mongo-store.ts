@@ -1,7 +1,17 @@
 import { type Collection, type Filter, MongoClient, MongoServerError } from 'mongodb';
 import { CloudError } from '../errors.ts';
 import { clampLimit, decodeCursor, KeyedMutex, mergeDelivery, normaliseEvent } from './query.ts';
-import type { ChannelDelivery, EventQuery, EventStore, Review, StoredEvent } from './types.ts';
+import { applyResponseChange } from './response.ts';
+import type {
+  AlertSuppression,
+  ChannelDelivery,
+  EventQuery,
+  EventStore,
+  ResponseChange,
+  ResponseStatus,
+  Review,
+  StoredEvent,
+} from './types.ts';
 
 /** The document: the StoredEvent fields as documented, with `timestamp` as a BSON date for range queries. */
 type EventDoc = Omit<StoredEvent, 'timestamp'> & { timestamp: Date };
@@ -70,6 +80,13 @@ export class MongoEventStore implements EventStore {
     }
   }
 
+  /** Readiness probe: the primary answers a ping (the driver fails it when no writable server is selectable). */
+  async checkWritable(): Promise<void> {
+    if (!this.client || !this.events)
+      throw new CloudError('CLOUD_STORE_OPEN_FAILED', `MongoDB store ${this.where} is not open`);
+    await this.events.db.command({ ping: 1 }, { readPreference: 'primary', timeoutMS: 2000 });
+  }
+
   async stop(): Promise<void> {
     const client = this.client;
     this.client = null;
@@ -107,6 +124,12 @@ export class MongoEventStore implements EventStore {
     if (query.from !== undefined) and.push({ timestamp: { $gte: new Date(query.from) } });
     if (query.to !== undefined) and.push({ timestamp: { $lte: new Date(query.to) } });
     if (query.isScream !== undefined) and.push({ isScream: query.isScream });
+    if (query.responseState === 'new') {
+      and.push({ $or: [{ 'response.state': 'new' }, { response: { $exists: false } }, { response: null }] });
+    } else if (query.responseState !== undefined) {
+      and.push({ 'response.state': query.responseState });
+    }
+    if (query.verdict !== undefined) and.push({ 'review.verdict': query.verdict });
     if (query.before !== undefined) {
       const c = decodeCursor(query.before);
       const at = new Date(c.ms);
@@ -133,7 +156,11 @@ export class MongoEventStore implements EventStore {
     });
   }
 
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     await this.modify(eventId, (e) => ({
       deliveries: mergeDelivery(e.deliveries ?? [], delivery),
       responseStatus,
@@ -144,8 +171,25 @@ export class MongoEventStore implements EventStore {
     await this.modify(eventId, () => ({ review }));
   }
 
-  async setResponseStatus(eventId: string, responseStatus: string): Promise<void> {
-    await this.modify(eventId, () => ({ responseStatus }));
+  async setResponseStatus(
+    eventId: string,
+    responseStatus: ResponseStatus,
+    detail: { suppressedBy?: AlertSuppression | null } = {},
+  ): Promise<void> {
+    await this.modify(eventId, () => ({ responseStatus, ...detail }));
+  }
+
+  /**
+   * One update: $set the state (and the review when resolved) and $push the history entry, so
+   * two people acting at once on different bridges both land in the history, in server order.
+   */
+  async recordResponse(eventId: string, change: ResponseChange): Promise<StoredEvent | null> {
+    const set: Partial<EventDoc> = { response: change.response };
+    const review = applyResponseChange({ history: [] } as unknown as StoredEvent, change).review;
+    if (review !== undefined) set.review = review;
+    const r = await this.c.updateOne({ eventId }, { $set: set, $push: { history: change.entry } });
+    if (r.matchedCount === 0) return null;
+    return this.get(eventId);
   }
 
   async count(): Promise<number> {

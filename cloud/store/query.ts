@@ -35,7 +35,7 @@ export function decodeCursor(cursor: string): { ms: number; eventId: string } {
   const [ms, eventId] = Buffer.from(cursor, 'base64url').toString().split('|');
   const n = Number(ms);
   if (!Number.isFinite(n) || !eventId)
-    throw new CloudError('CLOUD_USAGE', `invalid page cursor ${JSON.stringify(cursor)}`);
+    throw new CloudError('STORE_CURSOR_INVALID', `invalid page cursor ${JSON.stringify(cursor)}`);
   return { ms: n, eventId };
 }
 

@@ -3,7 +3,17 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CloudError } from '../errors.ts';
 import { clampLimit, decodeCursor, mergeDelivery, normaliseEvent } from './query.ts';
-import type { ChannelDelivery, EventQuery, EventStore, Review, StoredEvent } from './types.ts';
+import { applyResponseChange } from './response.ts';
+import type {
+  AlertSuppression,
+  ChannelDelivery,
+  EventQuery,
+  EventStore,
+  ResponseChange,
+  ResponseStatus,
+  Review,
+  StoredEvent,
+} from './types.ts';
 
 /**
  * The embedded default store: one SQLite file (WAL) under the data dir. The event is kept
@@ -48,6 +58,15 @@ export class SqliteEventStore implements EventStore {
         { cause: err },
       );
     }
+  }
+
+  /** A write lock can be taken now (BEGIN IMMEDIATE fails on a read-only or locked database). */
+  async checkWritable(): Promise<void> {
+    const db = this.db;
+    if (!db) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is not open`);
+    if (db.readonly) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is read-only`);
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
   }
 
   async stop(): Promise<void> {
@@ -141,6 +160,15 @@ export class SqliteEventStore implements EventStore {
       where.push('is_scream = ?');
       params.push(query.isScream ? 1 : 0);
     }
+    if (query.responseState !== undefined) {
+      // no column: the filter runs on the JSON doc (these lists are time-bounded pages)
+      where.push("COALESCE(json_extract(doc, '$.response.state'), 'new') = ?");
+      params.push(query.responseState);
+    }
+    if (query.verdict !== undefined) {
+      where.push("json_extract(doc, '$.review.verdict') = ?");
+      params.push(query.verdict);
+    }
     if (query.before !== undefined) {
       const c = decodeCursor(query.before);
       where.push('(ts_ms < ? OR (ts_ms = ? AND event_id < ?))');
@@ -163,7 +191,11 @@ export class SqliteEventStore implements EventStore {
     this.s.update.run(JSON.stringify(fn(JSON.parse(row.doc) as StoredEvent)), eventId);
   }
 
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     this.modify(eventId, (e) => ({
       ...e,
       deliveries: mergeDelivery(e.deliveries ?? [], delivery),
@@ -175,8 +207,22 @@ export class SqliteEventStore implements EventStore {
     this.modify(eventId, (e) => ({ ...e, review }));
   }
 
-  async setResponseStatus(eventId: string, responseStatus: string): Promise<void> {
-    this.modify(eventId, (e) => ({ ...e, responseStatus }));
+  async setResponseStatus(
+    eventId: string,
+    responseStatus: ResponseStatus,
+    detail: { suppressedBy?: AlertSuppression | null } = {},
+  ): Promise<void> {
+    this.modify(eventId, (e) => ({ ...e, responseStatus, ...detail }));
+  }
+
+  async recordResponse(eventId: string, change: ResponseChange): Promise<StoredEvent | null> {
+    if (!this.s.get.get(eventId)) return null;
+    let out: StoredEvent | null = null;
+    this.modify(eventId, (e) => {
+      out = applyResponseChange(e, change);
+      return out;
+    });
+    return out;
   }
 
   async count(): Promise<number> {

@@ -24,6 +24,48 @@ export interface ChannelDelivery {
   lastError?: string | null;
   providerId?: string | null;
   updatedAt: string;
+  /** status 'pending' after a failed try: when the next try is due (ISO). */
+  nextAttemptAt?: string | null;
+  /** status 'suppressed' by the per-contact rate limit: when this contact can be alerted again (ISO). */
+  limitedUntil?: string | null;
+}
+
+/** Why an event that met its policy sent nothing itself: another event of the sensor alerted. */
+export interface AlertSuppression {
+  reason: 'cooldown';
+  /** The event whose alert opened the cooldown (its page shows what was sent). */
+  eventId: string;
+  /** When the cooldown ends (ISO); a follow-up summary of the suppressed events goes out then. */
+  until: string;
+}
+
+/** Where the people on call are with an event (independent of the alert delivery summary). */
+export type ResponseState = 'new' | 'acknowledged' | 'resolved';
+
+export interface EventResponse {
+  state: ResponseState;
+  /** Who moved it to this state, and when (ISO). */
+  userId: string;
+  at: string;
+  /** Set when resolved. */
+  verdict?: Review['verdict'] | null;
+  note?: string | null;
+}
+
+/** One change of an event's response, appended to `history` (never rewritten). */
+export interface HistoryEntry {
+  at: string;
+  userId: string;
+  action: 'acknowledged' | 'resolved' | 'reopened' | 'manual-alert';
+  state?: ResponseState;
+  verdict?: Review['verdict'] | null;
+  note?: string | null;
+}
+
+/** A response change: the new state plus the history entry recording it. */
+export interface ResponseChange {
+  response: EventResponse;
+  entry: HistoryEntry;
 }
 
 export type Review = {
@@ -32,6 +74,19 @@ export type Review = {
   at: string;
   note?: string | null;
 };
+
+/** What an event is: a sensor's detection or near-miss, an operator's, an upload, a sensor's health. */
+export type AlertType = 'scream' | 'near-miss' | 'manual' | 'upload' | 'sensor-offline' | 'sensor-degraded';
+
+/** The summary of an event's alert deliveries (cloud/alerts/alert-policy.ts `summarise`). */
+export type ResponseStatus =
+  | 'pending'
+  | 'alerted'
+  | 'partial'
+  | 'failed'
+  | 'not-configured'
+  | 'suppressed'
+  | 'none';
 
 export interface StoredEvent {
   eventId: string;
@@ -48,10 +103,8 @@ export interface StoredEvent {
   levelDbfs?: number | null;
   modelVersion?: string | null;
   location: StoredLocation;
-  /** e.g. 'scream', 'near-miss', 'manual', 'upload', 'sensor-offline'. */
-  alertType: string;
-  /** Summary of alert delivery: 'pending' | 'alerted' | 'partial' | 'failed' | 'not-configured' | 'suppressed' | 'none'. */
-  responseStatus: string;
+  alertType: AlertType;
+  responseStatus: ResponseStatus;
   deliveries: ChannelDelivery[];
   userId?: string | null;
   deviceInfo?: Record<string, unknown> | null;
@@ -59,6 +112,12 @@ export interface StoredEvent {
   notes?: string | null;
   error?: string | null;
   review?: Review | null;
+  /** Set when the cooldown suppressed this event's alert: which event did alert, and until when. */
+  suppressedBy?: AlertSuppression | null;
+  /** The on-call response state; absent means 'new'. */
+  response?: EventResponse | null;
+  /** Every response change, oldest first (appended, never overwritten). */
+  history?: HistoryEntry[] | null;
   /** Window timeline for uploads/analysis: [{startS, endS, probability}]. */
   windows?: { startS: number; endS: number; probability: number }[] | null;
 }
@@ -69,6 +128,10 @@ export interface EventQuery {
   from?: string;
   to?: string;
   isScream?: boolean;
+  /** Response state ('new' includes events never acknowledged). */
+  responseState?: ResponseState;
+  /** Resolution verdict. */
+  verdict?: Review['verdict'];
   limit?: number;
   /** Opaque cursor from a previous page (newest first). */
   before?: string;
@@ -82,9 +145,23 @@ export interface EventStore {
   get(eventId: string): Promise<StoredEvent | null>;
   /** Newest first by timestamp, then eventId. */
   list(query: EventQuery): Promise<StoredEvent[]>;
-  updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void>;
+  updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: ResponseStatus): Promise<void>;
   setReview(eventId: string, review: Review): Promise<void>;
+  /**
+   * Sets the response state (and, when resolved, `review`) and appends the entry to `history`,
+   * in one write. Returns the updated event, or null when there is no such event.
+   */
+  recordResponse(eventId: string, change: ResponseChange): Promise<StoredEvent | null>;
   /** Sets the alert summary without a delivery (e.g. 'none', 'suppressed'). Optional: the bridge's stores have it. */
-  setResponseStatus?(eventId: string, responseStatus: string): Promise<void>;
+  setResponseStatus?(
+    eventId: string,
+    responseStatus: ResponseStatus,
+    detail?: { suppressedBy?: AlertSuppression | null },
+  ): Promise<void>;
   count(): Promise<number>;
+  /**
+   * Readiness probe (/healthz): resolves when the store can take a write now, throws with the
+   * reason otherwise. Optional: a store without it counts as ready once started.
+   */
+  checkWritable?(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { UlidFactory } from '../../protocol/event-id.ts';
 import type { AnalysisPool } from './analysis-pool.ts';
 import type { Session, SessionCodec } from './auth/sessions.ts';
 import { WebError } from './errors.ts';
+import type { LiveFeed } from './live-feed.ts';
 import type { SlidingWindowLimiter } from './rate-limit.ts';
 import type { WebDeps, WebUser } from './types.ts';
 
@@ -16,6 +17,8 @@ export interface WebContext {
   limits: { login: SlidingWindowLimiter; manualAlert: SlidingWindowLimiter; liveAlert: SlidingWindowLimiter };
   secureCookies: boolean;
   analysis: AnalysisPool;
+  /** The change feed behind GET /api/stream; REST answers carry its cursor as `liveCursor`. */
+  feed: LiveFeed;
 }
 
 declare module 'fastify' {

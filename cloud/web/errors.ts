@@ -1,4 +1,4 @@
-import { ScreamwatchError } from '../../protocol/errors.ts';
+import { httpStatusFor, type Registered, ScreamwatchError } from '../../protocol/errors.ts';
 
 export type WebErrorCode =
   | 'WEB_UNAUTHENTICATED'
@@ -17,25 +17,9 @@ export type WebErrorCode =
   | 'WEB_ANALYSIS_FAILED'
   | 'WEB_UNAVAILABLE';
 
-const STATUS: Record<WebErrorCode, number> = {
-  WEB_UNAUTHENTICATED: 401,
-  WEB_FORBIDDEN: 403,
-  WEB_CSRF_INVALID: 403,
-  WEB_LOGIN_FAILED: 401,
-  WEB_RATE_LIMITED: 429,
-  WEB_NOT_FOUND: 404,
-  WEB_BAD_REQUEST: 400,
-  WEB_UPLOAD_TOO_LARGE: 413,
-  WEB_UPLOAD_MISSING: 400,
-  WEB_CONFLICT: 409,
-  WEB_LISTEN_FAILED: 500,
-  WEB_BUNDLE_FAILED: 500,
-  WEB_DATA_DIR: 500,
-  WEB_ANALYSIS_FAILED: 500,
-  WEB_UNAVAILABLE: 503,
-};
+export type WebCodesRegistered = Registered<WebErrorCode>;
 
-/** A dashboard error; `statusCode` is what the API answers with, `code` goes in the JSON body. */
+/** A dashboard error; `statusCode` (from the registry) is what the API answers with, `code` goes in the JSON body. */
 export class WebError extends ScreamwatchError {
   declare readonly code: WebErrorCode;
   readonly statusCode: number;
@@ -47,6 +31,6 @@ export class WebError extends ScreamwatchError {
   ) {
     super(code, message, context, options);
     this.name = 'WebError';
-    this.statusCode = STATUS[code];
+    this.statusCode = httpStatusFor(this);
   }
 }

@@ -7,13 +7,14 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import { ScreamwatchError } from '../../protocol/errors.ts';
+import { httpStatusFor, ScreamwatchError } from '../../protocol/errors.ts';
 import { AnalysisPool } from './analysis-pool.ts';
 import { CSRF_HEADER, SESSION_COOKIE, SessionCodec } from './auth/sessions.ts';
 import { resolveSessionSecret, resolveUsers } from './auth/users.ts';
 import { bundleClient, makeAsset, type StaticAsset, sendAsset } from './bundle.ts';
 import { makeIds, type WebContext } from './context.ts';
 import { WebError } from './errors.ts';
+import { LiveFeed } from './live-feed.ts';
 import { type PageName, renderPage } from './pages.ts';
 import { SlidingWindowLimiter } from './rate-limit.ts';
 import { analyseRoutes } from './routes/analyse.ts';
@@ -21,11 +22,12 @@ import { authRoutes } from './routes/auth.ts';
 import { eventRoutes } from './routes/events.ts';
 import { fleetRoutes } from './routes/fleet.ts';
 import { liveRoutes } from './routes/live.ts';
+import { streamRoutes } from './routes/stream.ts';
 import type { WebDeps, WebService } from './types.ts';
 
 export type { SensorView, WebConfig, WebDeps, WebService, WebUser } from './types.ts';
 
-const PUBLIC_PATHS = new Set(['/login', '/api/login', '/healthz']);
+const PUBLIC_PATHS = new Set(['/login', '/api/login', '/healthz', '/livez']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Image origins the map may load tiles from, for the Content-Security-Policy. */
@@ -64,6 +66,13 @@ export function createWebService(deps: WebDeps): WebService {
   let started: Promise<void> | null = null;
   const modelJson = JSON.stringify(deps.model.toJSON());
   const analysis = new AnalysisPool(modelJson);
+  const feed = new LiveFeed({
+    store: deps.store,
+    changes: deps.changes ?? null,
+    registry: deps.registry,
+    logger: logger.child({ component: 'web-live' }),
+  });
+  let endStreams: () => void = () => {};
   const csp = [
     "default-src 'self'",
     "script-src 'self'",
@@ -126,6 +135,27 @@ export function createWebService(deps: WebDeps): WebService {
   });
 
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    // a person following a wrong link gets the dashboard's page, a program the JSON error
+    if (
+      ctx &&
+      request.session &&
+      request.method === 'GET' &&
+      !path.startsWith('/api/') &&
+      !path.startsWith('/static/')
+    ) {
+      const s = request.session;
+      return reply
+        .code(404)
+        .type('text/html; charset=utf-8')
+        .send(
+          renderPage('notfound', s, ctx.sessions.csrfToken(s), {
+            tileUrl: config.tileUrl,
+            maxUploadBytes: config.maxUploadBytes,
+            path,
+          }),
+        );
+    }
     const err = new WebError(
       'WEB_NOT_FOUND',
       `no such page or API: ${request.method} ${request.url.split('?')[0]}`,
@@ -133,7 +163,19 @@ export function createWebService(deps: WebDeps): WebService {
     return reply.code(404).send({ error: { code: err.code, message: err.message } });
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
+  // Readiness as the bridge sees it (broker accepting, store and alert queue writable): 503
+  // with the failing checks, so a load balancer or monitor does not trust a half-dead bridge.
+  app.get('/healthz', async (_request, reply) => {
+    if (!deps.readiness) return { ok: true };
+    const checks = await deps.readiness().catch((err: Error) => ({
+      readiness: { ok: false, detail: err.message },
+    }));
+    const ok = Object.values(checks).every((c) => c.ok);
+    reply.header('cache-control', 'no-store');
+    return reply.code(ok ? 200 : 503).send({ ok, checks });
+  });
+  // Liveness: the process answers (restart it only when this fails).
+  app.get('/livez', async () => ({ ok: true }));
 
   app.get('/static/:name', async (request, reply) => {
     const asset = assets.get((request.params as { name: string }).name);
@@ -179,7 +221,9 @@ export function createWebService(deps: WebDeps): WebService {
       },
       secureCookies,
       analysis,
+      feed,
     };
+    feed.start();
     await app.register(fastifyCookie);
     // added after the cookie plugin's own onRequest hook, which parses request.cookies
     app.addHook('onRequest', authenticate);
@@ -190,6 +234,9 @@ export function createWebService(deps: WebDeps): WebService {
     eventRoutes(app, ctx);
     fleetRoutes(app, ctx);
     analyseRoutes(app, ctx);
+    endStreams = streamRoutes(app, ctx, feed);
+    // open streams would keep app.close() waiting for their sockets
+    app.addHook('preClose', async () => endStreams());
     liveRoutes(app, ctx, makeAsset(Buffer.from(modelJson), 'application/json; charset=utf-8'));
     try {
       url = await app.listen({ host: config.host, port: config.port });
@@ -220,7 +267,9 @@ export function createWebService(deps: WebDeps): WebService {
     },
     async stop() {
       if (started) await started.catch(() => undefined);
+      endStreams();
       await app.close();
+      await feed.stop();
       await analysis.stop();
     },
   };
@@ -233,9 +282,8 @@ function isJson(request: FastifyRequest): boolean {
 function describeError(err: FastifyError | ScreamwatchError, maxUploadBytes: number) {
   if (err instanceof WebError) return { status: err.statusCode, code: err.code, message: err.message };
   if (err instanceof ScreamwatchError) {
-    // AUDIO_* (a file that cannot be decoded) and other coded errors from the core are the client's input
-    const status = err.code.startsWith('AUDIO_') ? 422 : 500;
-    return { status, code: err.code, message: err.message };
+    // the registry says: AUDIO_* (a file that cannot be decoded) is the client's input (422), ...
+    return { status: httpStatusFor(err), code: err.code, message: err.message };
   }
   const fe = err as FastifyError;
   if (fe.code === 'FST_REQ_FILE_TOO_LARGE' || fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

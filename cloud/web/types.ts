@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
+import type { EventChanges } from '../store/observed-store.ts';
 import type { ChannelDelivery, EventStore, StoredEvent, StoredLocation } from '../store/types.ts';
 
 export type UserRole = 'admin' | 'viewer';
@@ -39,6 +40,11 @@ export interface SensorView {
   modelVersion: string | null;
   lastEventAt: string | null;
   droppedFrames: number | null;
+  /** Input health the sensor reports (null/absent: never reported). */
+  health?: 'ok' | 'silent' | 'stuck' | 'clipping' | 'no-device' | null;
+  healthSince?: string | null;
+  /** Online but its input is not ok: amber. */
+  degraded?: boolean;
 }
 
 export interface SensorRegistryView {
@@ -51,8 +57,13 @@ export interface ManualAlerts {
 }
 
 export interface WebDeps {
+  /** The bridge's readiness checks for /healthz (503 when one fails); absent: always ready. */
+  readiness?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
   config: WebConfig;
   store: EventStore;
+  /** What tells the live stream that events were stored or changed (an ObservedEventStore);
+   * without it the stream carries sensor changes only and pages fall back to polling for events. */
+  changes?: EventChanges;
   registry: SensorRegistryView;
   alerts: ManualAlerts;
   /** Stores (and alerts on) an event made on the dashboard: a live browser detection or an upload. */

@@ -1,4 +1,4 @@
-import { ScreamwatchError } from '../../protocol/errors.ts';
+import { type Registered, ScreamwatchError } from '../../protocol/errors.ts';
 
 export type AudioErrorCode =
   | 'AUDIO_EMPTY'
@@ -6,6 +6,8 @@ export type AudioErrorCode =
   | 'AUDIO_TRUNCATED'
   | 'AUDIO_UNSUPPORTED'
   | 'AUDIO_READ_FAILED';
+
+export type AudioCodesRegistered = Registered<AudioErrorCode>;
 
 /** A file that cannot be decoded; the message names the file and the problem. */
 export class AudioDecodeError extends ScreamwatchError {

@@ -3,8 +3,9 @@ import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { s16leToFloat } from '../../core/audio/decode.ts';
+import { backoffDelay } from '../../runtime/backoff.ts';
 import { DaemonError } from '../errors.ts';
-import { type AudioSource, type AudioSourceEvents, backoffDelay, type RetryPolicy } from './audio-source.ts';
+import type { AudioSource, AudioSourceEvents, RetryPolicy } from './audio-source.ts';
 
 interface Recording {
   process: ChildProcess;
@@ -130,6 +131,7 @@ export class AlsaSource implements AudioSource {
         this.lastError.message,
       );
       this.retryTimer = setTimeout(() => this.open(), delay);
+      this.options.events.failed?.(this.lastError);
     });
   }
 

@@ -12,10 +12,17 @@ export interface AudioSource {
 
 export interface AudioSourceEvents {
   samples(samples: Float32Array): void;
+  /**
+   * Back-pressure for a source that can wait (a file replayed in fast mode): is there room for
+   * this many samples without dropping? A microphone never waits and never asks.
+   */
+  hasRoomFor?(samples: number): boolean;
   /** First audio after start or after a recovery: READY for sd_notify. */
   flowing(): void;
   /** Only a file source ends. */
   end(): void;
+  /** The device could not be opened or was lost; a reopen is scheduled (input health: no-device). */
+  failed?(error: DaemonError): void;
 }
 
 export type ParsedSource = { kind: 'alsa'; device: string } | { kind: 'file'; path: string };
@@ -31,13 +38,3 @@ export function parseAudioSource(source: string): ParsedSource {
 }
 
 export type RetryPolicy = DaemonConfig['audio']['retry'];
-
-/** Exponential backoff with +-20% jitter, so a fleet does not retry in lockstep. */
-export function backoffDelay(
-  policy: RetryPolicy,
-  attempt: number,
-  random: () => number = Math.random,
-): number {
-  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** attempt);
-  return Math.round(base * (0.8 + 0.4 * random()));
-}

@@ -106,10 +106,41 @@ export const DaemonConfigSchema = z
       }),
     stateDir: z.string().min(1).default('/var/lib/screamwatch'),
     outbox: z
-      .object({ maxRows: z.number().int().min(10).default(100_000) })
+      .object({
+        maxRows: z.number().int().min(10).default(100_000),
+        /** Rows held in memory while the disk refuses writes (full, read-only). */
+        memoryMaxRows: z.number().int().min(10).max(100_000).default(1000),
+        /** Backoff between attempts to write to the disk again. */
+        retry: RetrySchema.default({ initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 }),
+      })
       .strict()
-      .default({ maxRows: 100_000 }),
+      .default({
+        maxRows: 100_000,
+        memoryMaxRows: 1000,
+        retry: { initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 },
+      }),
     heartbeatIntervalS: z.number().min(1).max(86_400).default(60),
+    /** Input health classifier (daemon/health/input-health.ts): when the mic counts as deaf. */
+    health: z
+      .object({
+        silentAfterS: z.number().positive().max(86_400).default(300),
+        silentFloorDbfs: z.number().min(-200).max(0).default(-90),
+        stuckAfterS: z.number().positive().max(86_400).default(30),
+        clipAfterS: z.number().positive().max(86_400).default(10),
+        clipShare: z.number().gt(0).max(1).default(0.05),
+        noDeviceAfterS: z.number().min(0).max(86_400).default(5),
+        recoverAfterS: z.number().min(0).max(86_400).default(10),
+      })
+      .strict()
+      .default({
+        silentAfterS: 300,
+        silentFloorDbfs: -90,
+        stuckAfterS: 30,
+        clipAfterS: 10,
+        clipShare: 0.05,
+        noDeviceAfterS: 5,
+        recoverAfterS: 10,
+      }),
     location: z
       .object({
         latitude: z.number().min(-90).max(90).nullable().default(null),
@@ -130,6 +161,19 @@ export const DaemonConfigSchema = z
       })
       .strict()
       .default({ level: 'info' }),
+    /** Prometheus /metrics + /healthz + /livez, loopback only; off unless a port is set. */
+    metrics: z
+      .object({
+        port: z.number().int().min(0).max(65535).nullable().default(null),
+        host: z
+          .enum(['127.0.0.1', '::1', 'localhost'], {
+            message:
+              'must be a loopback address (127.0.0.1, ::1 or localhost): the endpoint has no authentication',
+          })
+          .default('127.0.0.1'),
+      })
+      .strict()
+      .default({ port: null, host: '127.0.0.1' }),
   })
   .strict();
 

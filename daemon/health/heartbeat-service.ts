@@ -1,4 +1,4 @@
-import type { HeartbeatMessage } from '../../protocol/messages.ts';
+import type { HeartbeatMessage, InputHealth } from '../../protocol/messages.ts';
 import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
 import type { Clock } from '../clock.ts';
 import { DAEMON_VERSION } from '../version.ts';
@@ -6,9 +6,12 @@ import { DAEMON_VERSION } from '../version.ts';
 export interface HeartbeatFacts {
   outboxDepth: number;
   outboxFull: boolean;
+  outboxWritable?: boolean;
+  outboxLost?: number;
   droppedFrames: number;
   inputLevelDbfs: number;
   lastMaxProbability: number;
+  health?: { health: InputHealth; since: string };
 }
 
 export interface HeartbeatServiceOptions {
@@ -61,6 +64,9 @@ export class HeartbeatService {
       rssBytes: process.memoryUsage.rss(),
       modelVersion: this.o.modelVersion.slice(0, 100),
       daemonVersion: DAEMON_VERSION,
+      ...(f.outboxWritable !== undefined && { outboxWritable: f.outboxWritable }),
+      ...(f.outboxLost !== undefined && { outboxLost: f.outboxLost }),
+      ...(f.health && { health: f.health.health, healthSince: f.health.since }),
     };
   }
 

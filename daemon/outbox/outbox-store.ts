@@ -43,14 +43,16 @@ export class OutboxStore {
   private readonly db: Database.Database;
   private readonly maxRows: number;
   private count: number;
-  private readonly stmts;
+  private readonly stmts: ReturnType<typeof prepareStatements>;
 
   constructor(stateDir: string, options: OutboxStoreOptions) {
     this.path = join(stateDir, 'outbox.sqlite');
     this.maxRows = options.maxRows;
+    let db: Database.Database | null = null;
     try {
       ensureDir(stateDir);
-      this.db = new Database(this.path);
+      db = new Database(this.path);
+      this.db = db;
       this.db.pragma('journal_mode = WAL');
       // FULL: a commit is on the medium before add() returns; an SD card losing power
       // right after a detection must not lose it. Writes are rare (events, a heartbeat a minute).
@@ -64,7 +66,11 @@ export class OutboxStore {
         created_at_ms INTEGER NOT NULL,
         event_id TEXT
       )`);
+      this.stmts = prepareStatements(db);
+      this.count = this.stmts.count.get() as number;
     } catch (err) {
+      // a corrupt file fails here (SQLITE_NOTADB) or at the first read: close before reporting
+      db?.close();
       throw new DaemonError(
         'OUTBOX_OPEN_FAILED',
         `cannot open outbox ${this.path}: ${(err as Error).message} (check stateDir and its permissions)`,
@@ -72,26 +78,6 @@ export class OutboxStore {
         { cause: err },
       );
     }
-    this.stmts = {
-      insert: this.db.prepare(
-        'INSERT INTO outbox (kind, topic, payload, created_at_ms, event_id) VALUES (?, ?, ?, ?, ?)',
-      ),
-      count: this.db.prepare('SELECT COUNT(*) AS n FROM outbox').pluck(),
-      countKind: this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE kind = ?').pluck(),
-      after: this.db.prepare(
-        'SELECT id, kind, topic, payload, created_at_ms AS createdAtMs, event_id AS eventId FROM outbox WHERE id > ? ORDER BY id LIMIT ?',
-      ),
-      remove: this.db.prepare('DELETE FROM outbox WHERE id = ?'),
-      removeKind: this.db.prepare('DELETE FROM outbox WHERE kind = ?'),
-      evictOldest: this.db.prepare(
-        'DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)',
-      ),
-    };
-    this.count = this.stmts.count.get() as number;
-  }
-
-  get isOpen(): boolean {
-    return this.db.open;
   }
 
   get depth(): number {
@@ -114,6 +100,26 @@ export class OutboxStore {
     payload: Buffer,
     createdAtMs: number,
     eventId: string | null = null,
+  ): AddResult {
+    try {
+      return this.addNow(kind, topic, payload, createdAtMs, eventId);
+    } catch (err) {
+      // the transaction rolled back: evictions counted above did not happen
+      try {
+        this.count = this.stmts.count.get() as number;
+      } catch {
+        // unreadable too; the caller handles the first error
+      }
+      throw err;
+    }
+  }
+
+  private addNow(
+    kind: OutboxKind,
+    topic: string,
+    payload: Buffer,
+    createdAtMs: number,
+    eventId: string | null,
   ): AddResult {
     return this.db.transaction((): AddResult => {
       let evicted = 0;
@@ -145,6 +151,14 @@ export class OutboxStore {
     return this.stmts.after.all(afterId, limit) as OutboxRow[];
   }
 
+  /** A committed write that leaves no row: does the disk take writes again? */
+  probe(): void {
+    this.db.transaction(() => {
+      const id = this.stmts.probeInsert.run().lastInsertRowid;
+      this.stmts.remove.run(id);
+    })();
+  }
+
   /** Called on PUBACK. Deleting a row twice (a duplicate ack) is harmless. */
   remove(id: number): void {
     this.count -= this.stmts.remove.run(id).changes;
@@ -160,4 +174,25 @@ export class OutboxStore {
     }
     this.db.close();
   }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insert: db.prepare(
+      'INSERT INTO outbox (kind, topic, payload, created_at_ms, event_id) VALUES (?, ?, ?, ?, ?)',
+    ),
+    count: db.prepare('SELECT COUNT(*) AS n FROM outbox').pluck(),
+    countKind: db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE kind = ?').pluck(),
+    after: db.prepare(
+      'SELECT id, kind, topic, payload, created_at_ms AS createdAtMs, event_id AS eventId FROM outbox WHERE id > ? ORDER BY id LIMIT ?',
+    ),
+    remove: db.prepare('DELETE FROM outbox WHERE id = ?'),
+    removeKind: db.prepare('DELETE FROM outbox WHERE kind = ?'),
+    evictOldest: db.prepare(
+      'DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)',
+    ),
+    probeInsert: db.prepare(
+      "INSERT INTO outbox (kind, topic, payload, created_at_ms) VALUES ('heartbeat', '', x'', 0)",
+    ),
+  };
 }

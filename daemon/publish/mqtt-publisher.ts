@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
-import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
+import { type InputHealth, PROTOCOL_VERSION, type StatusMessage } from '../../protocol/messages.ts';
+import { redactUrl } from '../../protocol/redact.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
-import { backoffDelay, type RetryPolicy } from '../capture/audio-source.ts';
+import { backoffDelay, type RetryPolicy } from '../../runtime/backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { DaemonConfig } from '../config/schema.ts';
 import { DaemonError } from '../errors.ts';
-import type { OutboxStore } from '../outbox/outbox-store.ts';
+import type { OutboxQueue } from '../outbox/outbox.ts';
 import { sleep, withTimeout } from '../timeouts.ts';
 import { DAEMON_VERSION } from '../version.ts';
 
@@ -18,7 +19,9 @@ export interface MqttPublisherOptions {
   sensorId: string;
   topicRoot: string;
   modelVersion: string;
-  outbox: OutboxStore;
+  outbox: OutboxQueue;
+  /** Reported in the retained status (false while the disk refuses writes). */
+  outboxWritable?: () => boolean;
   clock: Clock;
   logger: Logger;
   /** Reconnect backoff; default 1 s doubling to 30 s, with jitter. */
@@ -49,11 +52,21 @@ export class MqttPublisher extends EventEmitter {
   private readonly tls: Pick<IClientOptions, 'ca' | 'cert' | 'key'>;
   private readonly statusTopic: string;
   private lastErrorCode: string | null = null;
+  private rewinds = 0;
+  private readonly onRewind = () => {
+    // rows moved to new ids (memory → disk, a recreated file): read the outbox again from
+    // the start; what is already in flight is skipped, a moved copy may go twice (the cloud
+    // de-duplicates by sensorId + eventId)
+    this.rewinds++;
+    this.cursor = 0;
+    setImmediate(() => this.pump());
+  };
   /** Rows acknowledged by the broker since start. */
   acked = 0;
   /** Set when the broker refused our credentials; cleared on a successful connect. */
   authError: DaemonError | null = null;
   connects = 0;
+  private health: { health: InputHealth; since: string } | null = null;
 
   constructor(private readonly o: MqttPublisherOptions) {
     super();
@@ -92,6 +105,7 @@ export class MqttPublisher extends EventEmitter {
   /** Returns at once: a broker that is down at boot must not hold up capture. */
   async start(): Promise<void> {
     this.stopping = false;
+    this.o.outbox.on?.('rewind', this.onRewind);
     this.connect();
   }
 
@@ -100,7 +114,7 @@ export class MqttPublisher extends EventEmitter {
       const u = new URL(this.o.mqtt.url);
       return `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'mqtts:' ? 8883 : 1883)}`;
     } catch {
-      return this.o.mqtt.url;
+      return redactUrl(this.o.mqtt.url);
     }
   }
 
@@ -114,6 +128,9 @@ export class MqttPublisher extends EventEmitter {
       keepalive: m.keepaliveS,
       reconnectPeriod: 0, // we reconnect ourselves, with backoff and a fresh client
       connectTimeout: 10_000,
+      // mqtt-packet otherwise pre-builds a 2-byte Buffer for each of the 65,536 packet ids on
+      // the first write: 6.3 MB of heap on a sensor that sends a handful of messages a minute.
+      writeCache: false,
       rejectUnauthorized: m.rejectUnauthorized,
       will: {
         topic: this.statusTopic,
@@ -200,10 +217,16 @@ export class MqttPublisher extends EventEmitter {
   private pump(): void {
     const client = this.client;
     if (!client || !this.connected || this.stopping) return;
-    const room = (this.o.inflightLimit ?? 16) - this.inflight.size;
+    let room = (this.o.inflightLimit ?? 16) - this.inflight.size;
     if (room <= 0) return;
-    for (const row of this.o.outbox.peek(this.cursor, room)) {
+    const seen = this.rewinds;
+    const rows = this.o.outbox.peek(this.cursor, room + this.inflight.size);
+    if (seen !== this.rewinds) return; // the peek itself rewound; the scheduled pump reads again
+    for (const row of rows) {
+      if (room <= 0) break;
       this.cursor = row.id;
+      if (this.inflight.has(row.id)) continue;
+      room--;
       this.inflight.add(row.id);
       client.publish(row.topic, row.payload, { qos: 1 }, (err) => {
         if (this.client !== client) return; // a dead connection's callback: the row goes again
@@ -238,15 +261,39 @@ export class MqttPublisher extends EventEmitter {
     });
   }
 
+  /**
+   * The input classifier's state goes into the retained `online` status, republished at once
+   * when connected (and on every connect), so the bridge and Home Assistant see a deaf mic
+   * without waiting for the next heartbeat.
+   */
+  setHealth(health: InputHealth, since: string): void {
+    this.health = { health, since };
+    if (!this.stopping) this.republishStatus();
+  }
+
+  /** Publishes the retained `online` status again (its facts changed, e.g. outboxWritable). */
+  republishStatus(): void {
+    if (!this.client || !this.connected) return;
+    this.client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true }, () => {});
+  }
+
   private statusPayload(state: 'online' | 'offline'): Buffer {
-    return encodeStatus({
+    const writable = this.o.outboxWritable?.();
+    const m: StatusMessage = {
+      ...(writable !== undefined && { outboxWritable: writable }),
       v: PROTOCOL_VERSION,
       sensorId: this.o.sensorId,
       state,
       timestamp: new Date(this.o.clock.now()).toISOString(),
       daemonVersion: DAEMON_VERSION,
       modelVersion: this.o.modelVersion.slice(0, 100),
-    });
+    };
+    // offline (the last will, a clean stop) says nothing about the microphone
+    if (state === 'online' && this.health) {
+      m.health = this.health.health;
+      m.since = this.health.since;
+    }
+    return encodeStatus(m);
   }
 
   /**
@@ -255,6 +302,7 @@ export class MqttPublisher extends EventEmitter {
    */
   async stop(budgetMs = 3000): Promise<void> {
     this.stopping = true;
+    this.o.outbox.off?.('rewind', this.onRewind);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const client = this.client;
@@ -279,7 +327,12 @@ export class MqttPublisher extends EventEmitter {
       1000,
       undefined,
     );
+    // Not removeAllListeners(): that also drops mqtt.js's own 'close' handler, the one that
+    // clears its CONNACK timer, so a stop while a connect was still pending (the installer's
+    // `--source file:… --fast` against an unreachable broker) crashed 10 s later with an
+    // unhandled 'error' event "connack timeout". Our handlers ignore a client that is no
+    // longer this.client; late errors of the closing client are swallowed here.
+    client.on('error', () => {});
     client.end(true);
-    client.removeAllListeners();
   }
 }

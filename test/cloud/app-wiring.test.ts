@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CloudApp } from '../../cloud/app.ts';
-import { parseCloudConfig } from '../../cloud/config/schema.ts';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
+import { parseCloudConfig } from '../../cloud/config/schema.ts';
 import { type MongoWireServer, startMongoWireServer } from '../support/mongo-wire-server.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
 import {
@@ -147,8 +148,11 @@ describe('cloud app wiring', () => {
       expect(wire.databases.get('screamwatch_wiring')?.get('events')?.docs).toHaveLength(1);
       expect(bridge.logs.find('event store: MongoDB (MONGODB_URI)')).toHaveLength(1);
       expect(twilio.accepted()).toHaveLength(1);
-      // The alert queue stays in SQLite under the data dir whatever the store.
-      expect(bridge.app.alerts.queue.path).toBe(join(dir.path, 'alerts.sqlite'));
+      // With MONGODB_URI the alert state is in MongoDB too (shared by the bridges), not in the data dir.
+      expect(bridge.logs.find('alert state: MongoDB (MONGODB_URI), shared by the bridges')).toHaveLength(1);
+      const jobs = wire.databases.get('screamwatch_wiring')?.get('alert_jobs')?.docs ?? [];
+      expect(jobs.map((j) => [j.channel, j.status])).toEqual([['sms', 'sent']]);
+      expect(existsSync(join(dir.path, 'alerts.sqlite'))).toBe(false);
     } finally {
       for (const a of apps.splice(0)) await a.stop();
       await wire.stop();

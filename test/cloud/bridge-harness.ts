@@ -5,8 +5,9 @@ import { Writable } from 'node:stream';
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { CloudApp } from '../../cloud/app.ts';
-import { type CloudConfigInput, parseCloudConfig } from '../../cloud/config/schema.ts';
+import type { PasswordGate } from '../../cloud/auth/password-gate.ts';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
+import { type CloudConfigInput, parseCloudConfig } from '../../cloud/config/schema.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
@@ -42,7 +43,13 @@ export async function tempDir(prefix = 'sw-cloud-'): Promise<{ path: string; rem
 /** Starts a CloudApp from a config object; the dashboard is off unless asked for. */
 export async function startBridge(
   input: CloudConfigInput,
-  options: { web?: boolean; env?: NodeJS.ProcessEnv; offlineCheckMs?: number; clock?: () => Date } = {},
+  options: {
+    web?: boolean;
+    env?: NodeJS.ProcessEnv;
+    offlineCheckMs?: number;
+    clock?: () => Date;
+    passwordGate?: PasswordGate;
+  } = {},
 ): Promise<{ app: CloudApp; logs: LogCapture }> {
   const logs = new LogCapture();
   const config = parseCloudConfig(input, 'test config');
@@ -54,6 +61,7 @@ export async function startBridge(
     offlineCheckMs: options.offlineCheckMs,
     alertPollMs: 50,
     clock: options.clock,
+    ...(options.passwordGate && { passwordGate: options.passwordGate }),
   });
   await app.start();
   return { app, logs };

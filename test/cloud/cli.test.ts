@@ -91,18 +91,58 @@ describe('screamwatch cloud (process)', () => {
     );
   });
 
-  it('exits 1 and names the key when the config is invalid', async () => {
+  it('exits 78 (EX_CONFIG, not restarted by systemd) and names the key when the config is invalid', async () => {
     const dir = await tempDir('sw-cli-');
     dirs.push(dir);
     const file = join(dir.path, 'cloud.yaml');
     await writeFile(file, 'offlineAfterS: soon\n');
     const p = run(['--config', file]);
     procs.push(p);
-    expect(await p.exit).toBe(1);
+    expect(await p.exit).toBe(78);
     const fatal = p.lines.find((l) => l.msg === 'cloud bridge failed to start');
     expect(fatal).toMatchObject({ code: 'CLOUD_CONFIG_INVALID' });
     expect(String(fatal?.err)).toContain('offlineAfterS');
     expect(String(fatal?.err)).toContain(file);
+    expect(p.stderr()).toContain('[CLOUD_CONFIG_INVALID]');
+  });
+
+  it('exits 78 on a misspelt key, suggesting the right one (alerts.polices would never alert anyone)', async () => {
+    const dir = await tempDir('sw-cli-');
+    dirs.push(dir);
+    const file = join(dir.path, 'cloud.yaml');
+    await writeFile(file, 'alerts:\n  polices:\n    - { contacts: { email: [ops@example.org] } }\n');
+    const p = run(['--config', file, '--data-dir', dir.path]);
+    procs.push(p);
+    expect(await p.exit).toBe(78);
+    expect(p.stderr()).toContain('alerts.polices: unknown key (did you mean alerts.policies?)');
+    expect(p.lines.some((l) => l.msg === 'cloud bridge running')).toBe(false);
+  });
+
+  it('an unreadable mqtt.tls.certFile after the TCP listener is up: closes it, exits 78 with the coded error', async () => {
+    const dir = await tempDir('sw-cli-');
+    dirs.push(dir);
+    const port = await freePort();
+    const file = join(dir.path, 'cloud.yaml');
+    await writeFile(
+      file,
+      [
+        'mqtt:',
+        '  host: 127.0.0.1',
+        `  port: ${port}`,
+        '  allowAnonymous: true',
+        `  tls: { port: 0, certFile: ${join(dir.path, 'missing-cert.pem')}, keyFile: ${join(dir.path, 'missing-key.pem')} }`,
+        'web: { host: 127.0.0.1, port: 0 }',
+        '',
+      ].join('\n'),
+    );
+    const p = run(['--config', file, '--data-dir', dir.path]);
+    procs.push(p);
+    // before the fix the plain listener stayed open and the process never exited
+    expect(await p.exit).toBe(78);
+    const fatal = p.lines.find((l) => l.msg === 'cloud bridge failed to start');
+    expect(fatal).toMatchObject({ code: 'CLOUD_TLS_FILE_UNREADABLE' });
+    expect(String(fatal?.err)).toContain('missing-cert.pem');
+    expect(p.lines.some((l) => l.msg === 'embedded MQTT broker listening')).toBe(false);
   });
 
   it('exits 2 on an unknown flag', async () => {

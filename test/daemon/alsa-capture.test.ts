@@ -134,15 +134,17 @@ describe('daemon with the microphone (fake arecord on PATH) and aedes', () => {
     const source = new AlsaSource({
       device: 'hw:1',
       retry: { initialDelayMs: 50, maxDelayMs: 100, multiplier: 2 },
-      stallTimeoutMs: 300,
+      // the fake arecord is a node script: on a loaded machine it can take a few hundred ms to
+      // start, and a shorter stall timeout would kill it before it logs its own start
+      stallTimeoutMs: 1500,
       events: { samples: () => {}, flowing: () => {}, end: () => {} },
       logger: logs.logger,
     });
     teardown.add(() => source.stop());
     await source.start();
-    await until(() => logs.find(/device stalled/).length >= 2, 5000, 'two stalls');
+    await until(() => logs.find(/device stalled/).length >= 2, 15_000, 'two stalls');
     expect(String(logs.find(/device stalled/)[0]!.msg)).toMatch(
-      /cannot open audio device alsa:hw:1: no audio for 300 ms/,
+      /cannot open audio device alsa:hw:1: no audio for 1500 ms/,
     );
     expect(readFileSync(logFile, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(2);
   });

@@ -50,10 +50,24 @@ describe('daemon config', () => {
         keepaliveS: 30,
       },
       stateDir: '/var/lib/screamwatch',
-      outbox: { maxRows: 100000 },
+      outbox: {
+        maxRows: 100000,
+        memoryMaxRows: 1000,
+        retry: { initialDelayMs: 1000, maxDelayMs: 60000, multiplier: 2 },
+      },
       heartbeatIntervalS: 60,
+      health: {
+        silentAfterS: 300,
+        silentFloorDbfs: -90,
+        stuckAfterS: 30,
+        clipAfterS: 10,
+        clipShare: 0.05,
+        noDeviceAfterS: 5,
+        recoverAfterS: 10,
+      },
       location: { latitude: null, longitude: null, accuracy: null, address: null, room: null },
       log: { level: 'info' },
+      metrics: { port: null, host: '127.0.0.1' },
     });
   });
 
@@ -111,7 +125,9 @@ describe('daemon config', () => {
     const msg = (err as Error).message;
     expect(msg).toMatch(/sensorId: must be 1-64.*\[from file .*bad\.yaml\]/);
     expect(msg).toMatch(/mqtt\.url: must be mqtt:\/\/host:port/);
-    expect(msg).toMatch(/mqtt\.pasword/);
+    expect(msg).toMatch(
+      /mqtt\.pasword: unknown key \(did you mean mqtt\.password\?\) \[from file .*bad\.yaml\]/,
+    );
     expect(msg).toMatch(/detection\.k: k must be <= n/);
     expect(msg).toMatch(/heartbeatIntervalS: .*\[from environment SCREAMWATCH_HEARTBEAT_INTERVAL_S\]/);
   });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
@@ -41,8 +42,12 @@ interface DaemonProcess {
 }
 
 /** `node --import tsx daemon/main.ts ...`, the way systemd runs it. */
-function spawnDaemon(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/main.ts'), ...args], {
+function spawnDaemon(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  entry: string[] = ['--import', 'tsx', join(ROOT, 'daemon/main.ts')],
+): DaemonProcess {
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -134,6 +139,45 @@ describe('the daemon process', () => {
     expect((await d.exited).code).toBe(0);
     await until(() => notify.messages.includes('STOPPING=1'), 2000, 'STOPPING=1');
     expect(notify.messages.filter((m) => m === 'READY=1')).toHaveLength(1);
+  });
+
+  it('microphone missing at boot: READY once up and retrying, WATCHDOG from the retry loop, status no-device', async () => {
+    const broker = await startAedes();
+    teardown.add(() => broker.stop());
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const notify = await startNotifySocket(state.dir);
+    teardown.add(() => notify.stop());
+    const cfg = await configFile(state.dir, {
+      stateDir: state.dir,
+      mqtt: { url: broker.url },
+      audio: { source: 'alsa:plughw:CARD=Gone,DEV=0', retry: { initialDelayMs: 100, maxDelayMs: 300 } },
+      health: { noDeviceAfterS: 0.5 },
+    });
+    const d = spawnDaemon(['--config', cfg], {
+      PATH: `${FAKE_ARECORD_DIR}:${process.env.PATH}`,
+      FAKE_ARECORD_WAV: quiet,
+      FAKE_ARECORD_MISSING: 'plughw:CARD=Gone,DEV=0',
+      NOTIFY_SOCKET: notify.path,
+      WATCHDOG_USEC: '400000',
+    });
+    await until(() => notify.messages.includes('READY=1'), 15_000, 'READY=1 without a microphone');
+    expect(notify.messages).toContain('STATUS=no audio device alsa:plughw:CARD=Gone,DEV=0: retrying');
+    await until(() => notify.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 5000, 'watchdog pings');
+    await broker.waitFor(
+      (m) =>
+        m.some(
+          (x) =>
+            x.topic === 'screamwatch/sensors/hall-1/status' &&
+            x.retain &&
+            /"no-device"/.test(x.payload.toString()),
+        ),
+      10_000,
+    );
+    expect(d.lines.some((l) => l.code === 'INPUT_NO_DEVICE')).toBe(true);
+    expect(d.child.exitCode).toBeNull();
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
   });
 
   it('kill -9 between the outbox commit and the PUBACK: last will offline, the event delivered after restart', async () => {
@@ -275,7 +319,61 @@ describe('the daemon process', () => {
     outbox.close();
   });
 
-  it('daemon/launch.mjs (low-memory entry, plain node) runs the same daemon', async () => {
+  it('a misspelt key exits 78 (RestartPreventExitStatus) naming it, its file and the right spelling', async () => {
+    const state = await tempDir();
+    teardown.add(state.remove);
+    const cfg = await configFile(state.dir, { stateDir: state.dir, heartbeatIntervalSec: 30 });
+    const p = spawnDaemon(['--config', cfg]);
+    expect(await p.exited).toEqual({ code: 78, signal: null });
+    expect(p.stderr()).toContain(
+      `heartbeatIntervalSec: unknown key (did you mean heartbeatIntervalS?) [from file ${cfg}]`,
+    );
+    expect(p.lines.some((l) => l.msg === 'daemon started')).toBe(false);
+  });
+
+  it('`screamwatch daemon --source file: --fast` against a broker that never answers (no CONNACK): exits 0, no crash', async () => {
+    // A listener that accepts and stays silent: mqtt.js's CONNACK timer is still pending when
+    // the replay ends and the daemon stops. It used to crash ~10 s later ("Unhandled 'error'
+    // event: connack timeout", exit 1); the README promises exit 0.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    teardown.add(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const port = (silent.address() as AddressInfo).port;
+    const state = await tempDir();
+    teardown.add(state.remove);
+    // the README's installer check runs the CLI (bin/screamwatch.js), which exits naturally
+    const p = spawnDaemon(
+      [
+        'daemon',
+        '--sensor-id',
+        'hall-1',
+        '--source',
+        `file:${quiet}`,
+        '--fast',
+        '--broker',
+        `mqtt://127.0.0.1:${port}`,
+        '--state-dir',
+        state.dir,
+      ],
+      { SCREAMWATCH_DETECTION_MODEL_PATH: modelPath },
+      [join(ROOT, 'bin/screamwatch.js')],
+    );
+    await until(() => sockets.size > 0, 20_000, 'the daemon connecting');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+    expect(p.stderr()).not.toMatch(/connack timeout|Unhandled/);
+    expect(p.lines.some((l) => l.msg === 'daemon stopped')).toBe(true);
+  });
+
+  it('the built daemon (dist/daemon.mjs from `npm run build`, plain node) runs the same daemon', async () => {
+    const { buildAll } = await import('../../scripts/build.mjs');
+    await buildAll({ quiet: true });
     const broker = await startAedes();
     teardown.add(() => broker.stop());
     const state = await tempDir();
@@ -283,7 +381,7 @@ describe('the daemon process', () => {
     const child = spawn(
       process.execPath,
       [
-        join(ROOT, 'daemon/launch.mjs'),
+        join(ROOT, 'dist/daemon.mjs'),
         '--sensor-id',
         'lab-9',
         '--source',

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { verifyPassword } from '../../cloud/auth/passwords.ts';
+import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { loadDaemonConfig } from '../../daemon/config/load.ts';
 
 const run = promisify(execFile);
@@ -47,7 +47,10 @@ async function tool(
 let tmp = '';
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'sw-ansible-'));
-});
+  // the config tasks validate with the release's dist/*-check-config.mjs
+  const { buildAll } = await import('../../scripts/build.mjs');
+  await buildAll({ quiet: true });
+}, 60_000);
 afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
@@ -89,15 +92,15 @@ describe('ansible: static checks', () => {
     }
   });
 
-  it('site.yml deploys the cloud first, then the sensors one host first with no failure tolerated', async () => {
+  it('site.yml builds the release on the controller, deploys the cloud, then the sensors one host first with no failure tolerated', async () => {
     const plays = parseYaml(await readFile(join(ansibleDir, 'site.yml'), 'utf8')) as {
       hosts: string;
       serial?: (number | string)[];
       max_fail_percentage?: number;
       roles: { role: string }[];
     }[];
-    expect(plays.map((p) => p.hosts)).toEqual(['cloud', 'sensors']);
-    const sensors = plays[1]!;
+    expect(plays.map((p) => p.hosts)).toEqual(['localhost', 'cloud', 'sensors']);
+    const sensors = plays[2]!;
     expect(sensors.serial?.[0]).toBe(1);
     expect(sensors.max_fail_percentage).toBe(0);
     expect(sensors.roles.map((r) => r.role)).toEqual(['common', 'sensor']);
@@ -230,9 +233,15 @@ describe('ansible: rendered configs', () => {
         '-i',
         join(dir, 'hosts.yml'),
         join(dir, 'render.yml'),
-        // The validate step runs `node --import tsx` in the install dir: this checkout.
+        // The validate step runs the release's dist/*-check-config.mjs: this checkout's build.
         '-e',
-        JSON.stringify({ screamwatch_install_dir: repo, screamwatch_user: 'root' }),
+        JSON.stringify({
+          screamwatch_install_dir: repo,
+          screamwatch_user: 'root',
+          screamwatch_node_bin: process.execPath,
+          sensor_release_dir: repo,
+          cloud_release_dir: repo,
+        }),
       ],
       ansibleDir,
       { ANSIBLE_ROLES_PATH: join(ansibleDir, 'roles'), ANSIBLE_CALLBACKS_ENABLED: '' },

@@ -5,8 +5,8 @@ import { access, chown, constants, lstat, mkdir, readFile, readlink, stat } from
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { verifyPassword } from '../../cloud/auth/passwords.ts';
+import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { loadDaemonConfig } from '../../daemon/config/load.ts';
 import { freePort } from '../support/free-port.ts';
 
@@ -15,6 +15,8 @@ const root = process.env.SW_APPLIED_ROOT ?? '';
 const password = process.env.SW_APPLIED_SENSOR_PASSWORD ?? '';
 const adminPassword = process.env.SW_APPLIED_ADMIN_PASSWORD ?? '';
 const version = process.env.SW_APPLIED_VERSION ?? '';
+const cloudVersion = process.env.SW_APPLIED_CLOUD_VERSION ?? version;
+const nodeVersion = process.env.SW_APPLIED_NODE_VERSION ?? '';
 const repo = join(import.meta.dirname, '../..');
 const at = (path: string) => join(root, path);
 
@@ -33,15 +35,41 @@ describe.skipIf(!root)('deploy: the target root after a real apply of site.yml',
     expect(audio[3]!.split(',')).toContain('screamwatch');
   });
 
-  it('checked out the release at the requested version with runtime dependencies only', async () => {
-    const { stdout } = await run('git', ['-C', at('opt/screamwatch'), 'rev-parse', 'HEAD']);
-    expect(stdout.trim()).toBe(version);
-    expect((await stat(at('opt/screamwatch/bin/screamwatch.js'))).uid).toBe(0);
-    // Native modules built on the target; sd-notify is what NotifyAccess=main relies on.
-    await access(at('opt/screamwatch/node_modules/sd-notify/build/Release/notify.node'), constants.R_OK);
-    await access(at('opt/screamwatch/node_modules/better-sqlite3/build/Release/better_sqlite3.node'));
-    await expect(access(at('opt/screamwatch/node_modules/vitest'))).rejects.toThrow(/ENOENT/);
+  it('installed the pinned Node.js from the copied tarball', async () => {
+    expect(await readlink(at('opt/screamwatch/node/current'))).toBe(`v${nodeVersion}`);
+    const { stdout } = await run('/usr/sbin/chroot', [
+      root,
+      '/opt/screamwatch/node/current/bin/node',
+      '-p',
+      'process.version',
+    ]);
+    expect(stdout.trim()).toBe(`v${nodeVersion}`);
+  });
+
+  it('unpacked the sensor release into releases/<version> and points current at it, root-owned, run-time packages only', async () => {
+    expect(await readlink(at('opt/screamwatch/current'))).toBe(`/opt/screamwatch/releases/${version}`);
+    const rel = at(`opt/screamwatch/releases/${version}`);
+    const pkg = JSON.parse(await readFile(join(rel, 'package.json'), 'utf8')) as { version: string };
+    expect(pkg.version).toBe(version);
+    expect((await stat(join(rel, 'dist/daemon.mjs'))).uid).toBe(0);
+    // Native modules came built in the tarball; sd-notify is what NotifyAccess=main relies on.
+    await access(join(rel, 'node_modules/sd-notify/build/Release/notify.node'), constants.R_OK);
+    await access(join(rel, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'));
+    for (const p of ['vitest', 'tsx', 'esbuild', 'twilio', 'fastify', 'mongodb', 'aedes', 'nodemailer']) {
+      await expect(access(join(rel, 'node_modules', p)), p).rejects.toThrow(/ENOENT/);
+    }
     await access(at('usr/bin/arecord'), constants.X_OK);
+  });
+
+  it('unpacked the cloud release and installed its dependencies there', async () => {
+    expect(await readlink(at('opt/screamwatch-cloud/current'))).toBe(
+      `/opt/screamwatch-cloud/releases/${cloudVersion}`,
+    );
+    await access(
+      at(
+        `opt/screamwatch-cloud/releases/${cloudVersion}/node_modules/better-sqlite3/build/Release/better_sqlite3.node`,
+      ),
+    );
   });
 
   it('rendered daemon.yaml readable by the service group only, and the daemon loads it', async () => {
@@ -72,6 +100,7 @@ describe.skipIf(!root)('deploy: the target root after a real apply of site.yml',
     'installed and enabled %s from the release, and it verifies in the target root',
     async (unit) => {
       const installed = at(`etc/systemd/system/${unit}`);
+      // the release's copy of the unit, which is the repository's
       expect(await readFile(installed, 'utf8')).toBe(
         await readFile(join(repo, 'deploy/systemd', unit), 'utf8'),
       );
@@ -161,7 +190,7 @@ describe.skipIf(!root || !adminPassword)(
   () => {
     it('the daemon, run from its unit with the rendered config, shows as online on the dashboard', async () => {
       // Both the dashboard and the daemon need the shipped model; say so rather than time out.
-      await access(at('opt/screamwatch/models/screamwatch-forest.json')).catch(() => {
+      await access(at(`opt/screamwatch/releases/${version}/models/screamwatch-forest.json`)).catch(() => {
         throw new Error(
           `the release ${version} has no models/screamwatch-forest.json: neither side can start`,
         );

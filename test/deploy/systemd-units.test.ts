@@ -16,16 +16,16 @@ interface AnalyzeResult {
 
 /**
  * A throwaway root with the host's stock units (so `After=network-online.target` resolves)
- * and an executable /usr/bin/node stub (the Pi's node path, which this machine may lack).
+ * and an executable stub at the pinned Node.js path the units run (/opt/screamwatch/node/current).
  * `--root` keeps the check independent of whatever is installed in the host's /etc.
  */
 async function makeRoot(): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'sw-units-'));
-  await mkdir(join(root, 'usr/bin'), { recursive: true });
+  await mkdir(join(root, 'opt/screamwatch/node/current/bin'), { recursive: true });
   await mkdir(join(root, 'etc/systemd/system'), { recursive: true });
   await cp('/usr/lib/systemd/system', join(root, 'usr/lib/systemd/system'), { recursive: true });
-  await writeFile(join(root, 'usr/bin/node'), '#!/bin/sh\nexit 0\n');
-  await chmod(join(root, 'usr/bin/node'), 0o755);
+  await writeFile(join(root, 'opt/screamwatch/node/current/bin/node'), '#!/bin/sh\nexit 0\n');
+  await chmod(join(root, 'opt/screamwatch/node/current/bin/node'), 0o755);
   return root;
 }
 
@@ -92,9 +92,11 @@ describe('systemd units: systemd-analyze verify', () => {
   });
 
   it('catches an ExecStart binary that does not exist in the target root', async () => {
-    const broken = texts.get('screamwatch-daemon.service')!.replace('/usr/bin/node ', '/usr/bin/nodejs ');
+    const broken = texts
+      .get('screamwatch-daemon.service')!
+      .replace('/opt/screamwatch/node/current/bin/node ', '/opt/screamwatch/node/v0/bin/node ');
     const result = await verify(root, 'screamwatch-daemon.service', broken);
-    expect(result.output).toMatch(/\/usr\/bin\/nodejs is not executable/);
+    expect(result.output).toMatch(/\/opt\/screamwatch\/node\/v0\/bin\/node is not executable/);
   });
 });
 
@@ -122,10 +124,11 @@ describe('systemd units: the contract with the daemon, the cloud and Ansible', (
   it('the daemon runs its process entry with the config Ansible renders, may use ALSA and writes only its state dir', () => {
     const d = directives(texts.get('screamwatch-daemon.service')!);
     expect(d.get('ExecStart')).toEqual([
-      '/usr/bin/node --import tsx /opt/screamwatch/daemon/main.ts --config /etc/screamwatch/daemon.yaml',
+      '/opt/screamwatch/node/current/bin/node --single-threaded --optimize-for-size /opt/screamwatch/current/dist/daemon.mjs --config /etc/screamwatch/daemon.yaml',
     ]);
-    // `--import tsx` is resolved from the working directory: the release's node_modules.
-    expect(d.get('WorkingDirectory')).toEqual(['/opt/screamwatch']);
+    // the built release `current` points at: plain JavaScript, no TypeScript loader
+    expect(d.get('ExecStart')![0]).not.toMatch(/tsx|\.ts\b/);
+    expect(d.get('WorkingDirectory')).toEqual(['/opt/screamwatch/current']);
     expect(d.get('RestartPreventExitStatus')).toEqual(['78']);
     expect(d.get('SupplementaryGroups')).toEqual(['audio']);
     expect(d.get('StateDirectory')).toEqual(['screamwatch']);
@@ -138,10 +141,11 @@ describe('systemd units: the contract with the daemon, the cloud and Ansible', (
 
   it('the cloud runs its process entry with its config and keeps its data in its own state dir', () => {
     const d = directives(texts.get('screamwatch-cloud.service')!);
+    expect(d.get('RestartPreventExitStatus')).toEqual(['78']);
     expect(d.get('ExecStart')).toEqual([
-      '/usr/bin/node --import tsx /opt/screamwatch/cloud/main.ts --config /etc/screamwatch/cloud.yaml',
+      '/opt/screamwatch/node/current/bin/node /opt/screamwatch-cloud/current/dist/cloud.mjs --config /etc/screamwatch/cloud.yaml',
     ]);
-    expect(d.get('WorkingDirectory')).toEqual(['/opt/screamwatch']);
+    expect(d.get('WorkingDirectory')).toEqual(['/opt/screamwatch-cloud/current']);
     expect(d.get('StateDirectory')).toEqual(['screamwatch-cloud']);
     expect(d.get('PrivateDevices')).toEqual(['yes']);
   });

@@ -187,9 +187,12 @@ describe('today’s daemon encodes the golden bytes', () => {
       facts: () => ({
         outboxDepth: 2,
         outboxFull: false,
+        outboxWritable: true,
+        outboxLost: 0,
         droppedFrames: 512,
         inputLevelDbfs: -48.27,
         lastMaxProbability: 0.42,
+        health: { health: 'silent', since: '2026-03-14T09:21:53.589Z' },
       }),
       emit: () => {},
     });
@@ -215,12 +218,15 @@ describe('today’s daemon encodes the golden bytes', () => {
       topicRoot: 'screamwatch',
       modelVersion: goldenEventFacts().modelVersion,
       outbox,
+      outboxWritable: () => true,
       clock: { now: () => GOLDEN_NOW_MS },
       logger: captureLogs().logger,
     });
     teardown.add(() => publisher.stop());
     const topic = sensorTopic('screamwatch', GOLDEN_SENSOR_ID, 'status');
     const statuses = () => broker.messages.filter((m) => m.topic === topic);
+    // the input classifier's state rides on the retained online status (not on the offline will)
+    publisher.setHealth('silent', '2026-03-14T09:21:53.589Z');
     await publisher.start();
     await broker.waitFor(() => statuses().length >= 1);
     await publisher.stop();

@@ -167,10 +167,20 @@ export async function startMongoWireServer(): Promise<MongoWireServer> {
     if (isOperatorUpdate(mod)) {
       const { $setOnInsert, ...ops } = mod;
       doc = upsertSeed(q);
+      // An _id set on insert is the new document's (mingo refuses to $set _id; MongoDB allows it here).
+      const onInsert: Document = { ...(($setOnInsert as Document | undefined) ?? {}) };
+      const set: Document = { ...((ops.$set as Document | undefined) ?? {}) };
+      for (const source of [set, onInsert]) {
+        if (source._id !== undefined) {
+          doc._id = source._id;
+          delete source._id;
+        }
+      }
+      if (ops.$set) ops.$set = set;
       if (Object.keys(ops).length)
         applyUpdate(doc, ops as never, undefined, undefined, { cloneMode: 'copy' });
-      if ($setOnInsert)
-        applyUpdate(doc, { $set: $setOnInsert } as never, undefined, undefined, { cloneMode: 'copy' });
+      if (Object.keys(onInsert).length)
+        applyUpdate(doc, { $set: onInsert } as never, undefined, undefined, { cloneMode: 'copy' });
     } else {
       // A replacement takes only the _id from the query (MongoDB's rule).
       doc = { ...(q._id !== undefined && !isOperatorValue(q._id) ? { _id: q._id } : {}), ...mod };

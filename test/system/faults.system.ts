@@ -1,10 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { ulidTime } from '../../protocol/event-id.ts';
+import { canMount, smallTmpfs } from '../support/disk-faults.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto } from '../support/mosquitto.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
@@ -348,6 +350,60 @@ describe('system: faults between real processes', () => {
     expect(t.duplicated).toBe(0);
     expect(a.duplicatedAlerts).toBe(0);
   });
+
+  it.skipIf(!canMount)(
+    "the sensor's disk is full (a real 1 MB tmpfs): events go out directly from memory, none lost",
+    async () => {
+      resetCarriers();
+      const dir = join(root, 'disk-full');
+      const sensorId = 's6';
+      const disk = smallTmpfs(1024);
+      try {
+        const stateDir = join(dir, `state-${sensorId}`);
+        mkdirSync(stateDir, { recursive: true });
+        execFileSync('mount', ['--bind', disk.dir, stateDir]);
+        try {
+          disk.fill();
+          const mqttPort = await freePort();
+          const b = bridge(dir, mqttPort, [sensorId]);
+          await b.waitFor(/cloud bridge running/, 30_000);
+          const startedAt = Date.now();
+          const d = daemon({
+            dir,
+            sensorId,
+            broker: `mqtt://127.0.0.1:${mqttPort}`,
+            source: `file:${track.path}`,
+          });
+          expect(await d.exited).toBe(0);
+          const sent = d.confirmedIds();
+          await until(
+            'all confirmed events stored',
+            60_000,
+            () => sent.every((id) => storedIds(join(dir, 'data')).has(id)) || undefined,
+          );
+          const recoverS = (Date.now() - startedAt) / 1000;
+          await settleAlerts(join(dir, 'data'), new Set(sent));
+          const t = tally(sent, storedIds(join(dir, 'data')));
+          const a = alertTally(deliveredAlerts(twilio, smtp));
+          record({
+            scenario: 'sensor disk full (1 MB tmpfs), bridge up',
+            ...t,
+            ...a,
+            recoverS: null,
+            note: `OUTBOX_WRITE_FAILED logged ${d.out.split('OUTBOX_WRITE_FAILED').length - 1}x; all ${sent.length} events published from memory in ${recoverS.toFixed(1)} s`,
+          });
+          expect(d.out).toContain('OUTBOX_WRITE_FAILED');
+          expect(t.sent).toBeGreaterThan(0);
+          expect(t.lost).toBe(0);
+          expect(t.duplicated).toBe(0);
+        } finally {
+          execFileSync('umount', ['-l', stateDir]);
+        }
+      } finally {
+        disk.unmount();
+      }
+    },
+  );
 
   it('no secret (sensor password, Twilio token, SMTP password) appears in any bridge or daemon log', async () => {
     const { readFileSync, existsSync } = await import('node:fs');

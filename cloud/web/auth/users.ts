@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { hashPassword, isPasswordHash } from '../../auth/passwords.ts';
 import { WebError } from '../errors.ts';
 import type { WebUser } from '../types.ts';
-import { hashPassword, isPasswordHash } from '../../auth/passwords.ts';
 
 export const FIRST_RUN_ADMIN_FILE = 'web-admin.json';
 export const SESSION_SECRET_FILE = 'web-session-secret';

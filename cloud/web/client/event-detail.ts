@@ -1,7 +1,8 @@
-import type { ChannelDelivery, StoredEvent } from '../../store/types.ts';
+import type { StoredEvent } from '../../store/types.ts';
 import type { SensorView } from '../types.ts';
+import { alertToast, channelName, describeAlert, describeDelivery, type Outcome } from './alert-outcome.ts';
 import { ApiError, get, post } from './api.ts';
-import { clear, h, toast } from './dom.ts';
+import { append, clear, h, toast } from './dom.ts';
 import {
   dateTime,
   db,
@@ -11,10 +12,10 @@ import {
   pct,
   receivedLag,
   relative,
-  response,
+  responseState,
   sourceTitle,
-  verdict,
 } from './format.ts';
+import { liveStream } from './live-stream.ts';
 import { EventMap } from './map.ts';
 import { mountPlot, probabilityPlot } from './plot.ts';
 import { isAdmin } from './shell.ts';
@@ -27,20 +28,15 @@ function badge(b: { label: string; tone: string }): HTMLElement {
   return h('span', { class: `badge badge-${b.tone}` }, b.label);
 }
 
-const DELIVERY_TONE: Record<ChannelDelivery['status'], string> = {
-  pending: 'warn',
-  sent: 'info',
-  delivered: 'ok',
-  failed: 'danger',
-  'not-configured': 'muted',
-  suppressed: 'muted',
-};
+function outcomeBadge(o: Outcome, id?: string): HTMLElement {
+  return h('span', { class: `badge badge-${o.tone}`, ...(id ? { id } : {}) }, o.label);
+}
 
 function deliveries(e: StoredEvent): HTMLElement {
-  if (e.deliveries.length === 0) return h('p', { class: 'muted' }, 'No alert was sent for this event.');
+  if (e.deliveries.length === 0) return h('p', { class: 'muted' }, 'No message was sent for this event.');
   return h(
     'table',
-    { class: 'table' },
+    { class: 'table deliveries' },
     h(
       'thead',
       {},
@@ -49,7 +45,7 @@ function deliveries(e: StoredEvent): HTMLElement {
         {},
         h('th', {}, 'Channel'),
         h('th', {}, 'To'),
-        h('th', {}, 'Status'),
+        h('th', {}, 'Outcome'),
         h('th', {}, 'Tries'),
         h('th', {}, 'Updated'),
       ),
@@ -57,31 +53,80 @@ function deliveries(e: StoredEvent): HTMLElement {
     h(
       'tbody',
       {},
-      ...e.deliveries.map((d) =>
-        h(
+      ...e.deliveries.map((d) => {
+        const o = describeDelivery(d);
+        return h(
           'tr',
-          { 'data-channel': d.channel },
-          h('td', {}, d.channel === 'sms' ? 'SMS' : 'Email'),
+          { 'data-channel': d.channel, 'data-status': d.status },
+          h('td', {}, channelName(d.channel)),
           h('td', { class: 'mono' }, d.to),
           h(
             'td',
             {},
-            badge({ label: d.status, tone: DELIVERY_TONE[d.status] ?? 'muted' }),
-            d.lastError ? h('div', { class: 'small error-text' }, d.lastError) : null,
+            outcomeBadge(o),
+            o.detail ? h('div', { class: `small outcome-detail tone-text-${o.tone}` }, o.detail) : null,
           ),
           h('td', {}, String(d.attempts)),
           h('td', { title: dateTime(d.updatedAt) }, relative(d.updatedAt)),
-        ),
-      ),
+        );
+      }),
     ),
   );
+}
+
+/** The alert as a whole: what was decided and why, with the event that did alert on a cooldown. */
+function alertSummary(e: StoredEvent): HTMLElement {
+  const o = describeAlert(e);
+  return h(
+    'p',
+    { class: 'alert-summary', id: 'alert-summary' },
+    o.detail,
+    o.eventId
+      ? h(
+          'span',
+          {},
+          ' ',
+          h(
+            'a',
+            { href: `/events/${encodeURIComponent(o.eventId)}`, id: 'alerted-event' },
+            'Open the event that alerted',
+          ),
+          '.',
+        )
+      : null,
+  );
+}
+
+/**
+ * After a manual alert the messages are queued: follow the event until none is pending (bounded),
+ * so the toast ends with what happened rather than what was asked for.
+ */
+async function followManualAlert(main: HTMLElement, first: StoredEvent, sensorName: string | null) {
+  let e = first;
+  for (let i = 0; i < 30 && e.deliveries.some((d) => d.status === 'pending' && d.attempts === 0); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    try {
+      e = (await get<{ event: StoredEvent }>(`/api/events/${encodeURIComponent(e.eventId)}`)).event;
+    } catch {
+      continue;
+    }
+    if (document.body.dataset.eventId !== e.eventId) return;
+    render(main, e, sensorName);
+  }
+  if (e !== first) {
+    const t = alertToast(e);
+    toast(t.message, t.kind);
+  }
 }
 
 export async function initEventDetail(main: HTMLElement): Promise<void> {
   const id = document.body.dataset.eventId ?? '';
   let event: StoredEvent;
+  let cursor: string | null = null;
   try {
-    event = (await get<{ event: StoredEvent }>(`/api/events/${encodeURIComponent(id)}`)).event;
+    const r = await get<{ event: StoredEvent; liveCursor: string }>(`/api/events/${encodeURIComponent(id)}`);
+    event = r.event;
+    cursor = r.liveCursor;
   } catch (err) {
     clear(
       main,
@@ -102,6 +147,160 @@ export async function initEventDetail(main: HTMLElement): Promise<void> {
     // uploads and browser detections have no sensor; the id or file name is the title then
   }
   render(main, event, sensorName);
+  // someone else acknowledging, resolving or an alert outcome shows up here at once
+  const refresh = async (): Promise<boolean> => {
+    try {
+      const r = await get<{ event: StoredEvent }>(`/api/events/${encodeURIComponent(id)}`);
+      render(main, r.event, sensorName);
+      return true;
+    } catch (err) {
+      return err instanceof ApiError && err.status < 500;
+    }
+  };
+  const banner = () => document.getElementById('outage-banner');
+  liveStream(cursor).on({
+    event(e) {
+      if (e.eventId === id) void refresh();
+    },
+    reset: () => void refresh(),
+    poll: refresh,
+    state(s, since) {
+      const b = banner();
+      if (!b) return;
+      b.hidden = s !== 'offline';
+      b.textContent = since
+        ? `Cannot reach the server since ${since.toLocaleTimeString()}; this page may be out of date. Retrying…`
+        : '';
+    },
+  });
+}
+
+/** Keeps what someone is typing in the note when the page is redrawn by a live update. */
+let draftNote = '';
+
+function historyList(e: StoredEvent): HTMLElement | null {
+  const items = e.history ?? [];
+  if (items.length === 0) return null;
+  const words = (x: NonNullable<StoredEvent['history']>[number]) =>
+    x.action === 'acknowledged'
+      ? 'acknowledged (responding)'
+      : x.action === 'resolved'
+        ? `resolved: ${x.verdict === 'false-alarm' ? 'false alarm' : 'confirmed'}`
+        : x.action === 'reopened'
+          ? 'reopened'
+          : 'sent a manual alert';
+  return h(
+    'ol',
+    { class: 'history', id: 'event-history' },
+    ...items.map((x) =>
+      h(
+        'li',
+        {},
+        h('time', { datetime: x.at }, dateTime(x.at)),
+        ' ',
+        h('strong', {}, x.userId),
+        ` ${words(x)}`,
+        x.note ? h('blockquote', {}, x.note) : null,
+      ),
+    ),
+  );
+}
+
+function responseCard(main: HTMLElement, e: StoredEvent, sensorName: string | null): HTMLElement {
+  const card = h('section', { class: 'card response-card', id: 'review' }, h('h2', {}, 'Response'));
+  const r = e.response;
+  const state = responseState(e);
+  if (state) {
+    card.append(
+      h(
+        'p',
+        { class: 'review-state', id: 'response-state', 'data-state': r?.state ?? 'resolved' },
+        badge(state),
+        ` ${state.detail}`,
+      ),
+    );
+    if (r?.state === 'resolved' && r.note) card.append(h('blockquote', {}, r.note));
+    else if (!r && e.review?.note) card.append(h('blockquote', {}, e.review.note));
+  } else {
+    card.append(
+      h(
+        'p',
+        { class: 'muted', id: 'response-state', 'data-state': 'new' },
+        'New: nobody has acknowledged it yet.',
+      ),
+    );
+  }
+  if (isAdmin()) {
+    const note = h('textarea', {
+      id: 'review-note',
+      rows: 2,
+      maxlength: 2000,
+      placeholder: 'Note (optional): what happened?',
+    });
+    note.value = draftNote;
+    note.addEventListener('input', () => {
+      draftNote = note.value;
+    });
+    const act = (path: string, body: unknown, done: string) => async () => {
+      try {
+        const res = await post<{ event: StoredEvent }>(
+          `/api/events/${encodeURIComponent(e.eventId)}/${path}`,
+          body,
+        );
+        draftNote = '';
+        toast(done);
+        render(main, res.event, sensorName);
+      } catch (err) {
+        toast(err instanceof ApiError ? err.message : 'Could not save; nothing changed', 'error');
+      }
+    };
+    const ackBtn =
+      r?.state === 'acknowledged' || r?.state === 'resolved'
+        ? null
+        : h(
+            'button',
+            {
+              class: 'btn btn-primary',
+              type: 'button',
+              id: 'acknowledge',
+              onclick: act('acknowledge', {}, 'Acknowledged: everyone sees that you are responding'),
+            },
+            "I'm responding",
+          );
+    const resolve = (v: 'false-alarm' | 'confirmed') => () =>
+      act(
+        'resolve',
+        { verdict: v, note: note.value || null },
+        v === 'confirmed' ? 'Resolved as confirmed' : 'Resolved as false alarm',
+      )();
+    append(card, [
+      ackBtn ? h('div', { class: 'actions actions-top' }, ackBtn) : null,
+
+      note,
+      h(
+        'div',
+        { class: 'actions' },
+        h(
+          'button',
+          { class: 'btn', type: 'button', id: 'mark-false-alarm', onclick: resolve('false-alarm') },
+          'False alarm',
+        ),
+        h(
+          'button',
+          { class: 'btn btn-danger', type: 'button', id: 'mark-confirmed', onclick: resolve('confirmed') },
+          'Confirmed',
+        ),
+      ),
+      h(
+        'p',
+        { class: 'small muted' },
+        'Verdicts are kept for retraining; every change stays in the history below.',
+      ),
+    ]);
+  }
+  const hist = historyList(e);
+  if (hist) card.append(h('h3', {}, 'History'), hist);
+  return card;
 }
 
 function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): void {
@@ -173,7 +372,13 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
   const alerts = h(
     'section',
     { class: 'card' },
-    h('div', { class: 'card-head' }, h('h2', {}, 'Alert delivery'), badge(response(e.responseStatus))),
+    h(
+      'div',
+      { class: 'card-head' },
+      h('h2', {}, 'Alert delivery'),
+      outcomeBadge(describeAlert(e), 'alert-badge'),
+    ),
+    alertSummary(e),
     deliveries(e),
     isAdmin() ? h('div', { class: 'actions' }, alertBtn) : null,
   );
@@ -182,65 +387,17 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
     alertBtn.disabled = true;
     try {
       const r = await post<{ event: StoredEvent }>(`/api/events/${encodeURIComponent(e.eventId)}/alert`);
-      toast('Alert sent');
+      const t = alertToast(r.event);
+      toast(t.message, t.kind);
       render(main, r.event, sensorName);
+      void followManualAlert(main, r.event, sensorName);
     } catch (err) {
-      toast(err instanceof ApiError ? err.message : 'Alert failed', 'error');
+      toast(err instanceof ApiError ? err.message : 'The alert request failed; nothing was sent', 'error');
       alertBtn.disabled = false;
     }
   });
 
-  const note = h('textarea', {
-    id: 'review-note',
-    rows: 2,
-    maxlength: 2000,
-    placeholder: 'Note (optional): what happened?',
-  });
-  const review = h('section', { class: 'card', id: 'review' }, h('h2', {}, 'Review'));
-  if (e.review) {
-    review.append(
-      h(
-        'p',
-        { class: 'review-state' },
-        badge(verdict(e.review.verdict)),
-        ` by ${e.review.userId}, ${dateTime(e.review.at)}`,
-      ),
-    );
-    if (e.review.note) review.append(h('blockquote', {}, e.review.note));
-  } else {
-    review.append(h('p', { class: 'muted' }, 'Not reviewed yet. Reviews are kept for retraining the model.'));
-  }
-  if (isAdmin()) {
-    const mark = (v: 'false-alarm' | 'confirmed') => async () => {
-      try {
-        const r = await post<{ event: StoredEvent }>(`/api/events/${encodeURIComponent(e.eventId)}/review`, {
-          verdict: v,
-          note: note.value || null,
-        });
-        toast(v === 'confirmed' ? 'Marked as confirmed' : 'Marked as false alarm');
-        render(main, r.event, sensorName);
-      } catch (err) {
-        toast(err instanceof ApiError ? err.message : 'Could not save the review', 'error');
-      }
-    };
-    review.append(
-      note,
-      h(
-        'div',
-        { class: 'actions' },
-        h(
-          'button',
-          { class: 'btn', type: 'button', id: 'mark-false-alarm', onclick: mark('false-alarm') },
-          'False alarm',
-        ),
-        h(
-          'button',
-          { class: 'btn btn-primary', type: 'button', id: 'mark-confirmed', onclick: mark('confirmed') },
-          'Confirmed',
-        ),
-      ),
-    );
-  }
+  const review = responseCard(main, e, sensorName);
 
   const notes =
     e.notes || e.error
@@ -271,7 +428,7 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
         ),
       ),
     ),
-    h('div', { class: 'detail-grid' }, where, when, timeline, alerts, review, notes),
+    h('div', { class: 'detail-grid' }, review, alerts, where, when, timeline, notes),
   );
   if (windows.length > 0) {
     mountPlot(plotHost, (width) => probabilityPlot({ windows, threshold: e.thresholdValue, width }));

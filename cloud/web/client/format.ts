@@ -49,19 +49,6 @@ export function kind(e: Pick<StoredEvent, 'alertType' | 'isScream'>): { label: s
   return { label: 'Near miss', tone: 'warn' };
 }
 
-const RESPONSE: Record<string, { label: string; tone: string }> = {
-  pending: { label: 'Alert pending', tone: 'warn' },
-  alerted: { label: 'Alerted', tone: 'ok' },
-  partial: { label: 'Partly alerted', tone: 'warn' },
-  failed: { label: 'Alert failed', tone: 'danger' },
-  'not-configured': { label: 'No contacts', tone: 'muted' },
-  suppressed: { label: 'Suppressed', tone: 'muted' },
-  none: { label: 'No alert', tone: 'muted' },
-};
-export function response(status: string): { label: string; tone: string } {
-  return RESPONSE[status] ?? { label: status, tone: 'muted' };
-}
-
 export function verdict(v: 'false-alarm' | 'confirmed'): { label: string; tone: string } {
   return v === 'confirmed' ? { label: 'Confirmed', tone: 'danger' } : { label: 'False alarm', tone: 'muted' };
 }
@@ -87,4 +74,24 @@ export function receivedLag(timestamp: string, receivedAt: string): string {
   const s = Math.round((new Date(receivedAt).getTime() - new Date(timestamp).getTime()) / 1000);
   if (Math.abs(s) < 5) return '';
   return s > 0 ? ` (${s} s after detection)` : ` (sensor clock ${-s} s ahead)`;
+}
+
+/** Where the people on call are with an event: acknowledged by whom, or resolved with a verdict. */
+export function responseState(
+  e: Pick<StoredEvent, 'response' | 'review'>,
+): { label: string; tone: string; detail: string } | null {
+  const r = e.response;
+  if (r?.state === 'acknowledged')
+    return {
+      label: `Acknowledged · ${r.userId}`,
+      tone: 'info',
+      detail: `${r.userId} is responding (since ${dateTime(r.at)})`,
+    };
+  if (r?.state === 'resolved' || e.review) {
+    const v = r?.verdict ?? e.review?.verdict ?? 'confirmed';
+    const by = r?.userId ?? e.review?.userId ?? '';
+    const b = verdict(v);
+    return { label: b.label, tone: b.tone, detail: `Resolved by ${by}, ${dateTime(r?.at ?? e.review?.at)}` };
+  }
+  return null;
 }

@@ -4,6 +4,7 @@ import type { ConfirmedEvent } from '../../../core/detect/confirmer.ts';
 import { StreamDetector } from '../../../core/detect/detector.ts';
 import { ScreamModel } from '../../../core/model/scream-model.ts';
 import type { StoredEvent } from '../../store/types.ts';
+import { alertToast } from './alert-outcome.ts';
 import { ApiError, get, post } from './api.ts';
 import { clear, h, toast } from './dom.ts';
 import { locationSource, metres, pct } from './format.ts';
@@ -304,16 +305,18 @@ async function init(main: HTMLElement): Promise<void> {
           windows: windows.slice(-120),
         });
         const loc = r.event.location;
+        const t = alertToast(r.event);
         clear(
           result,
-          'Alert sent · location from ',
+          t.message,
+          ' · location from ',
           locationSource(loc.source),
           loc.latitude !== null ? ` (${metres(loc.accuracy)})` : '',
           ' · ',
           h('a', { href: `/events/${encodeURIComponent(r.event.eventId)}` }, 'open the event'),
         );
-        send.textContent = 'Alert sent';
-        toast('Alert sent');
+        send.textContent = t.kind === 'ok' ? 'Alert requested' : 'Not sent';
+        toast(t.message, t.kind);
       } catch (err) {
         result.textContent = err instanceof ApiError ? err.message : 'Sending failed';
         result.className = 'small error-text';

@@ -1,14 +1,35 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { PasswordGate } from '../../auth/password-gate.ts';
 import { verifyPassword } from '../../auth/passwords.ts';
 import { CSRF_HEADER, SESSION_COOKIE, SESSION_TTL_MS } from '../auth/sessions.ts';
-import { rateLimit, sessionOf, type WebContext } from '../context.ts';
+import { sessionOf, type WebContext } from '../context.ts';
 import { WebError } from '../errors.ts';
 import { renderLogin } from '../pages.ts';
 
 // A hash to verify against for unknown users, so a login's timing does not reveal which usernames exist.
 const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
+/**
+ * 429 with Retry-After, and the wait said as a time of day ("try again at 14:32 UTC"):
+ * "in 873 s" is not something a person can act on.
+ */
+function refuseUntil(reply: FastifyReply, atMs: number, what: string): never {
+  const s = Math.max(1, Math.ceil((atMs - Date.now()) / 1000));
+  reply.header('retry-after', String(s));
+  const at = new Date(atMs).toLocaleTimeString('en-GB', {
+    hour: '2-digit',
+    minute: '2-digit',
+    timeZoneName: 'short',
+  });
+  throw new WebError('WEB_RATE_LIMITED', `${what}; try again at ${at}`, {
+    retryAfterS: s,
+    retryAt: new Date(atMs).toISOString(),
+  });
+}
+
 export function authRoutes(app: FastifyInstance, ctx: WebContext): void {
+  // per-IP failures across usernames, scrypt concurrency, and a cache of recent successes
+  const gate = new PasswordGate({ failuresPerUser: 1_000_000, now: () => ctx.now().getTime() });
   app.get('/login', async (request, reply) => {
     const next = safeNext((request.query as { next?: string }).next);
     if (request.session) return reply.redirect(next);
@@ -31,13 +52,29 @@ export function authRoutes(app: FastifyInstance, ctx: WebContext): void {
     },
     async (request, reply) => {
       const { username, password } = request.body as { username: string; password: string };
-      rateLimit(ctx.limits.login, `${request.ip}|${username.toLowerCase()}`, 'sign-in attempts', reply);
+      // Only failures count: ten correct sign-ins used to lock a user out for 15 minutes.
+      const key = `${request.ip}|${username.toLowerCase()}`;
+      const waitMs = ctx.limits.login.wait(key);
+      if (waitMs > 0) refuseUntil(reply, ctx.now().getTime() + waitMs, 'too many failed sign-ins');
       const user = ctx.users.find((u) => u.username === username);
-      const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
-      if (!user || !ok) {
+      const hash = user?.passwordHash ?? DUMMY_HASH;
+      const verdict = await gate.check(request.ip, username, password, hash, () =>
+        verifyPassword(password, hash),
+      );
+      if (verdict === 'busy' || verdict === 'rate-limited') {
+        const retryAt = gate.retryAt(request.ip, username) ?? ctx.now().getTime() + 5000;
+        refuseUntil(
+          reply,
+          retryAt,
+          verdict === 'busy' ? 'too many sign-ins at once' : 'too many failed sign-ins',
+        );
+      }
+      if (!user || verdict !== 'ok') {
+        ctx.limits.login.record(key);
         request.log.warn({ username, ip: request.ip }, 'web: failed sign-in');
         throw new WebError('WEB_LOGIN_FAILED', 'wrong username or password');
       }
+      ctx.limits.login.clear(key);
       const { session, cookie } = ctx.sessions.create(user.username, user.role);
       reply.setCookie(SESSION_COOKIE, cookie, {
         path: '/',
@@ -71,8 +108,23 @@ export function authRoutes(app: FastifyInstance, ctx: WebContext): void {
   });
 }
 
-/** Only same-site paths: `?next=https://evil.example` must not become an open redirect. */
+/**
+ * Only same-origin paths: `?next=https://evil.example` must not become an open redirect.
+ * Decided after URL parsing, as the browser will parse it: `/%09/evil.example` decodes to
+ * `/<TAB>/evil.example`, the WHATWG parser drops the tab and the browser went to
+ * //evil.example; `/\\evil.example` is `//evil.example` too.
+ */
 export function safeNext(next: string | undefined): string {
-  if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/events';
-  return next;
+  if (!next?.startsWith('/')) return '/events';
+  const base = 'http://screamwatch.invalid';
+  let u: URL;
+  try {
+    u = new URL(next, base);
+  } catch {
+    return '/events';
+  }
+  // control characters and backslashes have no business in a path we redirect to
+  const suspicious = [...next].some((ch) => ch.charCodeAt(0) < 0x20 || ch === '\\');
+  if (u.origin !== base || suspicious) return '/events';
+  return `${u.pathname}${u.search}${u.hash}`;
 }

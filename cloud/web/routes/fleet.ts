@@ -3,17 +3,24 @@ import type { WebContext } from '../context.ts';
 import { WebError } from '../errors.ts';
 import type { SensorView } from '../types.ts';
 
-const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 1, online: 2 };
+const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 2, online: 3 };
+/** Degraded (online but deaf) comes right after offline: both mean "would miss a scream". */
+const rank = (s: SensorView): number => (s.degraded ? 1 : ORDER[s.status]);
 
 export function fleetRoutes(app: FastifyInstance, ctx: WebContext): void {
   // offline first: that is what the person looking at the fleet needs to act on
   app.get('/api/sensors', async () => {
+    const liveCursor = ctx.feed.cursor();
     const sensors = [...ctx.deps.registry.list()].sort(
-      (a, b) => ORDER[a.status] - ORDER[b.status] || a.id.localeCompare(b.id),
+      (a, b) => rank(a) - rank(b) || a.id.localeCompare(b.id),
     );
-    const counts = { online: 0, offline: 0, unknown: 0 };
-    for (const s of sensors) counts[s.status]++;
-    return { sensors, counts, at: ctx.now().toISOString() };
+    // `online` counts every online sensor; `degraded` those of them whose input is not ok
+    const counts = { online: 0, offline: 0, unknown: 0, degraded: 0 };
+    for (const s of sensors) {
+      counts[s.status]++;
+      if (s.degraded) counts.degraded++;
+    }
+    return { sensors, counts, at: ctx.now().toISOString(), liveCursor };
   });
 
   app.get('/api/sensors/:id', async (request) => {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../../cloud/broker/embedded-broker.ts';
 import { CloudConfigSchema } from '../../../cloud/config/schema.ts';
 import { sensorTopic } from '../../../protocol/topics.ts';
+import { freePort } from '../../support/free-port.ts';
 import { eventually, SENSOR_PASSWORD, sensorHash, tempDir } from '../bridge-harness.ts';
 
 const logger = pino({ level: 'silent' });
@@ -147,6 +149,28 @@ describe('embedded broker', () => {
     } finally {
       await broker.stop();
     }
+  });
+
+  it('a start that fails after the TCP listener is up closes it again (unreadable TLS certificate)', async () => {
+    const port = await freePort();
+    const broker = new EmbeddedBroker({
+      config: await mqttConfig({
+        port,
+        tls: { port: 0, certFile: '/nonexistent/cert.pem', keyFile: '/nonexistent/key.pem' },
+      }),
+      logger,
+    });
+    await expect(broker.start()).rejects.toMatchObject({
+      code: 'CLOUD_TLS_FILE_UNREADABLE',
+      message: expect.stringContaining('/nonexistent/cert.pem'),
+    });
+    // the port is free again: a new listener can take it
+    const probe = createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
   });
 
   it('names host:port when the port is taken', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cloudEnvVariables, loadCloudConfig } from '../../../cloud/config/schema.ts';
+import { cloudEnvVariables, loadCloudConfig, parseCloudConfig } from '../../../cloud/config/schema.ts';
 
 let dir = '';
 beforeAll(async () => {
@@ -96,7 +96,50 @@ describe('cloud config', () => {
 
   it('names the environment variable that broke the config', () => {
     expect(() => loadCloudConfig({ env: { SCREAMWATCH_WEB_PORT: 'eighty' } })).toThrow(
-      /SCREAMWATCH_WEB_PORT.*web\.port/,
+      /web\.port: .*\[from environment SCREAMWATCH_WEB_PORT\]/,
+    );
+  });
+
+  it('types environment values from the schema: a numeric password stays a string, numbers and booleans parse', () => {
+    const c = loadCloudConfig({
+      env: {
+        SCREAMWATCH_MQTT_PASSWORD: '123456',
+        SCREAMWATCH_ALERTS_SMTP_PASS: 'true',
+        SCREAMWATCH_ALERTS_SMTP_PORT: '465',
+        SCREAMWATCH_ALERTS_SMTP_SECURE: 'true',
+        SCREAMWATCH_MQTT_TLS_PORT: 'null',
+        SCREAMWATCH_WEB_SESSION_SECRET: '12345678901234567890',
+      },
+    });
+    expect(c.mqtt.password).toBe('123456');
+    expect(c.alerts.smtp.pass).toBe('true');
+    expect(c.alerts.smtp.port).toBe(465);
+    expect(c.alerts.smtp.secure).toBe(true);
+    expect(c.mqtt.tls.port).toBeNull();
+    expect(c.web.sessionSecret).toBe('12345678901234567890');
+  });
+
+  it('refuses an unknown key with its path, a did-you-mean and the file (a typo must not start a bridge that never alerts)', async () => {
+    const file = join(dir, 'typo.yaml');
+    await writeFile(
+      file,
+      'alerts:\n  polices:\n    - { contacts: { sms: ["+15550001111"] } }\nsensors:\n  - { id: hall-1, rooom: Hall }\nweb: { prot: 8081 }\n',
+    );
+    let err: unknown;
+    try {
+      loadCloudConfig({ file, env: {} });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'CLOUD_CONFIG_INVALID' });
+    const msg = (err as Error).message;
+    expect(msg).toContain('alerts.polices: unknown key (did you mean alerts.policies?) [from file');
+    expect(msg).toContain('sensors.0.rooom: unknown key (did you mean sensors.0.room?)');
+    expect(msg).toContain('web.prot: unknown key (did you mean web.port?)');
+    expect(msg).toContain(file);
+    // a name nothing resembles gets no suggestion
+    expect(() => parseCloudConfig({ frobnicate: 1 }, 'test')).toThrow(
+      /frobnicate: unknown key \[from test\]$/,
     );
   });
 

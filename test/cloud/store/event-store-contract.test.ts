@@ -184,6 +184,105 @@ export function eventStoreContract(factory: StoreFactory): void {
       });
     });
 
+    it('records response changes in order, appending to the history and never rewriting it', async () => {
+      const e = mk();
+      const other = mk({}, base + 1000);
+      await store.insertIfNew(e);
+      await store.insertIfNew(other);
+      const ack = await store.recordResponse(e.eventId, {
+        response: { state: 'acknowledged', userId: 'ann', at: '2026-11-24T10:01:00.000Z' },
+        entry: {
+          action: 'acknowledged',
+          state: 'acknowledged',
+          userId: 'ann',
+          at: '2026-11-24T10:01:00.000Z',
+        },
+      });
+      expect(ack?.response).toEqual({ state: 'acknowledged', userId: 'ann', at: '2026-11-24T10:01:00.000Z' });
+      expect(ack?.review ?? null).toBeNull();
+      const first = {
+        state: 'resolved' as const,
+        userId: 'ann',
+        at: '2026-11-24T10:05:00.000Z',
+        verdict: 'confirmed' as const,
+        note: 'fight in the hall',
+      };
+      await store.recordResponse(e.eventId, { response: first, entry: { action: 'resolved', ...first } });
+      const second = {
+        ...first,
+        userId: 'bob',
+        at: '2026-11-24T12:00:00.000Z',
+        verdict: 'false-alarm' as const,
+        note: 'it was a film',
+      };
+      const after = await store.recordResponse(e.eventId, {
+        response: second,
+        entry: { action: 'resolved', ...second },
+      });
+      expect(after?.response).toEqual(second);
+      // the review (read for retraining) follows the latest verdict; the earlier one stays in the history
+      expect(after?.review).toEqual({
+        verdict: 'false-alarm',
+        userId: 'bob',
+        at: second.at,
+        note: 'it was a film',
+      });
+      expect(after?.history?.map((h) => [h.action, h.userId, h.verdict ?? null, h.note ?? null])).toEqual([
+        ['acknowledged', 'ann', null, null],
+        ['resolved', 'ann', 'confirmed', 'fight in the hall'],
+        ['resolved', 'bob', 'false-alarm', 'it was a film'],
+      ]);
+      expect(await store.get(e.eventId)).toEqual(after);
+      expect(
+        await store.recordResponse('01JZZZZZZZZZZZZZZZZZZZZZZZ', {
+          response: second,
+          entry: { action: 'resolved', ...second },
+        }),
+      ).toBeNull();
+
+      // filters: 'new' includes events nobody touched
+      const ids = async (q: Parameters<EventStore['list']>[0]) => (await store.list(q)).map((x) => x.eventId);
+      expect(await ids({ responseState: 'new' })).toEqual([other.eventId]);
+      expect(await ids({ responseState: 'resolved' })).toEqual([e.eventId]);
+      expect(await ids({ responseState: 'acknowledged' })).toEqual([]);
+      expect(await ids({ verdict: 'false-alarm' })).toEqual([e.eventId]);
+      expect(await ids({ verdict: 'confirmed' })).toEqual([]);
+    });
+
+    it('keeps concurrent response changes of one event, all of them in the history', async () => {
+      const e = mk();
+      await store.insertIfNew(e);
+      await Promise.all(
+        ['ann', 'bob', 'cat', 'dan'].map((u, i) =>
+          store.recordResponse(e.eventId, {
+            response: { state: 'acknowledged', userId: u, at: new Date(base + i).toISOString() },
+            entry: {
+              action: 'acknowledged',
+              state: 'acknowledged',
+              userId: u,
+              at: new Date(base + i).toISOString(),
+            },
+          }),
+        ),
+      );
+      const got = await store.get(e.eventId);
+      expect(got?.history?.map((h) => h.userId).sort()).toEqual(['ann', 'bob', 'cat', 'dan']);
+    });
+
+    it('records why an alert was suppressed by a cooldown', async () => {
+      const e = mk({ responseStatus: 'pending', deliveries: [] });
+      await store.insertIfNew(e);
+      const suppressedBy = {
+        reason: 'cooldown' as const,
+        eventId: '01JAAAAAAAAAAAAAAAAAAAAAAA',
+        until: '2026-11-24T10:10:00.000Z',
+      };
+      await store.setResponseStatus?.(e.eventId, 'suppressed', { suppressedBy });
+      const got = await store.get(e.eventId);
+      expect(got?.responseStatus).toBe('suppressed');
+      expect(got?.suppressedBy).toEqual(suppressedBy);
+    });
+
     it('rejects a delivery update for an unknown event with a coded error', async () => {
       await expect(
         store.updateDelivery(

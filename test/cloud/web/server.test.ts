@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../../cloud/store/types.ts';
 import { hashPassword } from '../../../cloud/auth/passwords.ts';
+import type { StoredEvent } from '../../../cloud/store/types.ts';
 import { tileOrigin } from '../../../cloud/web/server.ts';
 import { ScreamModel } from '../../../core/model/scream-model.ts';
 import {

@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
-import type { ChannelDelivery, StoredEvent } from '../../../cloud/store/types.ts';
 import { hashPassword } from '../../../cloud/auth/passwords.ts';
+import { ObservedEventStore } from '../../../cloud/store/observed-store.ts';
+import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
+import type { ChannelDelivery, EventStore, StoredEvent } from '../../../cloud/store/types.ts';
 import { createWebService } from '../../../cloud/web/server.ts';
 import type { SensorView, WebConfig, WebDeps, WebService } from '../../../cloud/web/types.ts';
 import { FEATURE_SET, WINDOW_FEATURE_NAMES } from '../../../core/features/window-features.ts';
@@ -169,7 +170,7 @@ export class FakeRegistry {
  */
 export class RecordingAlerts {
   readonly calls: { eventId: string; userId: string }[] = [];
-  constructor(private readonly store: SqliteEventStore) {}
+  constructor(private readonly store: EventStore) {}
   async sendManualAlert(eventId: string, userId: string): Promise<{ deliveries: ChannelDelivery[] }> {
     this.calls.push({ eventId, userId });
     const d: ChannelDelivery = {
@@ -186,12 +187,15 @@ export class RecordingAlerts {
 
 export interface WebHarness {
   web: WebService;
-  store: SqliteEventStore;
+  /** The real SQLite store, observed like the bridge's (writes reach the live stream). */
+  store: ObservedEventStore;
   registry: FakeRegistry;
   alerts: RecordingAlerts;
   ingested: StoredEvent[];
   dir: string;
   logs: Record<string, unknown>[];
+  /** A dashboard outage: stops the server, runs `during`, then starts a new one on the same port. */
+  outage(during: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -213,7 +217,7 @@ export async function startWeb(
   const tmp = tempDir();
   hashes ??= Promise.all([hashPassword(ADMIN.password), hashPassword(VIEWER.password)]);
   const [adminHash, viewerHash] = await hashes;
-  const store = new SqliteEventStore(join(tmp.dir, 'events.sqlite'));
+  const store = new ObservedEventStore(new SqliteEventStore(join(tmp.dir, 'events.sqlite')));
   await store.start();
   const registry = new FakeRegistry();
   const alerts = new RecordingAlerts(store);
@@ -237,7 +241,15 @@ export async function startWeb(
     dataDir: tmp.dir,
     ...options.config,
   };
-  const deps: WebDeps = { config, store, registry, alerts, model: options.model ?? pitchModel(), logger };
+  const deps: WebDeps = {
+    config,
+    store,
+    changes: store,
+    registry,
+    alerts,
+    model: options.model ?? pitchModel(),
+    logger,
+  };
   if (options.clock) deps.clock = options.clock;
   if (options.locateIp) deps.locateIp = options.locateIp;
   if (options.withIngest !== false) {
@@ -246,16 +258,25 @@ export async function startWeb(
       await store.insertIfNew(e);
     };
   }
-  const web = createWebService(deps);
+  let web = createWebService(deps);
   await web.start();
   return {
-    web,
+    get web() {
+      return web;
+    },
     store,
     registry,
     alerts,
     ingested,
     dir: tmp.dir,
     logs,
+    async outage(during) {
+      const port = Number(new URL(web.url).port);
+      await web.stop();
+      await during();
+      web = createWebService({ ...deps, config: { ...config, port } });
+      await web.start();
+    },
     async close() {
       await web.stop();
       await store.stop();

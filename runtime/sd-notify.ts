@@ -13,7 +13,7 @@ interface SdNotifyModule {
 /**
  * systemd notifications through the optional `sd-notify` package (native, libsystemd).
  * Everything is a no-op when NOTIFY_SOCKET is unset (not under systemd, tests, the CLI)
- * or when the package did not build: the daemon must run the same without systemd.
+ * or when the package did not build: the daemon and the bridge must run the same without systemd.
  */
 export class SystemdNotifier {
   private readonly mod: SdNotifyModule | null;
@@ -56,6 +56,19 @@ export class SystemdNotifier {
     if (nowMs - this.lastWatchdog < this.watchdogIntervalMs) return;
     this.lastWatchdog = nowMs;
     this.call(() => this.mod?.watchdog());
+  }
+
+  /**
+   * WATCHDOG=1 every interval while `condition()` holds (the bridge: always; the daemon: while a
+   * missing microphone is being retried). Returns the canceller; a no-op without a watchdog.
+   */
+  pingWhile(condition: () => boolean = () => true): () => void {
+    if (this.watchdogIntervalMs === 0) return () => {};
+    const timer = setInterval(() => {
+      if (condition()) this.watchdog();
+    }, this.watchdogIntervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   stopping(): void {

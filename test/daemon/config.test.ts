@@ -34,6 +34,7 @@ describe('daemon config', () => {
         k: null,
         n: null,
         releaseWindows: null,
+        singleWindowThreshold: null,
         levelGateDbfs: null,
         reportThreshold: null,
       },

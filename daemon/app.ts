@@ -290,6 +290,7 @@ export class DaemonApp extends EventEmitter {
         : new FileSource({
             path: source.path,
             fast: c.audio.fast,
+            maxSeconds: c.audio.maxFileSeconds,
             events,
             logger: this.logger,
           });

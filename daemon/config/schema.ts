@@ -56,6 +56,7 @@ export const DaemonConfigSchema = z
         k: positiveInt.nullable().default(null),
         n: positiveInt.nullable().default(null),
         releaseWindows: positiveInt.nullable().default(null),
+        singleWindowThreshold: probabilityOrNull,
         levelGateDbfs: z.number().max(0).nullable().default(null),
         reportThreshold: probabilityOrNull,
       })
@@ -67,6 +68,7 @@ export const DaemonConfigSchema = z
         k: null,
         n: null,
         releaseWindows: null,
+        singleWindowThreshold: null,
         levelGateDbfs: null,
         reportThreshold: null,
       }),

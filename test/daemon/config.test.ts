@@ -35,6 +35,7 @@ describe('daemon config', () => {
         k: null,
         n: null,
         releaseWindows: null,
+        singleWindowThreshold: null,
         levelGateDbfs: null,
         reportThreshold: null,
       },

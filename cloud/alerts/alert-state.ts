@@ -1,8 +1,12 @@
 import type { Channel } from './senders.ts';
 
 export type JobStatus = 'queued' | 'in-flight' | 'sent' | 'failed' | 'not-configured' | 'suppressed';
-/** alert: the first alert of a cooldown; follow-up: its summary; offline; escalation; manual-<ms>. */
-export type JobKind = string;
+/**
+ * alert: the first alert of a cooldown; follow-up: its summary; offline / degraded: a sensor's
+ * health; escalation: nobody responded in time; manual-<ms>: an operator's "send now" (one
+ * kind per request, so pressing it again sends again).
+ */
+export type JobKind = 'alert' | 'follow-up' | 'offline' | 'degraded' | 'escalation' | `manual-${number}`;
 
 export interface AlertJob {
   id: number;

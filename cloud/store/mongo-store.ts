@@ -8,6 +8,7 @@ import type {
   EventQuery,
   EventStore,
   ResponseChange,
+  ResponseStatus,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -155,7 +156,11 @@ export class MongoEventStore implements EventStore {
     });
   }
 
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     await this.modify(eventId, (e) => ({
       deliveries: mergeDelivery(e.deliveries ?? [], delivery),
       responseStatus,
@@ -168,7 +173,7 @@ export class MongoEventStore implements EventStore {
 
   async setResponseStatus(
     eventId: string,
-    responseStatus: string,
+    responseStatus: ResponseStatus,
     detail: { suppressedBy?: AlertSuppression | null } = {},
   ): Promise<void> {
     await this.modify(eventId, () => ({ responseStatus, ...detail }));

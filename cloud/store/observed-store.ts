@@ -4,6 +4,7 @@ import type {
   EventQuery,
   EventStore,
   ResponseChange,
+  ResponseStatus,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -67,7 +68,11 @@ export class ObservedEventStore implements EventStore, EventChanges {
   list(query: EventQuery): Promise<StoredEvent[]> {
     return this.inner.list(query);
   }
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     await this.inner.updateDelivery(eventId, delivery, responseStatus);
     this.emit(eventId, false);
   }
@@ -82,7 +87,7 @@ export class ObservedEventStore implements EventStore, EventChanges {
   }
   async setResponseStatus(
     eventId: string,
-    responseStatus: string,
+    responseStatus: ResponseStatus,
     detail?: { suppressedBy?: AlertSuppression | null },
   ): Promise<void> {
     if (!this.inner.setResponseStatus) return;

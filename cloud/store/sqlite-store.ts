@@ -10,6 +10,7 @@ import type {
   EventQuery,
   EventStore,
   ResponseChange,
+  ResponseStatus,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -190,7 +191,11 @@ export class SqliteEventStore implements EventStore {
     this.s.update.run(JSON.stringify(fn(JSON.parse(row.doc) as StoredEvent)), eventId);
   }
 
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     this.modify(eventId, (e) => ({
       ...e,
       deliveries: mergeDelivery(e.deliveries ?? [], delivery),
@@ -204,7 +209,7 @@ export class SqliteEventStore implements EventStore {
 
   async setResponseStatus(
     eventId: string,
-    responseStatus: string,
+    responseStatus: ResponseStatus,
     detail: { suppressedBy?: AlertSuppression | null } = {},
   ): Promise<void> {
     this.modify(eventId, (e) => ({ ...e, responseStatus, ...detail }));

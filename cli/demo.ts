@@ -299,6 +299,11 @@ export async function runDemo(argv: string[]): Promise<number> {
           model,
           stopSignal: stopped,
           drainTimeoutS: 10,
+          // one daemon run for the whole demo: a restart per replay made the fleet card flicker
+          // offline and never show a heartbeat's figures
+          loopFileSource: true,
+          // the fleet card fills in at once instead of after heartbeatIntervalS
+          onStarted: (sensorApp) => sensorApp.beat(),
         });
         if (shutdown.isRequested) return;
         if (code !== 0) {

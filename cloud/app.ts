@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { redactUrl } from '../protocol/redact.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
+import { OpsServer, type Readiness } from '../runtime/ops-server.ts';
 import { AlertQueue } from './alerts/alert-queue.ts';
 import { AlertService } from './alerts/alert-service.ts';
 import type { AlertStateStore } from './alerts/alert-state.ts';
@@ -14,6 +15,7 @@ import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
+import { BridgeMetrics } from './observability/bridge-metrics.ts';
 import { ObservedEventStore } from './store/observed-store.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
@@ -97,6 +99,9 @@ export class CloudApp {
   source!: MessageSource;
   /** The dashboard, when cloud/web/server.ts is present. */
   web: { url: string; start(): Promise<void>; stop(): Promise<void> } | null = null;
+  /** Prometheus metrics; served by `ops` when metrics.port is set. */
+  readonly metrics: BridgeMetrics;
+  ops: OpsServer | null = null;
   private readonly runner: ServiceRunner;
   private readonly clock: () => Date;
 
@@ -124,6 +129,12 @@ export class CloudApp {
           ?.onSensorDegraded(sensor)
           .catch((err: unknown) => this.logger.error({ err, sensorId: sensor.id }, 'degraded alert failed'));
       },
+    });
+    this.metrics = new BridgeMetrics({
+      ingest: () => this.ingest?.stats ?? null,
+      alertQueue: () => this.alerts?.queue ?? null,
+      broker: () => this.source ?? null,
+      sensors: () => this.registry.list(),
     });
     this.runner = new ServiceRunner({
       services: this.services(),
@@ -164,6 +175,7 @@ export class CloudApp {
       },
       { name: 'mqtt', tier: 'network', start: () => this.startMqtt(), stop: () => this.source.stop() },
       { name: 'web', tier: 'network', start: () => this.startWeb(), stop: async () => this.web?.stop() },
+      { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
     ];
   }
 
@@ -202,6 +214,7 @@ export class CloudApp {
       publicUrl: config.web.publicUrl,
       clock: this.clock,
       pollMs: this.options.alertPollMs,
+      onAttempt: (channel, kind, outcome) => this.metrics.alertAttempt(channel, kind, outcome),
     });
     this.ingest = new EventIngest({
       store: this.store,
@@ -232,6 +245,47 @@ export class CloudApp {
     }
     this.source.setHandler((topic, payload, meta) => this.ingest.handleMessage(topic, payload, meta));
     await this.source.start();
+  }
+
+  /**
+   * Readiness, truthfully: the broker accepts (or the bridge is connected to the external one),
+   * the event store and the alert queue can take a write now. /healthz answers 503 otherwise.
+   */
+  async readiness(): Promise<Readiness> {
+    const checks: Readiness = {};
+    const reason = this.source ? (this.source.notReadyReason?.() ?? null) : 'not started';
+    checks.broker = reason ? { ok: false, detail: reason } : { ok: true };
+    const probe = async (name: string, fn: () => unknown | Promise<unknown>) => {
+      try {
+        await fn();
+        checks[name] = { ok: true };
+      } catch (err) {
+        checks[name] = { ok: false, detail: (err as Error).message };
+      }
+    };
+    await probe('store', async () => {
+      if (!this.store) throw new Error('not started');
+      await this.store.checkWritable?.();
+    });
+    await probe('alertQueue', async () => {
+      if (!this.alerts) throw new Error('not started');
+      await this.alerts.queue.checkWritable();
+    });
+    return checks;
+  }
+
+  private async startOps(): Promise<void> {
+    const { metrics } = this.options.config;
+    if (metrics.port === null) return;
+    const ops = new OpsServer({
+      host: metrics.host,
+      port: metrics.port,
+      registry: this.metrics.registry,
+      readiness: () => this.readiness(),
+      logger: this.logger.child({ component: 'ops' }),
+    });
+    await ops.start();
+    this.ops = ops;
   }
 
   /** The dashboard (cloud/web, built separately; adjust createWeb() when WebDeps changes). */
@@ -276,6 +330,7 @@ export class CloudApp {
       model,
       logger: this.logger,
       clock: this.clock,
+      readiness: () => this.readiness(),
     });
   }
 

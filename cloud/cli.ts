@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { exitCodeFor, ScreamwatchError } from '../protocol/errors.ts';
+import { journaldAware } from '../runtime/journald.ts';
 import { SystemdNotifier } from '../runtime/sd-notify.ts';
 import { ShutdownRequest } from '../runtime/shutdown.ts';
 import { CloudApp } from './app.ts';
@@ -63,7 +64,8 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const bootLogger = pino({ level: 'info' });
+  // `<N>` syslog priority prefixes under systemd: `journalctl -p err` shows errors only
+  const bootLogger = pino({ level: 'info' }, journaldAware(pino.destination({ dest: 1, sync: true })));
   let app: CloudApp;
   try {
     const overrides: CloudCliOverrides = {
@@ -75,7 +77,10 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
     for (const k of Object.keys(overrides) as (keyof CloudCliOverrides)[])
       if (overrides[k] === undefined) delete overrides[k];
     const config = loadCloudConfig({ file: (values.config as string | undefined) ?? null, overrides });
-    app = new CloudApp({ config, logger: pino({ level: config.log.level }) });
+    app = new CloudApp({
+      config,
+      logger: pino({ level: config.log.level }, journaldAware(pino.destination({ dest: 1, sync: true }))),
+    });
   } catch (err) {
     return failedToStart(bootLogger, err);
   }

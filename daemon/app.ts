@@ -8,6 +8,7 @@ import type { EventMessage } from '../protocol/messages.ts';
 import { redactUrl } from '../protocol/redact.ts';
 import { sensorTopic } from '../protocol/topics.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
+import { OpsServer, type Readiness } from '../runtime/ops-server.ts';
 import { SystemdNotifier } from '../runtime/sd-notify.ts';
 import { AlsaSource } from './capture/alsa-source.ts';
 import { type AudioSource, parseAudioSource, type RetryPolicy } from './capture/audio-source.ts';
@@ -20,6 +21,7 @@ import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
 import { InputHealthMonitor } from './health/input-health-monitor.ts';
+import { DaemonMetrics } from './observability/daemon-metrics.ts';
 import { Outbox, type OutboxAddResult } from './outbox/outbox.ts';
 import type { OutboxKind } from './outbox/outbox-store.ts';
 import { MqttPublisher } from './publish/mqtt-publisher.ts';
@@ -35,6 +37,8 @@ export interface DaemonAppOptions {
   mqttReconnect?: RetryPolicy;
   /** Audio the capture→analysis hand-off may hold before dropping the oldest (default 10 s). */
   queueCapacityS?: number;
+  /** A file: source starts over at its end instead of ending (the demo's replay: one daemon run). */
+  loopFileSource?: boolean;
 }
 
 export interface DaemonStats {
@@ -75,6 +79,10 @@ export class DaemonApp extends EventEmitter {
   readonly notifier: SystemdNotifier;
   readonly queue: FrameQueue;
   readonly inputHealth: InputHealthMonitor;
+  readonly metrics: DaemonMetrics;
+  /** The localhost metrics endpoint, when metrics.port is set. */
+  ops: OpsServer | null = null;
+  private audioFlowing = false;
   model!: ScreamModel;
   outbox!: Outbox;
   publisher!: MqttPublisher;
@@ -104,6 +112,17 @@ export class DaemonApp extends EventEmitter {
         this.publisher?.setHealth(health, since);
         this.emit('health', health, since);
       },
+    });
+    this.metrics = new DaemonMetrics({
+      windowsScored: () => this.detection?.windowsScored ?? 0,
+      eventsConfirmed: () => this.detection?.eventsConfirmed ?? 0,
+      reportsSent: () => this.detection?.reportsSent ?? 0,
+      outboxDepth: () => this.outbox?.depth ?? 0,
+      outboxWritable: () => this.outbox?.writable ?? false,
+      droppedFrames: () => this.queue.droppedFrames,
+      inputLevelDbfs: () => this.detection?.inputLevelDbfs ?? null,
+      health: () => this.inputHealth.health,
+      mqttConnected: () => this.publisher?.isConnected ?? false,
     });
     this.runner = new ServiceRunner({
       services: this.services(),
@@ -146,7 +165,43 @@ export class DaemonApp extends EventEmitter {
         stop: () => this.heartbeat.stop(),
       },
       { name: 'capture', tier: 'capture', start: () => this.startCapture(), stop: () => this.stopCapture() },
+      { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
     ];
+  }
+
+  /** Ready = the outbox takes writes, the broker is connected and audio flows (/healthz). */
+  async readiness(): Promise<Readiness> {
+    const o = this.outbox;
+    const health = this.inputHealth.health;
+    return {
+      outbox: o?.writable
+        ? { ok: true }
+        : { ok: false, detail: o ? `outbox not writable: ${o.reason ?? 'disk fault'}` : 'not open' },
+      mqtt: this.publisher?.isConnected
+        ? { ok: true }
+        : {
+            ok: false,
+            detail: this.publisher?.authError?.message ?? `not connected to ${this.config.mqtt.url}`,
+          },
+      audio:
+        this.audioFlowing && health !== 'no-device'
+          ? { ok: true, ...(health !== 'ok' && { detail: `input health ${health}` }) }
+          : { ok: false, detail: health === 'no-device' ? 'no audio device' : 'no audio yet' },
+    };
+  }
+
+  private async startOps(): Promise<void> {
+    const { port, host } = this.config.metrics;
+    if (port === null) return;
+    const ops = new OpsServer({
+      host,
+      port,
+      registry: this.metrics.registry,
+      readiness: () => this.readiness(),
+      logger: this.logger.child({ service: 'ops' }),
+    });
+    await ops.start();
+    this.ops = ops;
   }
 
   /** Names of the services running now, in start order (tests, diagnostics). */
@@ -198,6 +253,9 @@ export class DaemonApp extends EventEmitter {
       ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
     });
     this.publisher.setHealth(this.inputHealth.health, this.inputHealth.since);
+    this.publisher.on('acked', (row: { kind: string; createdAtMs: number }) =>
+      this.metrics.acked(row.kind, (this.clock.now() - row.createdAtMs) / 1000),
+    );
     await this.publisher.start();
   }
 
@@ -225,6 +283,7 @@ export class DaemonApp extends EventEmitter {
       logger: this.logger.child({ service: 'detect' }),
       clips,
       onProgress: () => this.notifier.watchdog(),
+      onWindow: (p) => this.metrics.window(p),
     });
     await this.detection.start();
   }
@@ -264,6 +323,7 @@ export class DaemonApp extends EventEmitter {
       },
       hasRoomFor: (samples: number) => this.queue.hasRoomFor(samples),
       flowing: () => {
+        this.audioFlowing = true;
         this.notifier.ready();
         this.notifier.status(`listening on ${c.audio.source}`);
         this.emit('flowing');
@@ -274,6 +334,7 @@ export class DaemonApp extends EventEmitter {
       // back); WATCHDOG comes from the retry loop below and the retained status says
       // health "no-device".
       failed: () => {
+        this.audioFlowing = false;
         this.notifier.ready();
         this.notifier.status(`no audio device ${c.audio.source}: retrying`);
         this.inputHealth.deviceFailed();
@@ -290,6 +351,7 @@ export class DaemonApp extends EventEmitter {
         : new FileSource({
             path: source.path,
             fast: c.audio.fast,
+            loop: this.options.loopFileSource ?? false,
             events,
             logger: this.logger,
           });

@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { exitCodeFor, type ScreamwatchError } from '../protocol/errors.ts';
+import { journaldAware } from '../runtime/journald.ts';
 import { ShutdownRequest } from '../runtime/shutdown.ts';
 import { DaemonApp, type DaemonAppOptions } from './app.ts';
 import type { DaemonConfig } from './config/schema.ts';
@@ -11,7 +12,8 @@ export function createLogger(config: Pick<DaemonConfig, 'log' | 'sensorId'>): Lo
       base: { sensorId: config.sensorId },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    pino.destination({ dest: 1, sync: true }),
+    // `<N>` syslog priority prefixes under systemd: `journalctl -p err` shows errors only
+    journaldAware(pino.destination({ dest: 1, sync: true })),
   );
 }
 

@@ -320,7 +320,9 @@ export async function makeRelease({
     );
     // The dashboard bundles cloud/web/client/*.ts and the analysis worker with esbuild at
     // start, from their sources: they import the shared core, protocol and cloud modules.
-    for (const dir of ['core', 'protocol', 'runtime', 'cloud', 'models'].filter((d) => existsSync(join(root, d))))
+    for (const dir of ['core', 'protocol', 'runtime', 'cloud', 'models'].filter((d) =>
+      existsSync(join(root, d)),
+    ))
       cpSync(join(root, dir), join(c, dir), { recursive: true });
     copyFileSync(join(root, 'cloud/config/cloud.example.yaml'), join(c, 'cloud.example.yaml'));
     copyFileSync(join(root, 'package-lock.json'), join(c, 'package-lock.json'));

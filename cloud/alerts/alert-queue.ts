@@ -7,6 +7,7 @@ import type {
   AlertStateStore,
   CooldownRow,
   FinishFields,
+  JobKind,
   JobStatus,
   Lease,
   NewJob,
@@ -41,7 +42,7 @@ const toJob = (r: JobRow): AlertJob => ({
   eventId: r.event_id,
   channel: r.channel,
   recipient: r.recipient,
-  kind: r.kind,
+  kind: r.kind as JobKind,
   subject: r.subject,
   text: r.text,
   html: r.html,
@@ -151,6 +152,23 @@ export class AlertQueue implements AlertStateStore {
         },
       );
     }
+  }
+
+  /** Readiness probe: a write lock can be taken now. Throws with the reason otherwise. */
+  async checkWritable(): Promise<void> {
+    const db = this.d;
+    if (db.readonly) throw new CloudError('CLOUD_ALERT_QUEUE', `alert queue ${this.path} is read-only`);
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
+  }
+
+  /** Jobs by channel and status (metrics: queue depth, outcomes so far). */
+  async jobCounts(): Promise<{ channel: string; status: string; n: number }[]> {
+    return this.st('SELECT channel, status, COUNT(*) AS n FROM jobs GROUP BY channel, status').all() as {
+      channel: string;
+      status: string;
+      n: number;
+    }[];
   }
 
   async close(): Promise<void> {

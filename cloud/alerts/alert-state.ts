@@ -1,8 +1,12 @@
 import type { Channel } from './senders.ts';
 
 export type JobStatus = 'queued' | 'in-flight' | 'sent' | 'failed' | 'not-configured' | 'suppressed';
-/** alert: the first alert of a cooldown; follow-up: its summary; offline; escalation; manual-<ms>. */
-export type JobKind = string;
+/**
+ * alert: the first alert of a cooldown; follow-up: its summary; offline / degraded: a sensor's
+ * health; escalation: nobody responded in time; manual-<ms>: an operator's "send now" (one
+ * kind per request, so pressing it again sends again).
+ */
+export type JobKind = 'alert' | 'follow-up' | 'offline' | 'degraded' | 'escalation' | `manual-${number}`;
 
 export interface AlertJob {
   id: number;
@@ -134,4 +138,9 @@ export interface AlertStateStore {
   claimExpiredCooldown(nowMs: number, lease: Lease): Promise<CooldownRow | null>;
   /** Deletes the window if it is still the one that `firstEventId` opened. */
   deleteCooldown(key: string, firstEventId: string): Promise<void>;
+
+  /** Readiness probe (/healthz): resolves when a write can be taken now, throws with the reason. */
+  checkWritable(): Promise<void>;
+  /** Jobs by channel and status (metrics: queue depth, outcomes so far). */
+  jobCounts(): Promise<{ channel: string; status: string; n: number }[]>;
 }

@@ -124,6 +124,21 @@ export class MongoAlertState implements AlertStateStore {
     return this.c<JobDoc>('alert_jobs');
   }
 
+  /** The primary answers a ping (the driver fails it when no writable server is selectable). */
+  async checkWritable(): Promise<void> {
+    if (!this.db) throw new CloudError('CLOUD_ALERT_QUEUE', `alert state ${this.where} is not open`);
+    await this.db.command({ ping: 1 }, { readPreference: 'primary', timeoutMS: 2000 });
+  }
+
+  async jobCounts(): Promise<{ channel: string; status: string; n: number }[]> {
+    const rows = await this.jobs
+      .aggregate<{ _id: { channel: string; status: string }; n: number }>([
+        { $group: { _id: { channel: '$channel', status: '$status' }, n: { $sum: 1 } } },
+      ])
+      .toArray();
+    return rows.map((r) => ({ channel: r._id.channel, status: r._id.status, n: r.n }));
+  }
+
   async recoverInFlight(owner: string, nowMs: number): Promise<number> {
     const r = await this.jobs.updateMany(
       { status: 'in-flight', owner },

@@ -80,6 +80,18 @@ export class EmbeddedBroker implements MessageSource {
     return this.broker;
   }
 
+  notReadyReason(): string | null {
+    if (!this.broker || this.broker.closed) return 'embedded broker not running';
+    const down = this.servers.filter((s) => !s.server.listening).map((s) => s.name);
+    if (this.servers.length === 0 || down.length)
+      return `embedded broker not listening (${down.join(', ') || 'no listener'})`;
+    return null;
+  }
+
+  connectionCount(): number {
+    return this.broker?.connectedClients ?? 0;
+  }
+
   private authenticate(
     client: Client,
     username: string | undefined,

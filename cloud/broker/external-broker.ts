@@ -39,6 +39,15 @@ export class ExternalBroker implements MessageSource {
     this.handler = handler;
   }
 
+  notReadyReason(): string | null {
+    if (!this.client) return 'not started';
+    return this.client.connected ? null : `not connected to ${this.options.config.broker}`;
+  }
+
+  connectionCount(): number {
+    return this.client?.connected ? 1 : 0;
+  }
+
   get filters(): string[] {
     const { topicRoot, sharedGroup } = this.options.config;
     const events = sensorsFilter(topicRoot, 'events');

@@ -13,4 +13,8 @@ export interface MessageSource {
   setHandler(handler: MessageHandler): void;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Readiness: null when accepting/connected, else why not (/healthz). */
+  notReadyReason?(): string | null;
+  /** MQTT clients connected (embedded broker) or 1/0 for the bridge's own connection. */
+  connectionCount?(): number;
 }

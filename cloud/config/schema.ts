@@ -212,6 +212,14 @@ export const CloudConfigSchema = z.object({
   log: z
     .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .prefault({}),
+  /** Prometheus `/metrics`, `/healthz`, `/livez` on their own port (never the dashboard's). */
+  metrics: z
+    .object({
+      /** null = off. 9464 is the conventional exporter port. */
+      port: port.nullable().default(null),
+      host: z.string().min(1).default('127.0.0.1'),
+    })
+    .prefault({}),
 });
 
 export type CloudConfig = z.infer<typeof CloudConfigSchema>;

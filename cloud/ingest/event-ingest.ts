@@ -3,16 +3,32 @@ import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
-import type { SensorConfig } from '../config/schema.ts';
 import type { Geolocator } from '../geo/locator.ts';
-import type { EventStore, StoredEvent } from '../store/types.ts';
+import type {
+  AlertSuppression,
+  ChannelDelivery,
+  EventStore,
+  ResponseStatus,
+  StoredEvent,
+} from '../store/types.ts';
 import type { SensorRegistry } from './sensor-registry.ts';
 
-/** Decides and enqueues the alerts for a stored event. Must be idempotent by eventId. */
+/** What the alert policy decided for an event: stored with it, in the same write. */
+export interface AlertDecision {
+  responseStatus: ResponseStatus;
+  deliveries: ChannelDelivery[];
+  suppressedBy: AlertSuppression | null;
+  /** false: the event was decided before (a redelivery); nothing new was queued. */
+  fresh: boolean;
+  /** How many of the event's jobs show on it (0: it alerts nobody). */
+  jobs: number;
+}
+
+/** Decides and queues the alerts for an event, idempotent by eventId (cloud/alerts/alert-service.ts). */
 export interface EventAlerter {
-  onEvent(event: StoredEvent, sensor: SensorConfig | undefined): Promise<void>;
-  /** 'none' when no policy could alert on this event, else 'pending' (saves a write per event). */
-  initialResponseStatus?(event: StoredEvent): string;
+  decide(event: StoredEvent): Promise<AlertDecision>;
+  /** After the insert; `inserted` false when the event was stored before. Does not throw. */
+  eventStored(event: StoredEvent, decision: AlertDecision, inserted: boolean): void;
 }
 
 export type IngestOutcome = 'stored' | 'duplicate' | 'rejected' | 'status' | 'heartbeat';
@@ -42,7 +58,7 @@ export interface EventIngestDeps {
 const REJECT_LOGS_PER_MINUTE = 20;
 
 /**
- * MQTT message -> validated event -> located -> stored once -> alerts decided.
+ * MQTT message -> validated event -> located -> alerts decided -> stored once, with the decision.
  * A bad payload is counted and logged and never throws; a store failure does throw, so the
  * broker adapter withholds the acknowledgement and the message is delivered again.
  */
@@ -144,14 +160,22 @@ export class EventIngest {
       error: null,
       review: null,
     };
-    event.responseStatus = this.deps.alerter.initialResponseStatus?.(event) ?? 'pending';
     return event;
   }
 
-  /** Stores an event (from MQTT or made on the dashboard) and decides its alerts, once. */
-  async ingestEvent(event: StoredEvent): Promise<IngestOutcome> {
+  /** Decides an event's alerts (from MQTT or made on the dashboard) and stores it, once. */
+  async ingestEvent(incoming: StoredEvent): Promise<IngestOutcome> {
+    // Decided first, stored with the decision: one event write, and a redelivery after a crash
+    // between the two finds the decision and stores the event with it. What the sensor's
+    // acknowledgement waits for ends here; sending and recording outcomes do not hold it up.
+    const decision = await this.deps.alerter.decide(incoming);
+    const event: StoredEvent = {
+      ...incoming,
+      responseStatus: decision.responseStatus,
+      deliveries: decision.deliveries,
+    };
+    if (decision.suppressedBy) event.suppressedBy = decision.suppressedBy;
     const inserted = await this.deps.store.insertIfNew(event);
-    const sensor = this.deps.registry.config(event.sensorId);
     if (inserted) {
       this.stats.stored += 1;
       this.deps.logger.info(
@@ -170,10 +194,7 @@ export class EventIngest {
       this.stats.duplicates += 1;
       this.deps.logger.debug({ eventId: event.eventId, sensorId: event.sensorId }, 'duplicate event ignored');
     }
-    // Also for a duplicate: if the bridge died between storing and queueing the alerts, the
-    // sensor's redelivery finishes the job. The alerter remembers what it decided per eventId.
-    const stored = inserted ? event : ((await this.deps.store.get(event.eventId)) ?? event);
-    await this.deps.alerter.onEvent(stored, sensor);
+    this.deps.alerter.eventStored(event, decision, inserted);
     return inserted ? 'stored' : 'duplicate';
   }
 }

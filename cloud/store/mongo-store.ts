@@ -8,6 +8,7 @@ import type {
   EventQuery,
   EventStore,
   ResponseChange,
+  ResponseStatus,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -79,6 +80,13 @@ export class MongoEventStore implements EventStore {
     }
   }
 
+  /** Readiness probe: the primary answers a ping (the driver fails it when no writable server is selectable). */
+  async checkWritable(): Promise<void> {
+    if (!this.client || !this.events)
+      throw new CloudError('CLOUD_STORE_OPEN_FAILED', `MongoDB store ${this.where} is not open`);
+    await this.events.db.command({ ping: 1 }, { readPreference: 'primary', timeoutMS: 2000 });
+  }
+
   async stop(): Promise<void> {
     const client = this.client;
     this.client = null;
@@ -148,7 +156,11 @@ export class MongoEventStore implements EventStore {
     });
   }
 
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     await this.modify(eventId, (e) => ({
       deliveries: mergeDelivery(e.deliveries ?? [], delivery),
       responseStatus,
@@ -161,7 +173,7 @@ export class MongoEventStore implements EventStore {
 
   async setResponseStatus(
     eventId: string,
-    responseStatus: string,
+    responseStatus: ResponseStatus,
     detail: { suppressedBy?: AlertSuppression | null } = {},
   ): Promise<void> {
     await this.modify(eventId, () => ({ responseStatus, ...detail }));

@@ -4,6 +4,7 @@ import type {
   EventQuery,
   EventStore,
   ResponseChange,
+  ResponseStatus,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -52,6 +53,10 @@ export class ObservedEventStore implements EventStore, EventChanges {
   stop(): Promise<void> {
     return this.inner.stop();
   }
+  /** Readiness probe of the wrapped store (a store without one counts as ready). */
+  async checkWritable(): Promise<void> {
+    await this.inner.checkWritable?.();
+  }
   async insertIfNew(event: StoredEvent): Promise<boolean> {
     const created = await this.inner.insertIfNew(event);
     if (created) this.emit(event.eventId, true);
@@ -63,7 +68,11 @@ export class ObservedEventStore implements EventStore, EventChanges {
   list(query: EventQuery): Promise<StoredEvent[]> {
     return this.inner.list(query);
   }
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     await this.inner.updateDelivery(eventId, delivery, responseStatus);
     this.emit(eventId, false);
   }
@@ -78,7 +87,7 @@ export class ObservedEventStore implements EventStore, EventChanges {
   }
   async setResponseStatus(
     eventId: string,
-    responseStatus: string,
+    responseStatus: ResponseStatus,
     detail?: { suppressedBy?: AlertSuppression | null },
   ): Promise<void> {
     if (!this.inner.setResponseStatus) return;

@@ -10,6 +10,7 @@ import type {
   EventQuery,
   EventStore,
   ResponseChange,
+  ResponseStatus,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -57,6 +58,15 @@ export class SqliteEventStore implements EventStore {
         { cause: err },
       );
     }
+  }
+
+  /** A write lock can be taken now (BEGIN IMMEDIATE fails on a read-only or locked database). */
+  async checkWritable(): Promise<void> {
+    const db = this.db;
+    if (!db) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is not open`);
+    if (db.readonly) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is read-only`);
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
   }
 
   async stop(): Promise<void> {
@@ -181,7 +191,11 @@ export class SqliteEventStore implements EventStore {
     this.s.update.run(JSON.stringify(fn(JSON.parse(row.doc) as StoredEvent)), eventId);
   }
 
-  async updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void> {
+  async updateDelivery(
+    eventId: string,
+    delivery: ChannelDelivery,
+    responseStatus: ResponseStatus,
+  ): Promise<void> {
     this.modify(eventId, (e) => ({
       ...e,
       deliveries: mergeDelivery(e.deliveries ?? [], delivery),
@@ -195,7 +209,7 @@ export class SqliteEventStore implements EventStore {
 
   async setResponseStatus(
     eventId: string,
-    responseStatus: string,
+    responseStatus: ResponseStatus,
     detail: { suppressedBy?: AlertSuppression | null } = {},
   ): Promise<void> {
     this.modify(eventId, (e) => ({ ...e, responseStatus, ...detail }));

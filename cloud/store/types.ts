@@ -75,6 +75,19 @@ export type Review = {
   note?: string | null;
 };
 
+/** What an event is: a sensor's detection or near-miss, an operator's, an upload, a sensor's health. */
+export type AlertType = 'scream' | 'near-miss' | 'manual' | 'upload' | 'sensor-offline' | 'sensor-degraded';
+
+/** The summary of an event's alert deliveries (cloud/alerts/alert-policy.ts `summarise`). */
+export type ResponseStatus =
+  | 'pending'
+  | 'alerted'
+  | 'partial'
+  | 'failed'
+  | 'not-configured'
+  | 'suppressed'
+  | 'none';
+
 export interface StoredEvent {
   eventId: string;
   sensorId: string;
@@ -90,10 +103,8 @@ export interface StoredEvent {
   levelDbfs?: number | null;
   modelVersion?: string | null;
   location: StoredLocation;
-  /** e.g. 'scream', 'near-miss', 'manual', 'upload', 'sensor-offline'. */
-  alertType: string;
-  /** Summary of alert delivery: 'pending' | 'alerted' | 'partial' | 'failed' | 'not-configured' | 'suppressed' | 'none'. */
-  responseStatus: string;
+  alertType: AlertType;
+  responseStatus: ResponseStatus;
   deliveries: ChannelDelivery[];
   userId?: string | null;
   deviceInfo?: Record<string, unknown> | null;
@@ -134,7 +145,7 @@ export interface EventStore {
   get(eventId: string): Promise<StoredEvent | null>;
   /** Newest first by timestamp, then eventId. */
   list(query: EventQuery): Promise<StoredEvent[]>;
-  updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: string): Promise<void>;
+  updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: ResponseStatus): Promise<void>;
   setReview(eventId: string, review: Review): Promise<void>;
   /**
    * Sets the response state (and, when resolved, `review`) and appends the entry to `history`,
@@ -144,8 +155,13 @@ export interface EventStore {
   /** Sets the alert summary without a delivery (e.g. 'none', 'suppressed'). Optional: the bridge's stores have it. */
   setResponseStatus?(
     eventId: string,
-    responseStatus: string,
+    responseStatus: ResponseStatus,
     detail?: { suppressedBy?: AlertSuppression | null },
   ): Promise<void>;
   count(): Promise<number>;
+  /**
+   * Readiness probe (/healthz): resolves when the store can take a write now, throws with the
+   * reason otherwise. Optional: a store without it counts as ready once started.
+   */
+  checkWritable?(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import type { Session } from './auth/sessions.ts';
 
-export type PageName = 'events' | 'event' | 'fleet' | 'analyse' | 'live';
+export type PageName = 'events' | 'event' | 'fleet' | 'analyse' | 'live' | 'notfound';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -19,6 +19,7 @@ const TITLES: Record<PageName, string> = {
   fleet: 'Fleet',
   analyse: 'Analyse a file',
   live: 'Live detection',
+  notfound: 'Not found',
 };
 
 function head(title: string, extraCss = ''): string {
@@ -41,7 +42,7 @@ export function renderPage(
   page: PageName,
   session: Session,
   csrfToken: string,
-  data: { tileUrl: string; maxUploadBytes: number; eventId?: string },
+  data: { tileUrl: string; maxUploadBytes: number; eventId?: string; path?: string },
 ): string {
   const active = page === 'event' ? 'events' : page;
   const nav = NAV.map(
@@ -67,11 +68,15 @@ export function renderPage(
   <div class="who"><span class="stream-state" id="stream-state" role="status"></span><button type="button" class="btn btn-ghost btn-small" id="sound-toggle" aria-pressed="true">Sound on</button><button type="button" class="btn btn-ghost btn-small" id="notify-toggle" hidden>Notify me</button><span class="who-name" title="Signed in as ${escapeHtml(session.username)} (${session.role})">${escapeHtml(session.username)}</span><button type="button" class="btn btn-ghost" id="logout">Sign out</button></div>
 </header>
 <div id="outage-banner" class="banner banner-warn" role="alert" hidden></div>
-<main id="main" class="page page-${page}"><p class="loading">Loading…</p></main>
+<main id="main" class="page page-${page}">${page === 'notfound' ? notFoundMain(data.path ?? '') : '<p class="loading">Loading…</p>'}</main>
 <div id="toast" class="toast" role="status" aria-live="polite" hidden></div>
 <script type="module" src="${script}"></script>
 </body>
 </html>`;
+}
+
+function notFoundMain(path: string): string {
+  return `<div class="card empty not-found"><h1>Page not found</h1><p class="muted">There is no page at <code>${escapeHtml(path)}</code>. It may have been mistyped, or the link is from another installation.</p><p><a class="btn btn-primary" href="/events">Go to the events</a> <a class="btn" href="/fleet">Fleet</a></p></div>`;
 }
 
 export function renderLogin(next: string): string {

@@ -27,7 +27,7 @@ import type { WebDeps, WebService } from './types.ts';
 
 export type { SensorView, WebConfig, WebDeps, WebService, WebUser } from './types.ts';
 
-const PUBLIC_PATHS = new Set(['/login', '/api/login', '/healthz']);
+const PUBLIC_PATHS = new Set(['/login', '/api/login', '/healthz', '/livez']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Image origins the map may load tiles from, for the Content-Security-Policy. */
@@ -135,6 +135,27 @@ export function createWebService(deps: WebDeps): WebService {
   });
 
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    // a person following a wrong link gets the dashboard's page, a program the JSON error
+    if (
+      ctx &&
+      request.session &&
+      request.method === 'GET' &&
+      !path.startsWith('/api/') &&
+      !path.startsWith('/static/')
+    ) {
+      const s = request.session;
+      return reply
+        .code(404)
+        .type('text/html; charset=utf-8')
+        .send(
+          renderPage('notfound', s, ctx.sessions.csrfToken(s), {
+            tileUrl: config.tileUrl,
+            maxUploadBytes: config.maxUploadBytes,
+            path,
+          }),
+        );
+    }
     const err = new WebError(
       'WEB_NOT_FOUND',
       `no such page or API: ${request.method} ${request.url.split('?')[0]}`,
@@ -142,7 +163,19 @@ export function createWebService(deps: WebDeps): WebService {
     return reply.code(404).send({ error: { code: err.code, message: err.message } });
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
+  // Readiness as the bridge sees it (broker accepting, store and alert queue writable): 503
+  // with the failing checks, so a load balancer or monitor does not trust a half-dead bridge.
+  app.get('/healthz', async (_request, reply) => {
+    if (!deps.readiness) return { ok: true };
+    const checks = await deps.readiness().catch((err: Error) => ({
+      readiness: { ok: false, detail: err.message },
+    }));
+    const ok = Object.values(checks).every((c) => c.ok);
+    reply.header('cache-control', 'no-store');
+    return reply.code(ok ? 200 : 503).send({ ok, checks });
+  });
+  // Liveness: the process answers (restart it only when this fails).
+  app.get('/livez', async () => ({ ok: true }));
 
   app.get('/static/:name', async (request, reply) => {
     const asset = assets.get((request.params as { name: string }).name);

@@ -57,6 +57,8 @@ export interface ManualAlerts {
 }
 
 export interface WebDeps {
+  /** The bridge's readiness checks for /healthz (503 when one fails); absent: always ready. */
+  readiness?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
   config: WebConfig;
   store: EventStore;
   /** What tells the live stream that events were stored or changed (an ObservedEventStore);

@@ -9,6 +9,8 @@ export interface FileSourceOptions {
   path: string;
   /** As fast as analysis takes it (never dropping), instead of real time. */
   fast: boolean;
+  /** Real time only: start over at the end, never ending (the demo replays one file for ever). */
+  loop?: boolean;
   /** In fast mode the source waits for `events.hasRoomFor` instead of making capture drop frames. */
   events: AudioSourceEvents & { hasRoomFor(samples: number): boolean };
   logger: Logger;
@@ -35,7 +37,7 @@ export class FileSource implements AudioSource {
       'replaying audio file',
     );
     const now = this.options.now ?? (() => performance.now());
-    const t0 = now();
+    let t0 = now();
     let at = 0;
     let first = true;
     const step = () => {
@@ -51,7 +53,11 @@ export class FileSource implements AudioSource {
       // real time: deliver everything whose time has come, drift-free against the start
       const dueSamples = Math.min(samples.length, Math.floor(((now() - t0) / 1000) * 16_000));
       while (at + CHUNK <= dueSamples || (dueSamples === samples.length && at < samples.length)) emit();
-      if (at >= samples.length) return this.options.events.end();
+      if (at >= samples.length && this.options.loop) {
+        // the clock restarts with the file, so the replay stays at real speed without drift
+        t0 += (samples.length / 16_000) * 1000;
+        at = 0;
+      } else if (at >= samples.length) return this.options.events.end();
       this.timer = setTimeout(step, Math.max(1, ((at + CHUNK) / 16_000) * 1000 - (now() - t0)));
     };
     const emit = () => {

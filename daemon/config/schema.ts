@@ -159,6 +159,19 @@ export const DaemonConfigSchema = z
       })
       .strict()
       .default({ level: 'info' }),
+    /** Prometheus /metrics + /healthz + /livez, loopback only; off unless a port is set. */
+    metrics: z
+      .object({
+        port: z.number().int().min(0).max(65535).nullable().default(null),
+        host: z
+          .enum(['127.0.0.1', '::1', 'localhost'], {
+            message:
+              'must be a loopback address (127.0.0.1, ::1 or localhost): the endpoint has no authentication',
+          })
+          .default('127.0.0.1'),
+      })
+      .strict()
+      .default({ port: null, host: '127.0.0.1' }),
   })
   .strict();
 

@@ -28,6 +28,8 @@ export interface DetectionServiceOptions {
   clips?: ClipRecorder | undefined;
   /** Called from the analysis loop after each processed chunk (sd_notify WATCHDOG). */
   onProgress?: () => void;
+  /** Each scored window's probability (metrics). */
+  onWindow?: (probability: number) => void;
 }
 
 /** How many recent windows to keep for the peak window's features (n is small). */
@@ -117,6 +119,7 @@ export class DetectionService {
     this.processedS += chunk.length / 16_000;
     for (const w of out.windows) {
       this.windowsScored++;
+      this.o.onWindow?.(w.probability);
       if (w.probability > this.maxProbability) this.maxProbability = w.probability;
       this.recent.push(w);
       if (this.recent.length > RECENT_WINDOWS) this.recent.shift();

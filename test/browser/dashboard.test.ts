@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, sampleEvent, screamWav, startWeb, tempDir, type WebHarness } from '../cloud/web/support.ts';
@@ -237,12 +239,99 @@ describe('dashboard in Chromium', () => {
     }
     await page.goto(`${h.web.url}/events?sensorId=bulk-5`);
     await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(100);
+    // events keep arriving while someone pages back: none may push a row out or appear twice
+    const arrivals = [];
+    for (let i = 0; i < 5; i++) {
+      const e = sampleEvent({ sensorId: 'bulk-5', timestamp: new Date(Date.now() - i * 1000).toISOString() });
+      arrivals.push(e.eventId);
+      await h.store.insertIfNew(e);
+    }
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 5000 }).toBe(105);
     await page.click('#show-older');
-    await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(110);
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(115);
+    await h.store.insertIfNew(sampleEvent({ sensorId: 'bulk-5', timestamp: new Date().toISOString() }));
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 5000 }).toBe(116);
+    const ids = await page
+      .locator('.event-row')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-event-id')));
+    expect(new Set(ids).size).toBe(116);
+    const stored = (await h.store.list({ sensorId: 'bulk-5', limit: 500 })).map((e) => e.eventId);
+    expect(ids).toEqual(stored);
+    for (const id of arrivals) expect(ids).toContain(id);
     expect(await page.locator('#show-older').count()).toBe(0);
     // oldest last
     const lastTime = await page.locator('.event-row time').last().getAttribute('datetime');
     expect(lastTime).toBe(new Date(base).toISOString());
+  });
+
+  it('keeps the list through a server outage under a banner, and catches up after', async () => {
+    await page.goto(`${h.web.url}/events?sensorId=bulk-5`);
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(100);
+    await page.waitForFunction(() => document.body.dataset.stream === 'live');
+    const missed = sampleEvent({ sensorId: 'bulk-5', timestamp: new Date().toISOString() });
+    await h.outage(async () => {
+      await page.waitForSelector('#outage-banner:not([hidden])', { timeout: 10_000 });
+      expect(await page.locator('#outage-banner').innerText()).toMatch(
+        /Cannot reach the server since .+ Showing the last known events/,
+      );
+      expect(await page.locator('.event-row').count()).toBe(100);
+      expect(await page.locator('#event-count').innerText()).toContain('100 shown');
+      await screenshot(page, 'events-outage');
+      // stored while the dashboard was down (the bridge's ingest goes on)
+      await h.store.insertIfNew(missed);
+    });
+    await page.waitForSelector('#outage-banner[hidden]', { state: 'attached', timeout: 15_000 });
+    await page.locator(`.event-row[data-event-id="${missed.eventId}"]`).waitFor({ timeout: 10_000 });
+  });
+
+  it('refuses a From later than To, draws a one-window file, and answers unknown pages with its 404 page', async () => {
+    await page.goto(`${h.web.url}/events`);
+    await page.waitForSelector('.event-row');
+    await page.fill('input[name=from]', '2026-11-25T10:00');
+    await page.fill('input[name=to]', '2026-11-24T10:00');
+    await page.dispatchEvent('#filters', 'change');
+    await page.waitForSelector('#filter-error:not([hidden])');
+    expect(await page.locator('#filter-error').innerText()).toContain('"From" is later than "To"');
+    expect(await page.locator('.event-row').count()).toBe(0);
+
+    await page.goto(`${h.web.url}/analyse`);
+    const short = join(fixtures.dir, 'one-window.wav');
+    execFileSync('sox', [
+      '-n',
+      '-r',
+      '16000',
+      '-c',
+      '1',
+      '-b',
+      '16',
+      short,
+      'synth',
+      '1.1',
+      'sine',
+      '1200',
+      'vol',
+      '0.5',
+    ]);
+    await page.setInputFiles('#audio-file', short);
+    await page.click('#analyse-submit');
+    await page.waitForSelector('#analysis-plot svg polyline.prob-line', {
+      timeout: 20_000,
+      state: 'attached',
+    });
+    const pts = await page.locator('#analysis-plot polyline.prob-line').getAttribute('points');
+    const xs = pts!
+      .trim()
+      .split(/\s+/)
+      .map((p) => Number(p.split(',')[0]));
+    expect(xs.length).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...xs) - Math.min(...xs)).toBeGreaterThan(50);
+    await screenshot(page, 'analyse-one-window');
+
+    const res = await page.goto(`${h.web.url}/no/such/page`);
+    expect(res!.status()).toBe(404);
+    expect(await page.locator('main h1').innerText()).toBe('Page not found');
+    expect(await page.locator('nav a[href="/fleet"]').count()).toBe(1);
+    await screenshot(page, 'not-found');
   });
 
   it('ran without front-end errors', () => {

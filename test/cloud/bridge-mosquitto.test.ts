@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
@@ -149,16 +150,21 @@ describe('deploy/mosquitto/mosquitto.conf', () => {
   it('starts Mosquitto as documented (paths and port substituted) and enforces its password file', async () => {
     const dir = await tempDir('sw-mosq-conf-');
     const port = await freePort();
+    const bridgePort = await freePort();
     const conf = (
       await readFile(fileURLToPath(new URL('../../deploy/mosquitto/mosquitto.conf', import.meta.url)), 'utf8')
     )
       .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
-      .replace('/etc/mosquitto/screamwatch.passwd', join(dir.path, 'passwd'))
-      .replace('/etc/mosquitto/screamwatch.acl', ACL)
+      .replace(/^listener 1884 127\.0\.0\.1$/m, `listener ${bridgePort} 127.0.0.1`)
+      .replaceAll('/etc/mosquitto/screamwatch-bridges.passwd', join(dir.path, 'bridges.passwd'))
+      .replaceAll('/etc/mosquitto/screamwatch.passwd', join(dir.path, 'passwd'))
+      .replaceAll('/etc/mosquitto/screamwatch.acl', ACL)
       .replace('/var/lib/mosquitto/', `${dir.path}/`);
     const confPath = join(dir.path, 'mosquitto.conf');
     await writeFile(confPath, `${process.getuid?.() === 0 ? 'user root\n' : ''}${conf}`);
-    await writePasswordFile(join(dir.path, 'passwd'), USERS);
+    const { 'screamwatch-bridge': bridgePw, ...sensors } = USERS;
+    await writePasswordFile(join(dir.path, 'passwd'), sensors);
+    await writePasswordFile(join(dir.path, 'bridges.passwd'), { 'screamwatch-bridge': bridgePw });
     const child = spawn('mosquitto', ['-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
@@ -173,6 +179,51 @@ describe('deploy/mosquitto/mosquitto.conf', () => {
       await sensor.endAsync();
       await expect(connectSensor(url, 'hall-1', 'nope')).rejects.toThrow();
       await expect(connectSensor(url, undefined, undefined)).rejects.toThrow();
+
+      // Client-id takeover (issue 11.7): a bridge holds a persistent session on its listener;
+      // sensors connecting with its client id (or another sensor's) replace nobody.
+      const bridgeUrl = `mqtt://127.0.0.1:${bridgePort}`;
+      const bridge = await mqtt.connectAsync(bridgeUrl, {
+        clientId: 'bridge-a',
+        clean: false,
+        protocolVersion: 5,
+        properties: { sessionExpiryInterval: 60 },
+        username: 'screamwatch-bridge',
+        password: bridgePw,
+        reconnectPeriod: 0,
+      });
+      const received: string[] = [];
+      bridge.on('message', (_t, p) => received.push(p.toString()));
+      await bridge.subscribeAsync('$share/g/screamwatch/sensors/+/events', { qos: 1 });
+      let bridgeClosed = 0;
+      bridge.on('close', () => bridgeClosed++);
+      const yard = await mqtt.connectAsync(url, {
+        clientId: 'screamwatch-yard-2',
+        username: 'yard-2',
+        password: USERS['yard-2'],
+        reconnectPeriod: 0,
+      });
+      let yardClosed = 0;
+      yard.on('close', () => yardClosed++);
+      // (both get client id `hall-1` on the sensors' listener, so one at a time)
+      const thief = (clientId: string) =>
+        mqtt.connectAsync(url, {
+          clientId,
+          clean: false,
+          username: 'hall-1',
+          password: USERS['hall-1'],
+          reconnectPeriod: 0,
+        });
+      await (await thief('bridge-a')).endAsync();
+      const thieves = [await thief('screamwatch-yard-2')];
+      // sensor credentials do not work on the bridges' listener
+      await expect(connectSensor(bridgeUrl, 'hall-1', USERS['hall-1'])).rejects.toThrow();
+      await thieves[0]!.publishAsync('screamwatch/sensors/hall-1/events', 'from-hall-1', { qos: 1 });
+      await eventually(() => received.includes('from-hall-1'), 5000, 'the bridge still receives');
+      expect(bridgeClosed).toBe(0);
+      expect(yardClosed).toBe(0);
+      expect(bridge.connected && yard.connected).toBe(true);
+      for (const c of [...thieves, yard, bridge]) await c.endAsync(true);
     } finally {
       child.kill('SIGTERM');
       await exited;

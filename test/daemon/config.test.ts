@@ -66,6 +66,7 @@ describe('daemon config', () => {
       },
       location: { latitude: null, longitude: null, accuracy: null, address: null, room: null },
       log: { level: 'info' },
+      metrics: { port: null, host: '127.0.0.1' },
     });
   });
 

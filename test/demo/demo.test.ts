@@ -48,18 +48,26 @@ describe('screamwatch demo (the `npm start` command)', () => {
   let child: ChildProcess | null = null;
   let dir = '';
   afterEach(() => {
-    if (child?.pid && alive(child.pid)) child.kill('SIGKILL');
+    if (child?.pid && alive(child.pid)) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }
     child = null;
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('runs bridge, dashboard and a replaying sensor; an alerted event appears; Ctrl-C exits 0 and leaves nothing running', async () => {
     dir = mkdtempSync(join(tmpdir(), 'sw-demo-'));
+    // through npm, in a process group of its own: Ctrl-C in a terminal signals npm and the demo
     const proc = spawn(
-      process.execPath,
+      'npm',
       [
-        BIN,
-        'demo',
+        'start',
+        '--silent',
+        '--',
         '--data-dir',
         join(dir, 'data'),
         '--http-port',
@@ -69,7 +77,7 @@ describe('screamwatch demo (the `npm start` command)', () => {
         '--source',
         'replay',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], cwd: new URL('../..', import.meta.url).pathname, detached: true },
     );
     child = proc;
     let stdout = '';
@@ -128,12 +136,41 @@ describe('screamwatch demo (the `npm start` command)', () => {
     // the printed password is the demo's login, not something that leaks into logs
     expect(stderr).not.toContain(password);
 
-    proc.kill('SIGINT');
+    // the sensor heartbeats at start, and stays up across replay loops (one daemon run)
+    type ApiSensor = {
+      id: string;
+      status: string;
+      outboxDepth: number | null;
+      inputLevelDbfs: number | null;
+    };
+    const sensor = await until('the demo sensor with heartbeat figures', 10_000, async () => {
+      const r = (await (await fetch(`${url}/api/sensors`, { headers: { cookie } })).json()) as {
+        sensors: ApiSensor[];
+      };
+      return r.sensors.find(
+        (x) => x.id === 'demo-sensor' && x.outboxDepth !== null && x.inputLevelDbfs !== null,
+      );
+    });
+    expect(sensor.status).toBe('online');
+    await until('a scream from the second replay loop', 60_000, async () => {
+      const res = await fetch(`${url}/api/events?isScream=true`, { headers: { cookie } });
+      const body = (await res.json()) as { events: ApiEvent[] };
+      return body.events.filter((e) => e.sensorId === 'demo-sensor').length >= 2 ? true : undefined;
+    });
+    const sensorLog = readFileSync(join(dir, 'data', 'logs', 'sensor.log'), 'utf8');
+    expect(sensorLog.match(/replaying audio file/g)).toHaveLength(1);
+    const after = (await (await fetch(`${url}/api/sensors`, { headers: { cookie } })).json()) as {
+      sensors: ApiSensor[];
+    };
+    expect(after.sensors.find((x) => x.id === 'demo-sensor')?.status).toBe('online');
+
+    // Ctrl-C: the terminal signals the whole foreground group (npm and the demo)
+    process.kill(-proc.pid!, 'SIGINT');
     const code = await Promise.race([
       exited,
       new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
     ]);
-    expect(code, stderr).toBe(0);
+    expect(code, `${stderr}\n${stdout}`).toBe(0);
     expect(stdout).toMatch(/Stopped\.\s*$/);
     expect(alive(proc.pid!)).toBe(false);
     expect(await portOpen(Number(new URL(url).port))).toBe(false);

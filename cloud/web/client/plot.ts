@@ -70,14 +70,16 @@ export function probabilityPlot(opts: {
     );
   }
   if (windows.length > 0) {
-    const pts = windows.map((w) => `${x((w.startS + w.endS) / 2).toFixed(1)},${y(w.probability).toFixed(1)}`);
+    // one window (a file of about a second) has no line between centres: draw it across its span
+    const at = (w: PlotWindow) => (windows.length === 1 ? [w.startS, w.endS] : [(w.startS + w.endS) / 2]);
+    const pts = windows.flatMap((w) => at(w).map((t) => `${x(t).toFixed(1)},${y(w.probability).toFixed(1)}`));
     const first = windows[0]!;
     const last = windows.at(-1)!;
-    const area = `M${x((first.startS + first.endS) / 2)},${y(0)} L${pts.join(' L')} L${x((last.startS + last.endS) / 2)},${y(0)} Z`;
+    const area = `M${x(at(first)[0]!)},${y(0)} L${pts.join(' L')} L${x(at(last).at(-1)!)},${y(0)} Z`;
     svg.append(s('path', { d: area, class: 'prob-area' }));
     svg.append(s('polyline', { points: pts.join(' '), class: 'prob-line' }));
     for (const w of windows) {
-      if (w.probability >= threshold) {
+      if (w.probability >= threshold || windows.length === 1) {
         svg.append(
           s('circle', { cx: x((w.startS + w.endS) / 2), cy: y(w.probability), r: 3, class: 'prob-hit' }),
         );

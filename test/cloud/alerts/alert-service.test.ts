@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AlertService, summarise } from '../../../cloud/alerts/alert-service.ts';
+import { AlertService } from '../../../cloud/alerts/alert-service.ts';
 import { escapeHtml, screamAlert } from '../../../cloud/alerts/alert-text.ts';
 import { createSenders } from '../../../cloud/alerts/senders.ts';
 import { type CloudConfigInput, parseCloudConfig } from '../../../cloud/config/schema.ts';
@@ -10,6 +10,7 @@ import { UlidFactory } from '../../../protocol/event-id.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../../support/twilio-endpoint.ts';
 import { eventually, LogCapture, tempDir } from '../bridge-harness.ts';
 import { sampleStoredEvent } from '../fixtures.ts';
+import { decideAndStore } from './decide-and-store.ts';
 
 const ids = new UlidFactory();
 
@@ -62,22 +63,6 @@ describe('alert service', () => {
     return { service, logs };
   }
 
-  it('backs off exponentially, capped at maxDelay, with +-20 % jitter', () => {
-    const retry = { maxRetries: 6, initialDelayMs: 1000, maxDelayMs: 5000, multiplier: 2 };
-    const low = start({ retry }, () => 0).service;
-    expect([1, 2, 3, 4].map((n) => low.retryDelayMs(n))).toEqual([800, 1600, 3200, 4000]);
-    const high = new AlertService({
-      alerts: parseCloudConfig({ alerts: { retry } }).alerts,
-      dataDir: dir.path,
-      store,
-      senders: {},
-      sensorConfig: () => undefined,
-      logger: pino({ level: 'silent' }),
-      random: () => 1,
-    });
-    expect([1, 2, 3, 4].map((n) => high.retryDelayMs(n))).toEqual([1200, 2400, 4800, 6000]);
-  });
-
   it('gives up after maxRetries transient failures and records the failure', async () => {
     twilio.fallback = 500;
     const { service: s, logs } = start({
@@ -86,8 +71,7 @@ describe('alert service', () => {
     });
     await s.start();
     const ev = sampleStoredEvent({ eventId: ids.next(Date.now()) });
-    await store.insertIfNew(ev);
-    await s.onEvent(ev);
+    expect((await decideAndStore(s, store, ev)).responseStatus).toBe('pending');
     const stored = await eventually(
       async () => {
         const e = await store.get(ev.eventId);
@@ -120,8 +104,7 @@ describe('alert service', () => {
     const ignored = sampleStoredEvent({ eventId: ids.next(Date.now()) });
     const reviewed = sampleStoredEvent({ eventId: ids.next(Date.now()), sensorId: 'yard-2' });
     for (const e of [ignored, reviewed]) {
-      await store.insertIfNew(e);
-      await s.onEvent(e);
+      await decideAndStore(s, store, e);
     }
     await store.setReview(reviewed.eventId, {
       verdict: 'confirmed',
@@ -196,23 +179,6 @@ describe('alert service', () => {
     } finally {
       for (const b of bridges) await b.stop();
     }
-  });
-
-  it('summarises deliveries into responseStatus', () => {
-    const d = (status: 'sent' | 'failed' | 'pending' | 'not-configured' | 'suppressed') => ({
-      channel: 'sms' as const,
-      to: 'x',
-      status,
-      attempts: 1,
-      updatedAt: '',
-    });
-    expect(summarise([])).toBe('none');
-    expect(summarise([d('sent'), d('sent')])).toBe('alerted');
-    expect(summarise([d('sent'), d('failed')])).toBe('partial');
-    expect(summarise([d('sent'), d('pending')])).toBe('pending');
-    expect(summarise([d('failed'), d('not-configured')])).toBe('failed');
-    expect(summarise([d('not-configured')])).toBe('not-configured');
-    expect(summarise([d('suppressed')])).toBe('suppressed');
   });
 });
 

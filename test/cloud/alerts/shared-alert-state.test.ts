@@ -12,6 +12,7 @@ import { type MongoWireServer, startMongoWireServer } from '../../support/mongo-
 import { startTwilioEndpoint, type TwilioEndpoint } from '../../support/twilio-endpoint.ts';
 import { eventually, LogCapture } from '../bridge-harness.ts';
 import { sampleStoredEvent } from '../fixtures.ts';
+import { decideAndStore } from './decide-and-store.ts';
 
 /**
  * Several bridges, one MongoDB (the issue's measured failure: a re-sent event landing on the
@@ -95,10 +96,10 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     const b = await bridge('bridge-b', alerts);
     const e = event();
     await a.store.insertIfNew(e);
-    await Promise.all([a.service.onEvent(e), b.service.onEvent(e)]);
+    await Promise.all([decideAndStore(a.service, a.store, e), decideAndStore(b.service, b.store, e)]);
     await eventually(() => smsFor(e.eventId).length >= 2, 10_000, 'two SMS');
-    await b.service.onEvent(e);
-    await a.service.onEvent(e);
+    await decideAndStore(b.service, b.store, e);
+    await decideAndStore(a.service, a.store, e);
     await new Promise((r) => setTimeout(r, 300));
     expect(
       smsFor(e.eventId)
@@ -123,7 +124,10 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     const second = event({ sensorId: 'yard-1' });
     await a.store.insertIfNew(first);
     await a.store.insertIfNew(second);
-    await Promise.all([a.service.onEvent(first), b.service.onEvent(second)]);
+    await Promise.all([
+      decideAndStore(a.service, a.store, first),
+      decideAndStore(b.service, b.store, second),
+    ]);
     await eventually(
       () => twilio.accepted().filter((r) => /yard-1/.test(r.body)).length >= 2,
       10_000,
@@ -152,7 +156,9 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     const b = await bridge('bridge-b', alerts);
     const events = ['s1', 's2', 's3', 's4', 's5'].map((sensorId) => event({ sensorId }));
     for (const e of events) await a.store.insertIfNew(e);
-    await Promise.all(events.map((e, i) => (i % 2 ? a : b).service.onEvent(e)));
+    await Promise.all(
+      events.map((e, i) => decideAndStore((i % 2 ? a : b).service, (i % 2 ? a : b).store, e)),
+    );
     await eventually(
       () => twilio.accepted().filter((r) => r.to === '+15550007').length >= 2,
       10_000,
@@ -160,8 +166,14 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     );
     await new Promise((r) => setTimeout(r, 300));
     expect(twilio.accepted().filter((r) => r.to === '+15550007')).toHaveLength(2);
-    const statuses = await Promise.all(
-      events.map(async (e) => (await a.store.get(e.eventId))?.responseStatus),
+    // outcomes reach the events off the ingest path
+    const statuses = await eventually(
+      async () => {
+        const s = await Promise.all(events.map(async (e) => (await a.store.get(e.eventId))?.responseStatus));
+        return s.includes('pending') ? null : s;
+      },
+      10_000,
+      'every event recorded',
     );
     expect(statuses.filter((s) => s === 'alerted')).toHaveLength(2);
     expect(statuses.filter((s) => s === 'failed' || s === 'suppressed')).toHaveLength(3);
@@ -186,7 +198,7 @@ describe('two bridges sharing the alert state in MongoDB (wire-protocol test ser
     const a = await bridge('bridge-a', alerts, { sms: hung });
     const e = event({ sensorId: 'gate-1' });
     await a.store.insertIfNew(e);
-    await a.service.onEvent(e);
+    await decideAndStore(a.service, a.store, e);
     await eventually(() => release !== null, 5000, 'bridge a sending');
     // Bridge a stops claiming (its stop() waits for the hung send: a dead process does neither).
     const aStopped = a.service.stop();

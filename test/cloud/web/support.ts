@@ -194,6 +194,8 @@ export interface WebHarness {
   ingested: StoredEvent[];
   dir: string;
   logs: Record<string, unknown>[];
+  /** A dashboard outage: stops the server, runs `during`, then starts a new one on the same port. */
+  outage(during: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -256,16 +258,25 @@ export async function startWeb(
       await store.insertIfNew(e);
     };
   }
-  const web = createWebService(deps);
+  let web = createWebService(deps);
   await web.start();
   return {
-    web,
+    get web() {
+      return web;
+    },
     store,
     registry,
     alerts,
     ingested,
     dir: tmp.dir,
     logs,
+    async outage(during) {
+      const port = Number(new URL(web.url).port);
+      await web.stop();
+      await during();
+      web = createWebService({ ...deps, config: { ...config, port } });
+      await web.start();
+    },
     async close() {
       await web.stop();
       await store.stop();

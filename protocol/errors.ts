@@ -49,6 +49,8 @@ export const ERRORS = {
   AUDIO_CORRUPT: { message: '{file}: corrupt audio', config: true, status: 422 },
   AUDIO_TRUNCATED: { message: '{file}: truncated audio', config: true, status: 422 },
   AUDIO_UNSUPPORTED: { message: '{file}: unsupported audio encoding', config: true, status: 422 },
+  /** Decodes to more audio than allowed (web.maxAnalysisSeconds, --max-seconds): a decompression bomb or just too long. */
+  AUDIO_TOO_LONG: { message: '{file}: longer than the analysis limit', config: true, status: 413 },
   // --- the MQTT contract ---
   MQTT_PAYLOAD_TOO_LARGE: { message: 'payload of {bytes} bytes is over the limit', status: 413 },
   MQTT_PAYLOAD_INVALID: { message: 'payload does not match the message schema', status: 422 },

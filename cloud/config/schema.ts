@@ -207,6 +207,8 @@ export const CloudConfigSchema = z.object({
         .int()
         .min(1)
         .default(20 * 1024 * 1024),
+      /** Longest decoded audio "Analyse a file" accepts (413 beyond it): bounds a decompression bomb. */
+      maxAnalysisSeconds: z.number().positive().max(86_400).default(600),
     })
     .prefault({}),
   log: z

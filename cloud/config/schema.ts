@@ -214,6 +214,18 @@ export const CloudConfigSchema = z.object({
   log: z
     .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .prefault({}),
+  /** Home Assistant MQTT discovery, published by the bridge for every known sensor. */
+  homeAssistant: z
+    .object({
+      enabled: z.boolean().default(false),
+      discoveryPrefix: z
+        .string()
+        .refine(isValidTopicRoot, 'no wildcards, whitespace or leading/trailing /')
+        .default('homeassistant'),
+      /** The scream binary_sensor turns off this long after the last confirmed scream. */
+      screamOffAfterS: z.number().positive().max(86_400).default(30),
+    })
+    .prefault({}),
   /** Prometheus `/metrics`, `/healthz`, `/livez` on their own port (never the dashboard's). */
   metrics: z
     .object({

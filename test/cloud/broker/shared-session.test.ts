@@ -81,6 +81,9 @@ describe('bridge sessions on Mosquitto: stranded share, expiry, takeover', () =>
       20_000,
       `bridge ${name} connected`,
     );
+    // The SUBSCRIBE goes out after the CONNACK that the log line reports: let it reach the
+    // broker, or the "dead" bridge never joined the group (seen on a loaded machine).
+    await new Promise((r) => setTimeout(r, 1500));
     return {
       kill9: async () => {
         const gone = new Promise((r) => child.once('exit', r));

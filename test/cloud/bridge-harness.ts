@@ -99,18 +99,3 @@ export async function publishEvent(
 ): Promise<void> {
   await client.publishAsync(sensorTopic(root, event.sensorId, 'events'), encodeEvent(event), { qos: 1 });
 }
-
-/** Polls until `fn` returns a truthy value; bounded. */
-export async function eventually<T>(
-  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

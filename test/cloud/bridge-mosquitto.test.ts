@@ -10,11 +10,11 @@ import type { CloudApp } from '../../cloud/app.ts';
 import { ExternalBroker } from '../../cloud/broker/external-broker.ts';
 import { type CloudConfigInput, CloudConfigSchema } from '../../cloud/config/schema.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
 import {
   connectSensor,
-  eventually,
   type LogCapture,
   newEvent,
   publishEvent,

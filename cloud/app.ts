@@ -13,6 +13,7 @@ import { ExternalBroker } from './broker/external-broker.ts';
 import type { MessageSource } from './broker/message-source.ts';
 import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
+import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
 import { BridgeMetrics } from './observability/bridge-metrics.ts';
@@ -34,6 +35,8 @@ export interface CloudAppOptions {
   offlineCheckMs?: number;
   /** Alert queue poll period. */
   alertPollMs?: number;
+  /** How often Home Assistant discovery looks for new sensors (tests shorten it). */
+  homeAssistantRefreshMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
   /** Password-check limits for the embedded broker (tests shorten them). */
@@ -102,6 +105,8 @@ export class CloudApp {
   /** Prometheus metrics; served by `ops` when metrics.port is set. */
   readonly metrics: BridgeMetrics;
   ops: OpsServer | null = null;
+  /** Home Assistant MQTT discovery, when homeAssistant.enabled. */
+  homeAssistant: HomeAssistantDiscovery | null = null;
   private readonly runner: ServiceRunner;
   private readonly clock: () => Date;
 
@@ -174,6 +179,12 @@ export class CloudApp {
         stop: () => this.registry.stop(),
       },
       { name: 'mqtt', tier: 'network', start: () => this.startMqtt(), stop: () => this.source.stop() },
+      {
+        name: 'homeassistant',
+        tier: 'network',
+        start: () => this.startHomeAssistant(),
+        stop: async () => this.homeAssistant?.stop(),
+      },
       { name: 'web', tier: 'network', start: () => this.startWeb(), stop: async () => this.web?.stop() },
       { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
     ];
@@ -224,6 +235,9 @@ export class CloudApp {
       topicRoot: config.mqtt.topicRoot,
       logger: this.logger.child({ component: 'ingest' }),
       clock: this.clock,
+      onStored: (event) => {
+        if (event.isScream && event.alertType === 'scream') this.homeAssistant?.scream(event.sensorId);
+      },
     });
     await this.alerts.start();
   }
@@ -272,6 +286,28 @@ export class CloudApp {
       await this.alerts.queue.checkWritable();
     });
     return checks;
+  }
+
+  private async startHomeAssistant(): Promise<void> {
+    const { config } = this.options;
+    if (!config.homeAssistant.enabled) return;
+    const source = this.source;
+    const publish = source.publish?.bind(source);
+    if (!publish) throw new Error('homeAssistant.enabled: this broker cannot publish');
+    const ha = new HomeAssistantDiscovery({
+      config: config.homeAssistant,
+      topicRoot: config.mqtt.topicRoot,
+      dataDir: resolve(config.dataDir),
+      configuredIds: () => config.sensors.map((s) => s.id),
+      sensors: () => this.registry.list(),
+      publish: (topic, payload, retain) => publish(topic, payload, { retain }),
+      logger: this.logger.child({ component: 'homeassistant' }),
+      ...(this.options.homeAssistantRefreshMs !== undefined && {
+        refreshMs: this.options.homeAssistantRefreshMs,
+      }),
+    });
+    await ha.start();
+    this.homeAssistant = ha;
   }
 
   private async startOps(): Promise<void> {

@@ -80,6 +80,12 @@ export async function bundleClient(): Promise<Map<string, StaticAsset>> {
       'text/css; charset=utf-8',
     ),
   );
+  const clusterCss = await Promise.all(
+    ['MarkerCluster.css', 'MarkerCluster.Default.css'].map((f) =>
+      readFile(fileURLToPath(import.meta.resolve(`leaflet.markercluster/dist/${f}`))),
+    ),
+  );
+  assets.set('markercluster.css', makeAsset(Buffer.concat(clusterCss), 'text/css; charset=utf-8'));
   assets.set('favicon.svg', makeAsset(Buffer.from(FAVICON), 'image/svg+xml'));
   return assets;
 }

@@ -28,7 +28,7 @@ function head(title: string, extraCss = ''): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light">
+<meta name="color-scheme" content="light dark">
 <title>${escapeHtml(title)} · Screamwatch</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 ${extraCss}<link rel="stylesheet" href="/static/styles.css">
@@ -58,7 +58,9 @@ export function renderPage(
     data.eventId ? `data-event-id="${escapeHtml(data.eventId)}"` : '',
   ].join(' ');
   const leaflet =
-    page === 'events' || page === 'event' ? '<link rel="stylesheet" href="/static/leaflet.css">\n' : '';
+    page === 'events' || page === 'event'
+      ? '<link rel="stylesheet" href="/static/leaflet.css">\n<link rel="stylesheet" href="/static/markercluster.css">\n'
+      : '';
   const script = page === 'live' ? '/static/live.js' : '/static/app.js';
   return `${head(TITLES[page], leaflet)}
 <body ${attrs}>

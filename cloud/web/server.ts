@@ -65,7 +65,7 @@ export function createWebService(deps: WebDeps): WebService {
   let url = '';
   let started: Promise<void> | null = null;
   const modelJson = JSON.stringify(deps.model.toJSON());
-  const analysis = new AnalysisPool(modelJson);
+  const analysis = new AnalysisPool(modelJson, config.maxAnalysisSeconds ?? 600);
   const feed = new LiveFeed({
     store: deps.store,
     changes: deps.changes ?? null,

@@ -334,6 +334,48 @@ describe('dashboard in Chromium', () => {
     await screenshot(page, 'not-found');
   });
 
+  it('clusters many events at one place into one bubble with their count', async () => {
+    const t0 = Date.now() - 3_600_000;
+    for (let i = 0; i < 77; i++) {
+      await h.store.insertIfNew(
+        sampleEvent({ sensorId: 'cluster-7', timestamp: new Date(t0 + i * 1000).toISOString() }),
+      );
+    }
+    await page.goto(`${h.web.url}/events?sensorId=cluster-7`);
+    await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(77);
+    const bubble = page.locator('.event-cluster');
+    await bubble.first().waitFor({ timeout: 5000 });
+    expect(await bubble.count()).toBe(1);
+    expect(await bubble.innerText()).toBe('77');
+    expect(await bubble.getAttribute('class')).toContain('event-cluster-danger');
+    await screenshot(page, 'events-cluster');
+  });
+
+  it('says so when map tiles cannot load, and follows a dark system theme', async () => {
+    const offline = await startWeb(); // its tile URL points at a closed loopback port
+    const dark = await browser.newContext({ viewport: { width: 1366, height: 860 }, colorScheme: 'dark' });
+    try {
+      await offline.store.insertIfNew(sampleEvent({ sensorId: 'hall-1' }));
+      const p = await dark.newPage();
+      await signIn(p, offline.web.url, ADMIN.username, ADMIN.password);
+      await p.waitForSelector('.event-row');
+      await p.waitForSelector('.map-tiles-note:not([hidden])', { timeout: 10_000 });
+      expect(await p.locator('.map-tiles-note').innerText()).toContain('Map tiles unavailable');
+      expect(await p.locator('path.event-marker').count()).toBe(1);
+      const bg = await p.evaluate(() =>
+        getComputedStyle(document.documentElement).getPropertyValue('--bg').trim(),
+      );
+      expect(bg).toBe('#111318');
+      await screenshot(p, 'events-dark-no-tiles');
+      await p.locator('.event-row').first().click();
+      await p.waitForSelector('#review');
+      await screenshot(p, 'event-detail-dark');
+    } finally {
+      await dark.close();
+      await offline.close();
+    }
+  });
+
   it('ran without front-end errors', () => {
     expect(errors).toEqual([]);
   });

@@ -19,6 +19,7 @@ import {
   alertJobs,
   alertTally,
   deliveredAlerts,
+  mongoAlertJobs,
   type Proc,
   record,
   startBridge,
@@ -197,7 +198,8 @@ describe('system: load, clock skew and security', () => {
       const ingestS = (Date.now() - t0) / 1000;
       await eventually(
         () => {
-          const jobs = alertJobs(join(dir, 'data')).filter((j) => j.kind === 'alert');
+          // With MONGODB_URI the alert state is in MongoDB too.
+          const jobs = mongoAlertJobs(mongo.databases).filter((j) => j.kind === 'alert');
           return jobs.length === sent.length && jobs.every((j) => FINAL.has(j.status));
         },
         180_000,

@@ -1,4 +1,5 @@
-import L from 'leaflet';
+import L from './leaflet-global.ts';
+import 'leaflet.markercluster';
 import type { StoredEvent } from '../../store/types.ts';
 import { h } from './dom.ts';
 import { dateTime, kind, pct } from './format.ts';
@@ -17,7 +18,29 @@ const TONE_COLOR: Record<string, string> = {
  */
 export class EventMap {
   private readonly map: L.Map;
+  /** Accuracy circles (never clustered: they show how far off a location may be). */
   private readonly layer = L.layerGroup();
+  /** Events at one place (a sensor alerting all night) become one bubble with their count. */
+  private readonly cluster = L.markerClusterGroup({
+    maxClusterRadius: 40,
+    showCoverageOnHover: false,
+    spiderfyOnMaxZoom: true,
+    chunkedLoading: true,
+    iconCreateFunction: (c) => {
+      const tones = c.getAllChildMarkers().map((m) => (m.options as { tone?: string }).tone ?? 'muted');
+      const tone = tones.includes('danger')
+        ? 'danger'
+        : tones.includes('warn')
+          ? 'warn'
+          : (tones[0] ?? 'muted');
+      const n = c.getChildCount();
+      return L.divIcon({
+        html: `<span>${n}</span>`,
+        className: `event-cluster event-cluster-${tone}`,
+        iconSize: L.point(n >= 100 ? 46 : 38, n >= 100 ? 46 : 38),
+      });
+    },
+  });
   /** Once the user pans or zooms, new events no longer move the map under them. */
   private userMoved = false;
 
@@ -49,6 +72,7 @@ export class EventMap {
       note.hidden = true;
     });
     this.layer.addTo(this.map);
+    this.cluster.addTo(this.map);
     this.map.on('dragstart', () => {
       this.userMoved = true;
     });
@@ -66,6 +90,8 @@ export class EventMap {
     opts: { onSelect?: (id: string) => void } = {},
   ): number {
     this.layer.clearLayers();
+    this.cluster.clearLayers();
+    const markers: L.Layer[] = [];
     const points: L.LatLngExpression[] = [];
     for (const e of [...events].reverse()) {
       const { latitude, longitude } = e.location;
@@ -79,7 +105,9 @@ export class EventMap {
         fillColor: color,
         fillOpacity: 0.92,
         className: `event-marker event-marker-${k.tone}`,
-      });
+        // read by the cluster icon: a bubble with a scream in it is red
+        tone: k.tone,
+      } as L.CircleMarkerOptions);
       const popup = h(
         'div',
         { class: 'map-popup' },
@@ -99,9 +127,10 @@ export class EventMap {
           interactive: false,
         }).addTo(this.layer);
       }
-      marker.addTo(this.layer);
+      markers.push(marker);
       points.push([latitude, longitude]);
     }
+    this.cluster.addLayers(markers);
     if (points.length > 0 && !this.userMoved) {
       const bounds = L.latLngBounds(points);
       if (!this.map.getBounds().pad(-0.05).contains(bounds) || this.map.getZoom() < 3) {

@@ -99,3 +99,6 @@ export async function publishEvent(
 ): Promise<void> {
   await client.publishAsync(sensorTopic(root, event.sensorId, 'events'), encodeEvent(event), { qos: 1 });
 }
+
+/** The one polling helper lives in test/support (re-exported for the tests that import it from here). */
+export { eventually } from '../support/eventually.ts';

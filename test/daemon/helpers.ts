@@ -48,3 +48,6 @@ export class Teardown {
     if (errors.length) throw errors[0];
   }
 }
+
+/** The one polling helper lives in test/support; `until` is its older name here. */
+export { eventually as until } from '../support/eventually.ts';

@@ -2,20 +2,32 @@ import { parseArgs } from 'node:util';
 import { loadModelFile } from '../core/model/load.ts';
 import {
   chooseDefaults,
+  compareRules,
   crossValidate,
   DEFAULT_FOREST,
+  decisionCandidates,
   evaluateModel,
+  folderShortcutItems,
+  type GroupBy,
   report,
+  shortcutCheck,
+  trainingSetShortcutItems,
+  type ValidationReport,
 } from '../core/train/pipeline.ts';
 import { ProgressBar } from './progress.ts';
 import { formatReport, prepare } from './train.ts';
 
-const USAGE = `usage: screamwatch eval --data DIR [--model FILE] [--cross-validate] [--json]
+const USAGE = `usage: screamwatch eval --data DIR [--model FILE] [--cross-validate] [--group-by G] [--trees N] [--json]
   Default: scores the model (the shipped one, or --model) on every clip in DIR (scream/, non_scream/)
   and prints ROC-AUC, average precision, precision/recall/F1 and false-positive rate at the
-  model's threshold, confirmed false alarms per hour, event recall and latency in noise.
+  model's threshold, confirmed false alarms per hour, event recall and latency in noise, per
+  source family, and the bandwidth/level shortcut check on the folder.
   --cross-validate: instead validates the training recipe on DIR, grouped by --group-by
-  source (leave-one-source-out, the default) or recording (5 folds of whole recordings).`;
+  family (leave-one-family-out, the default), source (leave-one-source-out) or recording
+  (5 folds of whole recordings); also compares the decision rules and runs the shortcut
+  check on the augmented training set.`;
+
+const GROUP_BYS: readonly GroupBy[] = ['family', 'source', 'recording'];
 
 export async function runEval(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -24,7 +36,8 @@ export async function runEval(argv: string[]): Promise<number> {
       data: { type: 'string' },
       model: { type: 'string' },
       'cross-validate': { type: 'boolean', default: false },
-      'group-by': { type: 'string', default: 'source' },
+      'group-by': { type: 'string', default: 'family' },
+      trees: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
@@ -33,22 +46,29 @@ export async function runEval(argv: string[]): Promise<number> {
     (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  const groupBy = values['group-by'];
-  if (groupBy !== 'source' && groupBy !== 'recording') {
-    process.stderr.write(`--group-by must be source or recording, got ${JSON.stringify(groupBy)}\n`);
+  const groupBy = values['group-by'] as GroupBy;
+  if (!GROUP_BYS.includes(groupBy)) {
+    process.stderr.write(
+      `--group-by must be one of ${GROUP_BYS.join(', ')}, got ${JSON.stringify(groupBy)}\n`,
+    );
+    return 2;
+  }
+  const trees = values.trees === undefined ? DEFAULT_FOREST.nEstimators : Number(values.trees);
+  if (!Number.isInteger(trees) || trees < 1) {
+    process.stderr.write(`--trees must be a positive integer, got ${JSON.stringify(values.trees)}\n`);
     return 2;
   }
   const bar = new ProgressBar();
   const model = values['cross-validate'] ? null : loadModelFile(values.model);
-  const { clips, features, mixes } = await prepare(values.data, bar);
-  let r: ReturnType<typeof report>;
+  const { clips, features, mixes } = await prepare(values.data, bar, model === null);
+  let r: ValidationReport;
   if (model) r = evaluateModel(clips, features, model);
   else {
     const cv = crossValidate(
       clips,
       features,
       mixes,
-      DEFAULT_FOREST,
+      { ...DEFAULT_FOREST, nEstimators: trees },
       (i, of, s) => bar.update(`validate: ${s}`, i - 1, of),
       groupBy,
     );
@@ -56,8 +76,19 @@ export async function runEval(argv: string[]): Promise<number> {
       process.stderr.write('cross-validation needs at least two groups that hold both classes\n');
       return 1;
     }
-    r = report(cv.scored, cv.noisyScored, cv.folds, chooseDefaults(cv.scored), groupBy);
+    const all = decisionCandidates(cv.scored, cv.noisyScored);
+    r = {
+      ...report(cv.scored, cv.noisyScored, cv.folds, chooseDefaults(cv.scored, cv.noisyScored, all), groupBy),
+      rules: compareRules(cv.scored, cv.noisyScored, all),
+    };
   }
+  bar.update('shortcut check', 0, 1);
+  const gb = model ? 'family' : groupBy === 'recording' ? 'family' : groupBy;
+  r.shortcut = {
+    folder: shortcutCheck(folderShortcutItems(clips, gb)),
+    ...(model ? {} : { trainingSet: shortcutCheck(trainingSetShortcutItems(clips, mixes, gb)) }),
+  };
+  bar.update('shortcut check', 1, 1);
   process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatReport(r)}\n`);
   return 0;
 }

@@ -52,6 +52,8 @@ export interface EventIngestDeps {
   topicRoot: string;
   logger: Logger;
   clock?: () => Date;
+  /** After a new event is stored (Home Assistant state); must not throw. */
+  onStored?: (event: StoredEvent) => void;
 }
 
 /** Rejections are logged, but at most this many per code per minute (a broken sensor can flood). */
@@ -190,6 +192,7 @@ export class EventIngest {
         },
         'event stored',
       );
+      this.deps.onStored?.(event);
     } else {
       this.stats.duplicates += 1;
       this.deps.logger.debug({ eventId: event.eventId, sensorId: event.sensorId }, 'duplicate event ignored');

@@ -24,6 +24,8 @@ export interface WebConfig {
   /** Leaflet tile template, e.g. `https://tile.openstreetmap.org/{z}/{x}/{y}.png`. */
   tileUrl: string;
   maxUploadBytes: number;
+  /** Longest decoded audio an upload may have (default 600 s). */
+  maxAnalysisSeconds?: number;
   dataDir: string;
 }
 

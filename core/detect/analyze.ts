@@ -1,7 +1,6 @@
 import { padToOneWindow } from '../features/window-stream.ts';
 import type { ScreamModel } from '../model/scream-model.ts';
-import type { ConfirmedEvent } from './confirmer.ts';
-import { type DetectorOptions, StreamDetector } from './detector.ts';
+import { type DetectedEvent, type DetectorOptions, StreamDetector } from './detector.ts';
 
 export interface AnalysisWindow {
   startS: number;
@@ -43,8 +42,8 @@ export function analyzeSamples(
   const detector = new StreamDetector(model, options);
   const input = padToOneWindow(samples);
   const windows: AnalysisWindow[] = [];
-  const events: ConfirmedEvent[] = [];
-  const collect = (u: { type: string; event: ConfirmedEvent }) => {
+  const events: DetectedEvent[] = [];
+  const collect = (u: { type: string; event: DetectedEvent }) => {
     if (u.type === 'ended') events.push(u.event);
   };
   for (let at = 0; at < input.length; at += CHUNK) {

@@ -21,9 +21,13 @@ export interface DetectedWindow {
   features: Float64Array;
 }
 
+/** A confirmed event whose windows carry their level and features (for the event message). */
+export type DetectedEvent = ConfirmedEvent<DetectedWindow>;
+export type DetectorUpdate = NonNullable<ConfirmerUpdate<DetectedWindow>>;
+
 export interface DetectorOutput {
   windows: DetectedWindow[];
-  updates: NonNullable<ConfirmerUpdate>[];
+  updates: DetectorUpdate[];
 }
 
 /**
@@ -34,7 +38,7 @@ export interface DetectorOutput {
 export class StreamDetector {
   readonly options: ConfirmerOptions & { levelGateDbfs: number };
   private readonly stream = new WindowFeatureStream();
-  private readonly confirmer: ScreamConfirmer;
+  private readonly confirmer: ScreamConfirmer<DetectedWindow>;
 
   constructor(
     readonly model: ScreamModel,
@@ -45,7 +49,7 @@ export class StreamDetector {
       ...model.confirmerOptions(stripUndefined(confirm)),
       levelGateDbfs: levelGateDbfs ?? model.meta.levelGateDbfs,
     };
-    this.confirmer = new ScreamConfirmer(this.options);
+    this.confirmer = new ScreamConfirmer<DetectedWindow>(this.options);
   }
 
   push(samples16k: Float32Array): DetectorOutput {
@@ -53,7 +57,7 @@ export class StreamDetector {
   }
 
   /** Closes an event still open at the end of the stream. */
-  finish(): NonNullable<ConfirmerUpdate>[] {
+  finish(): DetectorUpdate[] {
     const u = this.confirmer.finish();
     return u ? [u] : [];
   }

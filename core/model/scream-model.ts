@@ -98,3 +98,12 @@ export class ScreamModel {
     return out;
   }
 }
+
+/**
+ * A bare forest (any number of features) for training-time checks, such as the shortcut
+ * check's forest on bandwidth and level features.
+ */
+export function loadBareForest(json: unknown): { predict(rows: readonly Float64Array[]): number[] } {
+  const forest = FlatForest.fromJSON(json);
+  return { predict: (rows) => rows.map((r) => forest.voteShare(r, 1)) };
+}

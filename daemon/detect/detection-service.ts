@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { type DetectedWindow, StreamDetector } from '../../core/detect/detector.ts';
+import { type DetectedEvent, type DetectedWindow, StreamDetector } from '../../core/detect/detector.ts';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
@@ -32,8 +32,6 @@ export interface DetectionServiceOptions {
   onWindow?: (probability: number) => void;
 }
 
-/** How many recent windows to keep for the peak window's features (n is small). */
-const RECENT_WINDOWS = 64;
 /** Chunks processed per turn of the event loop before yielding to I/O. */
 const CHUNKS_PER_TURN = 8;
 
@@ -46,7 +44,6 @@ const CHUNKS_PER_TURN = 8;
 export class DetectionService {
   readonly detector: StreamDetector;
   private readonly ulid = new UlidFactory();
-  private recent: DetectedWindow[] = [];
   private scheduled: NodeJS.Immediate | null = null;
   private running = false;
   private eventOpen = false;
@@ -69,6 +66,7 @@ export class DetectionService {
       ...(d.k !== null && { k: d.k }),
       ...(d.n !== null && { n: d.n }),
       ...(d.releaseWindows !== null && { releaseWindows: d.releaseWindows }),
+      ...(d.singleWindowThreshold !== null && { singleWindowThreshold: d.singleWindowThreshold }),
       ...(d.levelGateDbfs !== null && { levelGateDbfs: d.levelGateDbfs }),
     });
   }
@@ -121,8 +119,6 @@ export class DetectionService {
       this.windowsScored++;
       this.o.onWindow?.(w.probability);
       if (w.probability > this.maxProbability) this.maxProbability = w.probability;
-      this.recent.push(w);
-      if (this.recent.length > RECENT_WINDOWS) this.recent.shift();
       this.trackNearMiss(w);
     }
     for (const u of out.updates) {
@@ -142,13 +138,9 @@ export class DetectionService {
     this.o.onProgress?.();
   }
 
-  private onConfirmed(e: {
-    startS: number;
-    detectedAtS: number;
-    peakProbability: number;
-    peakWindowIndex: number;
-  }): void {
-    const peak = this.recent.find((w) => w.index === e.peakWindowIndex);
+  private onConfirmed(e: DetectedEvent): void {
+    // the confirmer's event carries its peak window (level and features) itself
+    const peak = e.peakWindow;
     const nowMs = this.o.clock.now();
     // The confirming window ended at detectedAtS of audio time; what was analysed after it
     // in this same chunk is a few ms, so "now" is the confirmation time on the wall clock.
@@ -169,7 +161,13 @@ export class DetectionService {
     this.o.sink.commit('event', msg);
     this.o.clips?.capture(eventId);
     this.o.logger.warn(
-      { eventId, screamProbability: e.peakProbability, startedAt: msg.startedAt, audioS: e.detectedAtS },
+      {
+        eventId,
+        screamProbability: e.peakProbability,
+        startedAt: msg.startedAt,
+        audioS: e.detectedAtS,
+        rule: e.rule,
+      },
       'scream confirmed',
     );
   }

@@ -126,7 +126,7 @@ describe('screamwatch analyze --json (contract)', () => {
     expect(m.windows.rocAuc).toBeGreaterThan(0.9);
     expect(m.windows.atThreshold).toHaveProperty('falsePositiveRate');
     expect(m.events).toHaveProperty('falseAlarmsPerHour');
-    expect(m.noisy.map((n: { snrDb: number }) => n.snrDb)).toEqual([0, 10, 20]);
+    expect(m.noisy.map((n: { snrDb: number }) => n.snrDb)).toEqual([0, 5, 10, 20]);
   });
 
   it('train refuses a folder without scream/ and non_scream/', async () => {

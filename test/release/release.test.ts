@@ -134,6 +134,14 @@ describe('npm run release: the daemon tarball installs into an empty directory a
         }),
     );
     expect(bundled).toContain('mqtt');
+    // every direct dependency the bundle contains is declared in daemon/package.json
+    const rootDirect = { ...rootPkg.dependencies, ...rootPkg.optionalDependencies };
+    const declared = {
+      ...daemonPkg.dependencies,
+      ...daemonPkg.optionalDependencies,
+      ...daemonPkg.devDependencies,
+    };
+    for (const p of bundled) if (rootDirect[p]) expect(declared, `${p} is bundled`).toHaveProperty([p]);
     for (const p of CLOUD_ONLY) expect(bundled).not.toContain(p);
     expect(Object.keys(meta.inputs).some((f) => f.startsWith('cloud/'))).toBe(false);
     expect(diskBytes(install)).toBeLessThan(40e6);

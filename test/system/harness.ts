@@ -229,6 +229,24 @@ export function alertJobs(dataDir: string): AlertJobRow[] {
   }
 }
 
+/** The alert jobs of bridges sharing a MongoDB (the wire server's alert_jobs, every database). */
+export function mongoAlertJobs(databases: Map<string, Map<string, { docs: Record<string, unknown>[] }>>) {
+  const out: (AlertJobRow & { createdAtMs: number; attempts: number })[] = [];
+  for (const db of databases.values())
+    for (const d of db.get('alert_jobs')?.docs ?? [])
+      out.push({
+        event_id: String(d.eventId),
+        channel: String(d.channel),
+        recipient: String(d.recipient),
+        kind: String(d.kind),
+        status: String(d.status),
+        last_error: (d.lastError as string | null) ?? null,
+        createdAtMs: Number(d.createdAtMs),
+        attempts: Number(d.attempts),
+      });
+  return out;
+}
+
 const EVENT_LINE = /Event:?\s*([0-9A-HJKMNP-TV-Z]{26})/;
 
 /** Alerts the "carriers" accepted, keyed channel|recipient|eventId, with counts. */

@@ -18,6 +18,7 @@ import {
   alertJobs,
   alertTally,
   deliveredAlerts,
+  mongoAlertJobs,
   type Proc,
   record,
   startBridge,
@@ -196,7 +197,8 @@ describe('system: load, clock skew and security', () => {
       const stored = mongoIds(mongo);
       const ingestS = (Date.now() - t0) / 1000;
       await until('every burst alert final', 180_000, () => {
-        const jobs = alertJobs(join(dir, 'data')).filter((j) => j.kind === 'alert');
+        // With MONGODB_URI the alert state is in MongoDB too.
+        const jobs = mongoAlertJobs(mongo.databases).filter((j) => j.kind === 'alert');
         return jobs.length === sent.length && jobs.every((j) => FINAL.has(j.status));
       });
       const t = tally(sent, stored);

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import {
+  activeRms,
+  applyRecordingChain,
+  bandEnergies,
+  eqTilt,
+  lowPass,
+  randomRecordingChain,
+  reverberate,
+  softClip,
+  telephoneBand,
+} from '../../core/train/augment.ts';
+import { seededRandom } from '../../core/train/random.ts';
+
+function whiteNoise(n: number, seed = 3): Float32Array {
+  const r = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * 0.3);
+}
+const share = (e: number[], i: number) => e[i]! / e.reduce((a, b) => a + b, 0);
+
+describe('recording-chain augmentation', () => {
+  it('low-pass removes the energy above its cut and keeps what is below', () => {
+    const x = whiteNoise(16000 * 2);
+    for (const cut of [3400, 4000, 5500]) {
+      const before = bandEnergies(x, [cut * 0.8, cut * 1.3]);
+      const after = bandEnergies(lowPass(x, cut), [cut * 0.8, cut * 1.3]);
+      // above 1.3 x cut: at least 30 dB less energy than before
+      expect(after[2]! / before[2]!).toBeLessThan(1e-3);
+      // below 0.8 x cut: within 1 dB
+      expect(Math.abs(10 * Math.log10(after[0]! / before[0]!))).toBeLessThan(1);
+    }
+  });
+
+  it('the telephone band removes both ends', () => {
+    const x = whiteNoise(16000 * 2);
+    const e = bandEnergies(telephoneBand(x), [150, 500, 3000, 4500]);
+    expect(share(e, 0)).toBeLessThan(0.005);
+    expect(share(e, 4)).toBeLessThan(0.001);
+    expect(share(e, 2)).toBeGreaterThan(0.8);
+  });
+
+  it('EQ tilt moves energy between the low and the high band by about its gain', () => {
+    const x = whiteNoise(16000 * 2);
+    const ratio = (y: Float32Array) => {
+      const e = bandEnergies(y, [800, 4000]);
+      return 10 * Math.log10(e[2]! / e[0]!);
+    };
+    expect(ratio(eqTilt(x, 9)) - ratio(x)).toBeGreaterThan(6);
+    expect(ratio(eqTilt(x, -9)) - ratio(x)).toBeLessThan(-6);
+  });
+
+  it('reverb keeps the length, the active level (±1 dB) and full scale, and leaves a decaying tail', () => {
+    const r = seededRandom(5);
+    const x = new Float32Array(16000 * 2);
+    for (let i = 4000; i < 8000; i++) x[i] = 0.5 * Math.sin((2 * Math.PI * 900 * i) / 16000);
+    const energy = (y: Float32Array, from: number, to: number) => {
+      let e = 0;
+      for (let i = from; i < to; i++) e += y[i]! ** 2;
+      return e;
+    };
+    for (const rt60S of [0.2, 0.6, 1.0]) {
+      const y = reverberate(x, { rt60S, directToReverbDb: 0 }, r);
+      expect(y.length).toBe(x.length);
+      expect(Math.abs(20 * Math.log10(activeRms(y) / activeRms(x)))).toBeLessThan(1);
+      expect(Math.max(...y.map(Math.abs))).toBeLessThanOrEqual(1);
+      // 150-250 ms after the tone stops (past the delay lines' first pass): a tail that
+      // decays by about 60 dB per rt60 (15 dB per 50 ms at 0.2 s, 3 dB at 1 s)
+      const tail1 = energy(y, 10400, 11200);
+      const tail2 = energy(y, 11200, 12000);
+      expect(tail1).toBeGreaterThan(0);
+      expect(tail2).toBeLessThan(tail1);
+      if (rt60S === 1.0) expect(tail2 / tail1).toBeGreaterThan(0.3);
+      if (rt60S === 0.2) expect(tail2 / tail1).toBeLessThan(0.1);
+    }
+  });
+
+  it('soft clipping keeps the peak and compresses the crest factor', () => {
+    const x = Float32Array.from({ length: 1600 }, (_, i) => 0.8 * Math.sin((2 * Math.PI * 200 * i) / 16000));
+    const y = softClip(x, 12);
+    expect(Math.max(...y)).toBeCloseTo(0.8, 3);
+    expect(activeRms(y)).toBeGreaterThan(activeRms(x) * 1.15);
+  });
+
+  it('a random chain keeps the length and stays within full scale, reproducibly', () => {
+    const x = whiteNoise(16000);
+    const a = seededRandom(9);
+    const b = seededRandom(9);
+    for (let i = 0; i < 20; i++) {
+      const ya = applyRecordingChain(x, randomRecordingChain(a), a);
+      const yb = applyRecordingChain(x, randomRecordingChain(b), b);
+      expect(ya.length).toBe(x.length);
+      expect(ya).toEqual(yb);
+      expect(Math.max(...ya.map(Math.abs))).toBeLessThanOrEqual(1);
+    }
+  });
+});

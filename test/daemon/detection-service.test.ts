@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeAudioFile } from '../../core/audio/decode.ts';
+import { WindowFeatureStream } from '../../core/features/window-stream.ts';
+import { loadModelFile } from '../../core/model/load.ts';
+import type { ScreamModel } from '../../core/model/scream-model.ts';
+import { FrameQueue } from '../../daemon/capture/frame-queue.ts';
+import { DetectionService } from '../../daemon/detect/detection-service.ts';
+import { deviceInfo, featureSummary } from '../../daemon/detect/event-message.ts';
+import type { EventMessage } from '../../protocol/messages.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
+import { captureLogs, daemonConfig, tempDir } from './helpers.ts';
+
+describe('DetectionService: the event message comes from the confirmer event', () => {
+  let dir: { dir: string; remove: () => Promise<void> };
+  let model: ScreamModel;
+  beforeAll(async () => {
+    dir = await tempDir();
+    model = loadModelFile(await tinyModelFile(dir.dir));
+  });
+  afterAll(() => dir.remove());
+
+  it("carries the peak window's features and probability, with no window history of its own", async () => {
+    const seq = await screamSequenceWav(dir.dir, 'seq', 1, { gapS: 3, screamS: 2 });
+    const { samples } = await decodeAudioFile(seq.path);
+    const queue = new FrameQueue(16000 * 60);
+    const committed: EventMessage[] = [];
+    const service = new DetectionService({
+      model,
+      detection: daemonConfig({ stateDir: dir.dir }).detection,
+      sensorId: 'hall-1',
+      audioSource: 'file:test',
+      deviceInfo: deviceInfo(),
+      location: undefined,
+      queue,
+      sink: { commit: (_kind, m) => void committed.push(m) },
+      clock: { now: () => 1_700_000_000_000 },
+      logger: captureLogs().logger,
+    });
+    for (let at = 0; at < samples.length; at += 4000) queue.push(samples.slice(at, at + 4000));
+    service.drain(Number.POSITIVE_INFINITY);
+    expect(committed).toHaveLength(1);
+    const msg = committed[0]!;
+    // recompute every window independently and find the one the message must describe
+    const windows = new WindowFeatureStream().push(samples);
+    const probs = model.predict(windows.map((w) => w.values));
+    // the peak as of confirmation: the best window among the hits that completed k of n
+    const { threshold, confirm } = model.meta;
+    const hits: number[] = [];
+    let peak = -1;
+    for (let i = 0; i < windows.length && peak < 0; i++) {
+      if (probs[i]! < threshold) continue;
+      hits.push(i);
+      const recent = hits.filter((h) => h > i - confirm.n);
+      if (recent.length >= confirm.k) peak = recent.reduce((a, b) => (probs[b]! > probs[a]! ? b : a));
+    }
+    expect(peak).toBeGreaterThanOrEqual(0);
+    expect(msg.screamProbability).toBe(probs[peak]);
+    expect(msg.features).toEqual(featureSummary(windows[peak]!.values));
+    expect(Object.keys(service)).not.toContain('recent');
+  });
+});

@@ -153,6 +153,43 @@ export class CloudApp {
     return this.options.config;
   }
 
+  /**
+   * Takes a re-read config (SIGHUP, `systemctl reload screamwatch-cloud`) without a restart:
+   * the sensor list (names, rooms, locations, groups) and the embedded broker's sensor
+   * credentials (`mqtt.sensors`) change at once, so adding a sensor does not drop the bridge's
+   * connections or its queue. Anything else that changed is named in the log and needs a restart.
+   */
+  reload(next: CloudConfig): { added: string[]; removed: string[]; needsRestart: string[] } {
+    const current = this.options.config;
+    const { added, removed } = this.registry.setConfigs(next.sensors);
+    // The embedded broker reads mqtt.sensors at every login (cloud/broker/embedded-broker.ts).
+    current.mqtt.sensors.splice(0, current.mqtt.sensors.length, ...next.mqtt.sensors);
+    current.sensors.splice(0, current.sensors.length, ...next.sensors);
+    const needsRestart: string[] = [];
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    for (const key of Object.keys(next) as (keyof CloudConfig)[]) {
+      if (key === 'sensors') continue;
+      if (key === 'mqtt') {
+        const { sensors: _a, ...restNext } = next.mqtt;
+        const { sensors: _b, ...restNow } = current.mqtt;
+        for (const k of Object.keys(restNext) as (keyof typeof restNext)[])
+          if (!same(restNext[k], restNow[k])) needsRestart.push(`mqtt.${k}`);
+        continue;
+      }
+      if (!same(next[key], current[key])) needsRestart.push(key);
+    }
+    this.logger.info(
+      { added, removed, sensors: next.sensors.length, credentials: next.mqtt.sensors.length },
+      'config reloaded: sensors and credentials',
+    );
+    if (needsRestart.length)
+      this.logger.warn(
+        { keys: needsRestart },
+        'config reload: these changes take effect only after a restart',
+      );
+    return { added, removed, needsRestart };
+  }
+
   /** The embedded broker's ports (null with an external broker). */
   get brokerPorts(): EmbeddedBroker['ports'] | null {
     return this.source instanceof EmbeddedBroker ? this.source.ports : null;

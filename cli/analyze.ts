@@ -5,8 +5,9 @@ import { decodeAudioFile } from '../core/audio/decode.ts';
 import { type AnalysisResult, analyzeSamples } from '../core/detect/analyze.ts';
 import { loadModelFile } from '../core/model/load.ts';
 
-const USAGE = `usage: screamwatch analyze <file|dir>... [--json] [--model FILE] [--threshold P] [--k K] [--n N]
-  Scores WAV/MP3 files (directories are searched recursively). --json prints one JSON object per file per line.`;
+const USAGE = `usage: screamwatch analyze <file|dir>... [--json] [--model FILE] [--threshold P] [--k K] [--n N] [--max-seconds S]
+  Scores WAV/MP3 files (directories are searched recursively). --json prints one JSON object per file per line.
+  --max-seconds S refuses files that decode to more than S seconds (default 3600).`;
 
 export async function runAnalyze(
   argv: string[],
@@ -21,6 +22,7 @@ export async function runAnalyze(
       threshold: { type: 'string' },
       k: { type: 'string' },
       n: { type: 'string' },
+      'max-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -34,6 +36,8 @@ export async function runAnalyze(
     ...(values.k !== undefined ? { k: numberFlag('--k', values.k) } : {}),
     ...(values.n !== undefined ? { n: numberFlag('--n', values.n) } : {}),
   };
+  const maxSeconds =
+    values['max-seconds'] !== undefined ? numberFlag('--max-seconds', values['max-seconds']) : 3600;
   let failed = false;
   const files: string[] = [];
   for (const p of positionals) {
@@ -52,7 +56,7 @@ export async function runAnalyze(
   }
   for (const file of files) {
     try {
-      const audio = await decodeAudioFile(file);
+      const audio = await decodeAudioFile(file, { maxSeconds });
       report(out, values.json, file, analyzeSamples(audio.samples, model, overrides), null);
     } catch (err) {
       failed = true;

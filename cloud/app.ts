@@ -13,6 +13,7 @@ import { ExternalBroker } from './broker/external-broker.ts';
 import type { MessageSource } from './broker/message-source.ts';
 import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
+import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
 import { BridgeMetrics } from './observability/bridge-metrics.ts';
@@ -34,6 +35,8 @@ export interface CloudAppOptions {
   offlineCheckMs?: number;
   /** Alert queue poll period. */
   alertPollMs?: number;
+  /** How often Home Assistant discovery looks for new sensors (tests shorten it). */
+  homeAssistantRefreshMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
   /** Password-check limits for the embedded broker (tests shorten them). */
@@ -102,6 +105,8 @@ export class CloudApp {
   /** Prometheus metrics; served by `ops` when metrics.port is set. */
   readonly metrics: BridgeMetrics;
   ops: OpsServer | null = null;
+  /** Home Assistant MQTT discovery, when homeAssistant.enabled. */
+  homeAssistant: HomeAssistantDiscovery | null = null;
   private readonly runner: ServiceRunner;
   private readonly clock: () => Date;
 
@@ -148,6 +153,43 @@ export class CloudApp {
     return this.options.config;
   }
 
+  /**
+   * Takes a re-read config (SIGHUP, `systemctl reload screamwatch-cloud`) without a restart:
+   * the sensor list (names, rooms, locations, groups) and the embedded broker's sensor
+   * credentials (`mqtt.sensors`) change at once, so adding a sensor does not drop the bridge's
+   * connections or its queue. Anything else that changed is named in the log and needs a restart.
+   */
+  reload(next: CloudConfig): { added: string[]; removed: string[]; needsRestart: string[] } {
+    const current = this.options.config;
+    const { added, removed } = this.registry.setConfigs(next.sensors);
+    // The embedded broker reads mqtt.sensors at every login (cloud/broker/embedded-broker.ts).
+    current.mqtt.sensors.splice(0, current.mqtt.sensors.length, ...next.mqtt.sensors);
+    current.sensors.splice(0, current.sensors.length, ...next.sensors);
+    const needsRestart: string[] = [];
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    for (const key of Object.keys(next) as (keyof CloudConfig)[]) {
+      if (key === 'sensors') continue;
+      if (key === 'mqtt') {
+        const { sensors: _a, ...restNext } = next.mqtt;
+        const { sensors: _b, ...restNow } = current.mqtt;
+        for (const k of Object.keys(restNext) as (keyof typeof restNext)[])
+          if (!same(restNext[k], restNow[k])) needsRestart.push(`mqtt.${k}`);
+        continue;
+      }
+      if (!same(next[key], current[key])) needsRestart.push(key);
+    }
+    this.logger.info(
+      { added, removed, sensors: next.sensors.length, credentials: next.mqtt.sensors.length },
+      'config reloaded: sensors and credentials',
+    );
+    if (needsRestart.length)
+      this.logger.warn(
+        { keys: needsRestart },
+        'config reload: these changes take effect only after a restart',
+      );
+    return { added, removed, needsRestart };
+  }
+
   /** The embedded broker's ports (null with an external broker). */
   get brokerPorts(): EmbeddedBroker['ports'] | null {
     return this.source instanceof EmbeddedBroker ? this.source.ports : null;
@@ -174,6 +216,12 @@ export class CloudApp {
         stop: () => this.registry.stop(),
       },
       { name: 'mqtt', tier: 'network', start: () => this.startMqtt(), stop: () => this.source.stop() },
+      {
+        name: 'homeassistant',
+        tier: 'network',
+        start: () => this.startHomeAssistant(),
+        stop: async () => this.homeAssistant?.stop(),
+      },
       { name: 'web', tier: 'network', start: () => this.startWeb(), stop: async () => this.web?.stop() },
       { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
     ];
@@ -224,6 +272,9 @@ export class CloudApp {
       topicRoot: config.mqtt.topicRoot,
       logger: this.logger.child({ component: 'ingest' }),
       clock: this.clock,
+      onStored: (event) => {
+        if (event.isScream && event.alertType === 'scream') this.homeAssistant?.scream(event.sensorId);
+      },
     });
     await this.alerts.start();
   }
@@ -272,6 +323,28 @@ export class CloudApp {
       await this.alerts.queue.checkWritable();
     });
     return checks;
+  }
+
+  private async startHomeAssistant(): Promise<void> {
+    const { config } = this.options;
+    if (!config.homeAssistant.enabled) return;
+    const source = this.source;
+    const publish = source.publish?.bind(source);
+    if (!publish) throw new Error('homeAssistant.enabled: this broker cannot publish');
+    const ha = new HomeAssistantDiscovery({
+      config: config.homeAssistant,
+      topicRoot: config.mqtt.topicRoot,
+      dataDir: resolve(config.dataDir),
+      configuredIds: () => config.sensors.map((s) => s.id),
+      sensors: () => this.registry.list(),
+      publish: (topic, payload, retain) => publish(topic, payload, { retain }),
+      logger: this.logger.child({ component: 'homeassistant' }),
+      ...(this.options.homeAssistantRefreshMs !== undefined && {
+        refreshMs: this.options.homeAssistantRefreshMs,
+      }),
+    });
+    await ha.start();
+    this.homeAssistant = ha;
   }
 
   private async startOps(): Promise<void> {

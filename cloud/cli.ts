@@ -67,6 +67,7 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
   // `<N>` syslog priority prefixes under systemd: `journalctl -p err` shows errors only
   const bootLogger = pino({ level: 'info' }, journaldAware(pino.destination({ dest: 1, sync: true })));
   let app: CloudApp;
+  let reloadOverrides: CloudCliOverrides = {};
   try {
     const overrides: CloudCliOverrides = {
       mqttPort: port('mqtt-port', values['mqtt-port'] as string | undefined),
@@ -77,6 +78,7 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
     for (const k of Object.keys(overrides) as (keyof CloudCliOverrides)[])
       if (overrides[k] === undefined) delete overrides[k];
     const config = loadCloudConfig({ file: (values.config as string | undefined) ?? null, overrides });
+    reloadOverrides = overrides;
     app = new CloudApp({
       config,
       logger: pino({ level: config.log.level }, journaldAware(pino.destination({ dest: 1, sync: true }))),
@@ -111,7 +113,22 @@ export async function runCloudCommand(argv: string[]): Promise<number> {
   }
   notifier.ready();
   stopPings = notifier.pingWhile();
+  // SIGHUP (systemd ExecReload=): re-read the config file, take the sensors and credentials.
+  const configFile = (values.config as string | undefined) ?? null;
+  const onHangup = () => {
+    try {
+      app.reload(loadCloudConfig({ file: configFile, overrides: reloadOverrides }));
+    } catch (err) {
+      // A bad file keeps the running config (and says why), as at boot but without exiting.
+      logger.error(
+        { code: (err as ScreamwatchError).code ?? 'CLOUD_CONFIG_INVALID', err: (err as Error).message },
+        'config reload refused; the running config stays',
+      );
+    }
+  };
+  process.on('SIGHUP', onHangup);
   await stopped;
+  process.off('SIGHUP', onHangup);
   return 0;
 }
 

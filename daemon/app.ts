@@ -351,6 +351,7 @@ export class DaemonApp extends EventEmitter {
         : new FileSource({
             path: source.path,
             fast: c.audio.fast,
+            maxSeconds: c.audio.maxFileSeconds,
             loop: this.options.loopFileSource ?? false,
             events,
             logger: this.logger,

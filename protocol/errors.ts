@@ -5,7 +5,8 @@
  * a process at start, the HTTP status when it reaches the dashboard API, and whether it is a
  * configuration problem (exit 78: systemd's RestartPreventExitStatus, no restart loop).
  *
- * A new code goes here first; the area unions (DaemonErrorCode, CloudErrorCode, ...) stay
+ * Codes that are only logged (OUTBOX_WRITE_FAILED, INPUT_SILENT, ...) are listed too, so this is
+ * the one place to look a code up. A new code goes here first; the area unions (DaemonErrorCode, CloudErrorCode, ...) stay
  * where they are and are checked against this table (see the end of this file).
  */
 
@@ -48,6 +49,8 @@ export const ERRORS = {
   AUDIO_CORRUPT: { message: '{file}: corrupt audio', config: true, status: 422 },
   AUDIO_TRUNCATED: { message: '{file}: truncated audio', config: true, status: 422 },
   AUDIO_UNSUPPORTED: { message: '{file}: unsupported audio encoding', config: true, status: 422 },
+  /** Decodes to more audio than allowed (web.maxAnalysisSeconds, --max-seconds): a decompression bomb or just too long. */
+  AUDIO_TOO_LONG: { message: '{file}: longer than the analysis limit', config: true, status: 413 },
   // --- the MQTT contract ---
   MQTT_PAYLOAD_TOO_LARGE: { message: 'payload of {bytes} bytes is over the limit', status: 413 },
   MQTT_PAYLOAD_INVALID: { message: 'payload does not match the message schema', status: 422 },
@@ -64,6 +67,16 @@ export const ERRORS = {
   ARECORD_NOT_FOUND: { message: 'arecord is not installed (alsa-utils)' },
   OUTBOX_OPEN_FAILED: { message: 'cannot open the outbox {path}', config: true },
   OUTBOX_FULL: { message: 'outbox {path} reached outbox.maxRows' },
+  OUTBOX_WRITE_FAILED: {
+    message: 'the outbox {path} refused a write; events held in memory and sent directly',
+  },
+  OUTBOX_WRITABLE: { message: 'the outbox {path} takes writes again' },
+  OUTBOX_CORRUPT: { message: 'the outbox {path} was corrupt or replaced; a fresh one was opened' },
+  // input health (logged on change, reported in the status message)
+  INPUT_NO_DEVICE: { message: 'no audio device {source}' },
+  INPUT_SILENT: { message: 'input {source} is silent' },
+  INPUT_STUCK: { message: 'input {source} repeats the same samples' },
+  INPUT_CLIPPING: { message: 'input {source} is clipping' },
   MQTT_AUTH_REFUSED: { message: 'MQTT broker {broker} refused the credentials' },
   MQTT_CONNECT_FAILED: { message: 'MQTT broker {broker} unreachable; retrying' },
   MQTT_TLS_FILE_UNREADABLE: { message: 'mqtt.{key}: cannot read {file}', config: true },
@@ -75,6 +88,8 @@ export const ERRORS = {
   CLOUD_STORE_WRITE_FAILED: { message: 'the event store refused a write', status: 503 },
   CLOUD_BROKER_LISTEN_FAILED: { message: 'embedded broker cannot listen on {host}:{port}' },
   CLOUD_TLS_FILE_UNREADABLE: { message: 'mqtt.tls: cannot read {file}', config: true },
+  MQTT_PACKET_REFUSED: { message: 'an MQTT packet from {ip} was refused before authentication ({reason})' },
+  MQTT_TOO_MANY_PENDING: { message: 'too many unauthenticated MQTT connections from {ip}' },
   CLOUD_BROKER_CONNECT_FAILED: { message: 'cannot connect to the MQTT broker {broker}' },
   CLOUD_GEO_DATABASE: { message: 'geo.ipDatabase {file} cannot be opened', config: true },
   CLOUD_ALERT_QUEUE: { message: 'the alert queue {path} failed' },

@@ -72,6 +72,10 @@ export class ServiceRunner {
   /** Started services, in start order. */
   private readonly running: NamedService[] = [];
   private starting: Promise<void> | null = null;
+  /** The service whose start() is running now. */
+  private current: NamedService | null = null;
+  /** Services whose stop() was called (a late start's rollback and stop() never both stop one). */
+  private readonly stopCalled = new Set<NamedService>();
   private stopping: Promise<void> | null = null;
 
   constructor(options: ServiceRunnerOptions) {
@@ -120,6 +124,7 @@ export class ServiceRunner {
         throw new StartAbortedError(service.name, this.abortedCode);
       }
       try {
+        this.current = service;
         await service.start(signal);
       } catch (err) {
         if (signal.aborted) {
@@ -130,6 +135,8 @@ export class ServiceRunner {
         this.logger.error({ service: service.name, ...errorFields(err) }, `${service.name} failed to start`);
         await this.rollback();
         throw err;
+      } finally {
+        this.current = null;
       }
       this.running.push(service);
     }
@@ -162,12 +169,39 @@ export class ServiceRunner {
 
   private async stopAll(): Promise<void> {
     this.abort.abort();
-    if (this.starting) await this.starting.catch(() => {});
+    const current = this.current;
+    if (this.starting && current) {
+      // The aborted start settles (and rolls back) by itself; a start that ignores the signal
+      // gets its tier's budget, then what runs is stopped without it (it is stopped when its
+      // start returns, by the rollback).
+      const budgetMs = this.budgetOf(current.tier);
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        this.starting.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), budgetMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!settled)
+        this.logger.warn(
+          { service: current.name, budgetMs },
+          `stop: ${current.name} is still starting after ${budgetMs} ms; stopping the rest`,
+        );
+    } else if (this.starting) {
+      await this.starting.catch(() => {});
+    }
     for (const tier of this.tiers) {
       const members = this.running.filter((s) => s.tier === tier.name).reverse();
       if (!members.length) continue;
       await this.stopWithin(members, tier.budgetMs, tier.name, 'stop');
-      for (const s of members) this.running.splice(this.running.indexOf(s), 1);
+      for (const s of members) {
+        const i = this.running.indexOf(s);
+        if (i >= 0) this.running.splice(i, 1);
+      }
     }
   }
 
@@ -177,6 +211,9 @@ export class ServiceRunner {
     tier: string,
     phase: 'stop' | 'rollback',
   ): Promise<void> {
+    members = members.filter((s) => !this.stopCalled.has(s));
+    for (const s of members) this.stopCalled.add(s);
+    if (!members.length) return;
     const pending = new Set(members.map((s) => s.name));
     let timer: NodeJS.Timeout | undefined;
     const outOfTime = new Promise<'timeout'>((resolve) => {

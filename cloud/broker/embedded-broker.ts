@@ -92,6 +92,25 @@ export class EmbeddedBroker implements MessageSource {
     return this.broker?.connectedClients ?? 0;
   }
 
+  /** In-process publish as the bridge (no client, so no ACL check and no ingest). */
+  publish(topic: string, payload: string | Buffer, options: { retain: boolean }): Promise<void> {
+    const broker = this.broker;
+    if (!broker || broker.closed) return Promise.reject(new Error('embedded broker not running'));
+    return new Promise((resolve, reject) => {
+      broker.publish(
+        {
+          cmd: 'publish',
+          topic,
+          payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+          qos: 1,
+          retain: options.retain,
+          dup: false,
+        },
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+
   private authenticate(
     client: Client,
     username: string | undefined,

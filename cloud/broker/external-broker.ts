@@ -48,6 +48,11 @@ export class ExternalBroker implements MessageSource {
     return this.client?.connected ? 1 : 0;
   }
 
+  async publish(topic: string, payload: string | Buffer, options: { retain: boolean }): Promise<void> {
+    if (!this.client) throw new Error('not connected to the external broker');
+    await this.client.publishAsync(topic, payload, { qos: 1, retain: options.retain });
+  }
+
   get filters(): string[] {
     const { topicRoot, sharedGroup } = this.options.config;
     const events = sensorsFilter(topicRoot, 'events');

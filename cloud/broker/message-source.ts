@@ -17,4 +17,6 @@ export interface MessageSource {
   notReadyReason?(): string | null;
   /** MQTT clients connected (embedded broker) or 1/0 for the bridge's own connection. */
   connectionCount?(): number;
+  /** Publishes as the bridge (QoS 1), e.g. Home Assistant discovery; rejects when it cannot. */
+  publish?(topic: string, payload: string | Buffer, options: { retain: boolean }): Promise<void>;
 }

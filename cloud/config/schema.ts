@@ -207,10 +207,24 @@ export const CloudConfigSchema = z.object({
         .int()
         .min(1)
         .default(20 * 1024 * 1024),
+      /** Longest decoded audio "Analyse a file" accepts (413 beyond it): bounds a decompression bomb. */
+      maxAnalysisSeconds: z.number().positive().max(86_400).default(600),
     })
     .prefault({}),
   log: z
     .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+    .prefault({}),
+  /** Home Assistant MQTT discovery, published by the bridge for every known sensor. */
+  homeAssistant: z
+    .object({
+      enabled: z.boolean().default(false),
+      discoveryPrefix: z
+        .string()
+        .refine(isValidTopicRoot, 'no wildcards, whitespace or leading/trailing /')
+        .default('homeassistant'),
+      /** The scream binary_sensor turns off this long after the last confirmed scream. */
+      screamOffAfterS: z.number().positive().max(86_400).default(30),
+    })
     .prefault({}),
   /** Prometheus `/metrics`, `/healthz`, `/livez` on their own port (never the dashboard's). */
   metrics: z

@@ -132,6 +132,35 @@ export class SensorRegistry {
     return this.sensors.get(id)?.config;
   }
 
+  /**
+   * A reloaded `sensors:` list (SIGHUP): new sensors are added, changed ones take their new name,
+   * room, location and group at once; what was heard from a sensor (status, last seen) is kept.
+   * A sensor no longer listed stays known from what it sends, without a config.
+   */
+  setConfigs(configs: SensorConfig[]): { added: string[]; removed: string[] } {
+    const now = this.clock().getTime();
+    const next = new Map(configs.map((c) => [c.id, c]));
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const [id, c] of next) {
+      const s = this.sensors.get(id);
+      if (s) {
+        if (!s.config) added.push(id);
+        s.config = c;
+      } else {
+        this.sensors.set(id, this.fresh(c, now));
+        added.push(id);
+      }
+    }
+    for (const [id, s] of this.sensors) {
+      if (s.config && !next.has(id)) {
+        s.config = undefined;
+        removed.push(id);
+      }
+    }
+    return { added, removed };
+  }
+
   private state(id: string): SensorState {
     let s = this.sensors.get(id);
     if (!s) {

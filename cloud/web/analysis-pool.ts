@@ -37,7 +37,16 @@ export class AnalysisPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  constructor(private readonly modelJson: string) {}
+  constructor(
+    private readonly modelJson: string,
+    /** web.maxAnalysisSeconds: longer audio is refused (413) before it is decoded. */
+    private readonly maxSeconds = 600,
+  ) {}
+
+  /** No room for another upload: the route refuses before reading the body. */
+  get full(): boolean {
+    return this.pending.size >= MAX_JOBS;
+  }
 
   async start(): Promise<void> {
     try {
@@ -98,13 +107,18 @@ export class AnalysisPool {
         void this.restart();
       }, JOB_TIMEOUT_MS);
       this.pending.set(id, { resolve, reject, timer });
-      worker.postMessage({ id, bytes: copy, name, threshold }, [copy.buffer]);
+      worker.postMessage({ id, bytes: copy, name, threshold, maxSeconds: this.maxSeconds }, [copy.buffer]);
     });
   }
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(this.code!, { eval: true, workerData: { modelJson: this.modelJson } });
+    const w = new Worker(this.code!, {
+      eval: true,
+      workerData: { modelJson: this.modelJson },
+      // a cap on the worker's JS heap; the sample buffers are bounded by maxSeconds
+      resourceLimits: { maxOldGenerationSizeMb: 512, maxYoungGenerationSizeMb: 64 },
+    });
     w.on('message', (m: WorkerReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;

@@ -12,6 +12,7 @@ export interface AnalysisJob {
   bytes: Uint8Array;
   name: string;
   threshold?: number;
+  maxSeconds?: number;
 }
 
 const model = ScreamModel.fromJSON(
@@ -21,7 +22,11 @@ const model = ScreamModel.fromJSON(
 
 parentPort?.on('message', async (job: AnalysisJob) => {
   try {
-    const decoded = await decodeAudio(job.bytes, job.name);
+    const decoded = await decodeAudio(
+      job.bytes,
+      job.name,
+      job.maxSeconds !== undefined ? { maxSeconds: job.maxSeconds } : {},
+    );
     if (decoded.samples.length === 0)
       throw new AudioDecodeError('AUDIO_EMPTY', job.name, 'no audio samples in the file');
     const result = analyzeSamples(

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import fastifyCookie from '@fastify/cookie';
 import fastifyMultipart from '@fastify/multipart';
 import Fastify, {
@@ -65,7 +66,7 @@ export function createWebService(deps: WebDeps): WebService {
   let url = '';
   let started: Promise<void> | null = null;
   const modelJson = JSON.stringify(deps.model.toJSON());
-  const analysis = new AnalysisPool(modelJson);
+  const analysis = new AnalysisPool(modelJson, config.maxAnalysisSeconds ?? 600);
   const feed = new LiveFeed({
     store: deps.store,
     changes: deps.changes ?? null,
@@ -186,17 +187,19 @@ export function createWebService(deps: WebDeps): WebService {
 
   const page = (name: PageName) => async (request: FastifyRequest, reply: FastifyReply) => {
     const s = request.session!;
-    const data: { tileUrl: string; maxUploadBytes: number; eventId?: string } = {
+    const data: { tileUrl: string; maxUploadBytes: number; eventId?: string; sensorId?: string } = {
       tileUrl: config.tileUrl,
       maxUploadBytes: config.maxUploadBytes,
     };
     if (name === 'event') data.eventId = (request.params as { id: string }).id;
+    if (name === 'sensor') data.sensorId = (request.params as { id: string }).id;
     return reply.type('text/html; charset=utf-8').send(renderPage(name, s, ctx!.sessions.csrfToken(s), data));
   };
   app.get('/', async (_request, reply) => reply.redirect('/events'));
   app.get('/events', page('events'));
   app.get('/events/:id', page('event'));
   app.get('/fleet', page('fleet'));
+  app.get('/sensors/:id', page('sensor'));
   app.get('/analyse', page('analyse'));
   app.get('/live', page('live'));
 
@@ -211,7 +214,14 @@ export function createWebService(deps: WebDeps): WebService {
     ctx = {
       deps,
       users,
-      sessions: new SessionCodec(secret, nowMs),
+      sessions: new SessionCodec(secret, nowMs, {
+        revokedFile: join(config.dataDir, 'web-revoked-sessions.json'),
+        onError: (err) =>
+          logger.error(
+            { err: err.message, code: 'WEB_SESSION_STORE_FAILED' },
+            'web: cannot keep signed-out sessions on disk; a sign-out lasts only until the bridge restarts',
+          ),
+      }),
       now,
       ids: makeIds(),
       limits: {

@@ -5,6 +5,7 @@ export type AudioErrorCode =
   | 'AUDIO_CORRUPT'
   | 'AUDIO_TRUNCATED'
   | 'AUDIO_UNSUPPORTED'
+  | 'AUDIO_TOO_LONG'
   | 'AUDIO_READ_FAILED';
 
 export type AudioCodesRegistered = Registered<AudioErrorCode>;

@@ -7,6 +7,8 @@ const CHUNK = 4000;
 
 export interface FileSourceOptions {
   path: string;
+  /** Refuse a file that decodes to more than this (AUDIO_TOO_LONG, exit 78); default 3600 s. */
+  maxSeconds?: number;
   /** As fast as analysis takes it (never dropping), instead of real time. */
   fast: boolean;
   /** Real time only: start over at the end, never ending (the demo replays one file for ever). */
@@ -31,7 +33,9 @@ export class FileSource implements AudioSource {
 
   async start(): Promise<void> {
     this.stopped = false;
-    const { samples, durationS } = await decodeAudioFile(this.options.path);
+    const { samples, durationS } = await decodeAudioFile(this.options.path, {
+      maxSeconds: this.options.maxSeconds ?? 3600,
+    });
     this.options.logger.info(
       { file: this.options.path, durationS, fast: this.options.fast },
       'replaying audio file',

@@ -34,12 +34,19 @@ export const DaemonConfigSchema = z
           .regex(AUDIO_SOURCE_PATTERN, 'must be alsa:<device> or file:<path>')
           .default('alsa:default'),
         fast: z.boolean().default(false),
+        /** A file: source that decodes to more audio than this is refused (AUDIO_TOO_LONG). */
+        maxFileSeconds: z
+          .number()
+          .positive()
+          .max(7 * 86_400)
+          .default(3600),
         retry: RetrySchema.default({ initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 }),
       })
       .strict()
       .default({
         source: 'alsa:default',
         fast: false,
+        maxFileSeconds: 3600,
         retry: { initialDelayMs: 1000, maxDelayMs: 60_000, multiplier: 2 },
       }),
     detection: z

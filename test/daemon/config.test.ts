@@ -26,6 +26,7 @@ describe('daemon config', () => {
       audio: {
         source: 'alsa:default',
         fast: false,
+        maxFileSeconds: 3600,
         retry: { initialDelayMs: 1000, maxDelayMs: 60000, multiplier: 2 },
       },
       detection: {

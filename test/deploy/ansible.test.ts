@@ -375,6 +375,40 @@ describe('ansible: rendered configs', () => {
     await expect(readFile(join(r.out, 'pi-2.local/daemon.yaml'))).rejects.toThrow(/ENOENT/);
   }, 90_000);
 
+  it('scale-out vars: external broker with a per-host client id, MONGODB_URI in the environment file only', async () => {
+    const uri = 'mongodb://sw:mongo-secret-0123@db1.example.org,db2.example.org/screamwatch?replicaSet=rs0';
+    const r = await render(
+      'scale',
+      { 'hall-1': hall },
+      {},
+      {
+        cloud_mqtt_broker_url: 'mqtts://mqtt.example.org:8883',
+        cloud_mqtt_broker_password: 'bridge-secret-0123',
+        cloud_mongodb_uri: uri,
+      },
+    );
+    expect(r.result.code, r.result.output).toBe(0);
+    expect(r.result.output).not.toContain('mongo-secret-0123');
+    const cloudDir = join(r.out, 'cloud-1');
+    const yaml = await readFile(join(cloudDir, 'cloud.yaml'), 'utf8');
+    expect(yaml).not.toContain('mongo-secret-0123');
+    const cloud = loadCloudConfig({ file: join(cloudDir, 'cloud.yaml'), env: {} });
+    expect(cloud.mqtt).toMatchObject({
+      broker: 'mqtts://mqtt.example.org:8883',
+      clientId: 'screamwatch-bridge-cloud-1',
+      username: 'screamwatch-bridge',
+      password: 'bridge-secret-0123',
+      sharedGroup: 'screamwatch-bridges',
+      sessionExpiryS: 60,
+    });
+    expect(await readFile(join(cloudDir, 'cloud.env'), 'utf8')).toContain(`MONGODB_URI=${uri}\n`);
+    expect((await stat(join(cloudDir, 'cloud.env'))).mode & 0o777).toBe(0o640);
+    // Without the vars: the embedded broker, and an environment file without a URI.
+    const plain = loadCloudConfig({ file: join(good.out, 'cloud-1/cloud.yaml'), env: {} });
+    expect(plain.mqtt.broker).toBeNull();
+    expect(await readFile(join(good.out, 'cloud-1/cloud.env'), 'utf8')).not.toMatch(/^MONGODB_URI=/m);
+  }, 90_000);
+
   it('with TLS material, installs cert, key and CA files and points both configs at them', async () => {
     const tls = join(tmp, 'tls');
     await mkdir(tls, { recursive: true });

@@ -26,6 +26,10 @@ async function makeRoot(): Promise<string> {
   await cp('/usr/lib/systemd/system', join(root, 'usr/lib/systemd/system'), { recursive: true });
   await writeFile(join(root, 'opt/screamwatch/node/current/bin/node'), '#!/bin/sh\nexit 0\n');
   await chmod(join(root, 'opt/screamwatch/node/current/bin/node'), 0o755);
+  // ExecReload=/bin/kill -HUP $MAINPID (the cloud bridge reloads its sensors on SIGHUP).
+  await mkdir(join(root, 'bin'), { recursive: true });
+  await writeFile(join(root, 'bin/kill'), '#!/bin/sh\nexit 0\n');
+  await chmod(join(root, 'bin/kill'), 0o755);
   return root;
 }
 

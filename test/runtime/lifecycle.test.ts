@@ -167,6 +167,43 @@ describe('ServiceRunner', () => {
     expect(log).toEqual(['start outbox', 'start publisher', 'stop publisher', 'stop outbox']);
   });
 
+  it('a start that hangs past its tier budget does not hold up the stop; it is stopped once it returns', async () => {
+    const log: string[] = [];
+    const { logger, lines } = silentLogger();
+    let finishStart!: () => void;
+    const runner = new ServiceRunner({
+      services: [
+        fake('store', 'storage', log),
+        fake('broker', 'network', log, {
+          // a connect that ignores the abort signal
+          start: () =>
+            new Promise<void>((resolve) => {
+              log.push('start broker');
+              finishStart = resolve;
+            }),
+        }),
+      ],
+      tiers: TIERS,
+      logger,
+    });
+    const starting = runner.start();
+    const rejected = expect(starting).rejects.toMatchObject({ code: 'START_ABORTED' });
+    await vi.advanceTimersByTimeAsync(10);
+    let stopped = false;
+    const stopping = runner.stop().then(() => (stopped = true));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(stopped).toBe(false);
+    await vi.advanceTimersByTimeAsync(1); // the network tier's 1000 ms
+    await stopping;
+    expect(log).toEqual(['start store', 'start broker', 'stop store']);
+    expect(lines.find((l) => l.level === 'warn')?.msg).toBe(
+      'stop: broker is still starting after 1000 ms; stopping the rest',
+    );
+    finishStart();
+    await rejected;
+    expect(log).toEqual(['start store', 'start broker', 'stop store', 'stop broker']);
+  });
+
   it('each tier gets its budget: a hung stop is left behind after it, the next tiers still stop', async () => {
     const log: string[] = [];
     const { logger, lines } = silentLogger();

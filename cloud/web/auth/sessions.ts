@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { UserRole } from '../types.ts';
 
 export const SESSION_COOKIE = 'sw_session';
@@ -17,7 +18,9 @@ export interface Session {
 
 /**
  * Stateless sessions in an HMAC-signed cookie, so a restart of the bridge does not log
- * on-call staff out. Logout revokes the session id in memory until it would have expired.
+ * on-call staff out. Logout revokes the session id until it would have expired; with
+ * `revokedFile` the revocations are kept on disk (0600, written atomically), so a signed-out
+ * cookie stays signed out across a restart of the bridge.
  */
 export class SessionCodec {
   private readonly revoked = new Map<string, number>();
@@ -25,7 +28,19 @@ export class SessionCodec {
   constructor(
     private readonly secret: string,
     private readonly now: () => number,
-  ) {}
+    private readonly persist: { revokedFile?: string; onError?: (err: Error) => void } = {},
+  ) {
+    const file = persist.revokedFile;
+    if (file && existsSync(file)) {
+      try {
+        const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>;
+        for (const [sid, exp] of Object.entries(saved))
+          if (typeof exp === 'number') this.revoked.set(sid, exp);
+      } catch (err) {
+        persist.onError?.(err as Error);
+      }
+    }
+  }
 
   create(username: string, role: UserRole): { session: Session; cookie: string } {
     const session: Session = {
@@ -59,6 +74,16 @@ export class SessionCodec {
     const now = this.now();
     for (const [sid, exp] of this.revoked) if (exp <= now) this.revoked.delete(sid);
     this.revoked.set(session.sid, session.exp);
+    const file = this.persist.revokedFile;
+    if (!file) return;
+    try {
+      const tmp = `${file}.tmp`;
+      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.revoked)), { mode: 0o600 });
+      renameSync(tmp, file);
+    } catch (err) {
+      // still revoked in memory; the log says it will not survive a restart
+      this.persist.onError?.(err as Error);
+    }
   }
 
   /** The CSRF token for a session: derived, so nothing to store, and useless with another session. */

@@ -29,10 +29,18 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const s = sessionOf(request);
       const { store, threshold } = request.query as { store: boolean; threshold?: number };
       if (store) requireAdmin(request, 'storing an analysis as an event');
+      // Refuse before reading the body: twenty 19 MB uploads buffered at once stalled the
+      // bridge (and a sensor's PUBACK) for seconds.
+      if (ctx.analysis.full) {
+        reply.header('retry-after', '30');
+        throw new WebError('WEB_RATE_LIMITED', 'the server is analysing other files; try again in 30 s', {
+          retryAfterS: 30,
+        });
+      }
       if (!request.isMultipart()) {
         throw new WebError('WEB_UPLOAD_MISSING', 'send the audio as multipart/form-data with a "file" field');
       }

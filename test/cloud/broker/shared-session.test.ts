@@ -2,15 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../../cloud/app.ts';
 import type { EventMessage } from '../../../protocol/messages.ts';
+import { eventually } from '../../support/eventually.ts';
 import { freePort } from '../../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto } from '../../support/mosquitto.ts';
 import {
   connectSensor,
-  eventually,
   type LogCapture,
   newEvent,
   publishEvent,
@@ -153,4 +153,65 @@ describe('bridge sessions on Mosquitto: stranded share, expiry, takeover', () =>
     apps.push(late);
     expect(late.logs.find('connected to external MQTT broker')[0]).toMatchObject({ sessionPresent: false });
   });
+});
+
+/**
+ * Mosquitto 2.0 with persistence restores a persistent session after a restart, but not its
+ * shared subscriptions: until the bridge subscribes again, an event has no subscriber and is
+ * acknowledged to the sensor and dropped. A plain subscription is restored and queues it. This is
+ * why the README's zero-loss setup on Mosquitto uses `mqtt.sharedGroup: null` with MongoDB.
+ */
+describe('Mosquitto restart: shared vs plain subscription (the documented guarantee)', () => {
+  for (const [mode, filter, expected] of [
+    ['shared', '$share/g/t', ['before', 'queued']],
+    ['plain', 't', ['before', 'queued', 'after-restart']],
+  ] as const) {
+    it(`${mode}: receives ${expected.join(', ')}`, async () => {
+      const dir = await tempDir('sw-mosq-restart-');
+      const port = await freePort();
+      const conf = {
+        port,
+        configExtra: `persistence true\npersistence_location ${dir.path}/\nautosave_interval 1`,
+      };
+      let broker = await startMosquitto(conf);
+      const got: string[] = [];
+      const bridgeClient = () => {
+        const c = mqtt.connect(broker.url, {
+          clientId: `bridge-${mode}`,
+          protocolVersion: 5,
+          clean: false,
+          properties: { sessionExpiryInterval: 60 },
+          reconnectPeriod: 0,
+        });
+        c.on('message', (_t, p) => got.push(p.toString()));
+        return c;
+      };
+      try {
+        let bridge = bridgeClient();
+        await new Promise((r) => bridge.once('connect', r));
+        await bridge.subscribeAsync(filter, { qos: 1 });
+        const sensor = await mqtt.connectAsync(broker.url, { clientId: `s-${mode}`, reconnectPeriod: 0 });
+        await sensor.publishAsync('t', 'before', { qos: 1 });
+        await eventually(() => got.length === 1, 5000, 'first message');
+        await bridge.endAsync(true);
+        await sensor.publishAsync('t', 'queued', { qos: 1 });
+        await new Promise((r) => setTimeout(r, 1500)); // autosave
+        await sensor.endAsync(true);
+        await broker.stop();
+        broker = await startMosquitto(conf);
+        const again = await mqtt.connectAsync(broker.url, { clientId: `s-${mode}`, reconnectPeriod: 0 });
+        // Acknowledged by the broker either way.
+        await again.publishAsync('t', 'after-restart', { qos: 1 });
+        await again.endAsync(true);
+        bridge = bridgeClient();
+        await new Promise((r) => bridge.once('connect', r));
+        await new Promise((r) => setTimeout(r, 800));
+        await bridge.endAsync(true);
+        expect(got).toEqual(expected);
+      } finally {
+        await broker.stop();
+        await dir.remove();
+      }
+    });
+  }
 });

@@ -82,3 +82,34 @@ describe('open redirect in Chromium', () => {
     });
   }
 });
+
+describe('sign-out survives a restart', () => {
+  it('a cookie signed out before the restart is refused after it', async () => {
+    const { mkdtempSync, rmSync, statSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dataDir = mkdtempSync(join(tmpdir(), 'sw-revoke-'));
+    try {
+      const first = await startWeb({ config: { dataDir } });
+      const s = await login(first.web.url, ADMIN);
+      const kept = await login(first.web.url, ADMIN);
+      const logout = await fetch(`${first.web.url}/api/logout`, {
+        method: 'POST',
+        headers: { cookie: s.cookie, 'x-csrf-token': s.csrf },
+      });
+      expect(logout.status).toBe(204);
+      await first.close();
+      expect(statSync(join(dataDir, 'web-revoked-sessions.json')).mode & 0o777).toBe(0o600);
+      const second = await startWeb({ config: { dataDir } });
+      try {
+        const get = (c: string) => fetch(`${second.web.url}/api/session`, { headers: { cookie: c } });
+        expect((await get(s.cookie)).status).toBe(401);
+        expect((await get(kept.cookie)).status).toBe(200); // only the signed-out one
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { encodeWav16 } from '../core/audio/wav.ts';
+import { seededRandom } from '../core/train/random.ts';
 
 /**
  * The demo recording, synthesised in TypeScript: a few seconds of room tone and speech-like
@@ -31,18 +32,6 @@ export interface DemoRecordingOptions {
   screamGain?: number;
   /** Level of the speech-like babble around the scream. */
   babbleLevel?: number;
-}
-
-/** mulberry32: a tiny seeded PRNG, so the recording is the same everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Brown-ish room noise at about -50 dBFS. */
@@ -148,7 +137,7 @@ function addScream(out: Float32Array, from: number, n: number, rand: () => numbe
 
 export function synthesizeDemoRecording(options: DemoRecordingOptions = {}): DemoRecording {
   const sr = DEMO_SAMPLE_RATE;
-  const rand = prng(options.seed ?? 1);
+  const rand = seededRandom(options.seed ?? 1);
   const leadS = options.leadS ?? 6;
   const screamS = options.screamS ?? 2.5;
   const tailS = options.tailS ?? 6;

@@ -40,11 +40,11 @@ export class AlertDispatcher {
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
 
-  constructor(private readonly o: AlertDispatcherOptions) {}
+  constructor(private readonly options: AlertDispatcherOptions) {}
 
   start(): void {
     this.running = true;
-    this.timer = setInterval(() => this.kick(), this.o.pollMs);
+    this.timer = setInterval(() => this.kick(), this.options.pollMs);
     this.kick();
   }
 
@@ -66,7 +66,7 @@ export class AlertDispatcher {
       return;
     }
     this.pumping = this.pump()
-      .catch((err: unknown) => this.o.logger.error({ err }, 'alert queue pump failed'))
+      .catch((err: unknown) => this.options.logger.error({ err }, 'alert queue pump failed'))
       .finally(() => {
         this.pumping = null;
         if (this.pumpAgain && this.running) {
@@ -78,9 +78,9 @@ export class AlertDispatcher {
 
   private async pump(): Promise<void> {
     await this.closeCooldowns();
-    const limit = this.o.concurrency - this.inFlight.size;
+    const limit = this.options.concurrency - this.inFlight.size;
     if (limit <= 0 || !this.running) return;
-    for (const job of await this.o.state.claimDue(this.o.now(), limit, this.o.lease)) {
+    for (const job of await this.options.state.claimDue(this.options.now(), limit, this.options.lease)) {
       const p = this.attempt(job).finally(() => {
         this.inFlight.delete(p);
         this.kick();
@@ -90,17 +90,17 @@ export class AlertDispatcher {
   }
 
   private async closeCooldowns(): Promise<void> {
-    const now = this.o.now();
-    const configured = new Set((['sms', 'email'] as const).filter((c) => this.o.senders[c]));
+    const now = this.options.now();
+    const configured = new Set((['sms', 'email'] as const).filter((c) => this.options.senders[c]));
     for (;;) {
       // One bridge closes each ended window (claimed for a lease; retried by another if it dies).
-      const cd = await this.o.state.claimExpiredCooldown(now, this.o.lease);
+      const cd = await this.options.state.claimExpiredCooldown(now, this.options.lease);
       if (!cd) return;
-      const first = cd.suppressed === 0 ? null : await this.o.store.get(cd.firstEventId);
-      const plan = first ? this.o.policy.followUp(first, cd, now) : null;
+      const first = cd.suppressed === 0 ? null : await this.options.store.get(cd.firstEventId);
+      const plan = first ? this.options.policy.followUp(first, cd, now) : null;
       if (first && plan) {
-        const jobs = await enqueueContacts(this.o.state, configured, first.eventId, plan, now);
-        this.o.logger.info(
+        const jobs = await enqueueContacts(this.options.state, configured, first.eventId, plan, now);
+        this.options.logger.info(
           {
             eventId: first.eventId,
             sensorId: cd.sensorId,
@@ -110,7 +110,7 @@ export class AlertDispatcher {
           'follow-up summary queued',
         );
       }
-      await this.o.state.deleteCooldown(cd.key, cd.firstEventId);
+      await this.options.state.deleteCooldown(cd.key, cd.firstEventId);
     }
   }
 
@@ -120,14 +120,20 @@ export class AlertDispatcher {
     error: string | null,
     extra: Record<string, unknown> = {},
   ): void {
-    logAttempt(this.o.logger, job, status, error, extra, this.o.onAttempt);
+    logAttempt(this.options.logger, job, status, error, extra, this.options.onAttempt);
   }
 
   /** Records a claimed job's outcome; null (and logged) when another bridge took the job over. */
   private async finish(job: AlertJob, status: JobStatus, fields: FinishFields): Promise<AlertJob | null> {
-    const done = await this.o.state.finish(job.id, this.o.lease.owner, status, this.o.now(), fields);
+    const done = await this.options.state.finish(
+      job.id,
+      this.options.lease.owner,
+      status,
+      this.options.now(),
+      fields,
+    );
     if (!done)
-      this.o.logger.error(
+      this.options.logger.error(
         { alert: true, eventId: job.eventId, channel: job.channel, to: job.recipient, status, jobId: job.id },
         'alert job lease lost before its outcome was recorded (the send outlasted alerts.leaseS)',
       );
@@ -135,9 +141,9 @@ export class AlertDispatcher {
   }
 
   private async attempt(job: AlertJob): Promise<void> {
-    const { retry } = this.o;
+    const { retry } = this.options;
     if (job.kind === 'escalation') {
-      const event = await this.o.store.get(job.eventId);
+      const event = await this.options.store.get(job.eventId);
       // anyone responding (acknowledged or resolved) or a review stops the escalation
       const by =
         event?.response && event.response.state !== 'new' ? event.response.userId : event?.review?.userId;
@@ -147,40 +153,43 @@ export class AlertDispatcher {
         return;
       }
     }
-    const sender = this.o.senders[job.channel];
+    const sender = this.options.senders[job.channel];
     if (!sender) {
       const done = await this.finish(job, 'not-configured', {
         lastError: `${job.channel} is not configured`,
       });
       if (!done) return;
       this.report(done, 'not-configured', done.lastError);
-      await this.o.recorder.record(done);
+      await this.options.recorder.record(done);
       return;
     }
-    const startedAt = this.o.now();
+    const startedAt = this.options.now();
     let done: AlertJob | null;
     try {
       const { providerId } = await sender.send(job.recipient, job);
       done = await this.finish(job, 'sent', { providerId, lastError: null });
-      if (done) this.report(done, 'sent', null, { ms: this.o.now() - startedAt });
+      if (done) this.report(done, 'sent', null, { ms: this.options.now() - startedAt });
     } catch (err) {
       const e =
         err instanceof DeliveryError ? err : new DeliveryError((err as Error).message ?? String(err), true);
       if (e.transient && job.attempts <= retry.maxRetries && this.running) {
         // attempts counts this try: the first retry waits about initialDelayMs
-        const delay = backoffDelay(retry, job.attempts - 1, this.o.random);
-        done = await this.finish(job, 'queued', { lastError: e.message, nextAtMs: this.o.now() + delay });
+        const delay = backoffDelay(retry, job.attempts - 1, this.options.random);
+        done = await this.finish(job, 'queued', {
+          lastError: e.message,
+          nextAtMs: this.options.now() + delay,
+        });
         if (done) this.report(done, 'retrying', e.message, { retryInMs: delay });
       } else if (e.transient && job.attempts <= retry.maxRetries) {
         // Stopping: put it back as it was, to be retried after the restart.
-        done = await this.finish(job, 'queued', { lastError: e.message, nextAtMs: this.o.now() });
+        done = await this.finish(job, 'queued', { lastError: e.message, nextAtMs: this.options.now() });
         if (done) this.report(done, 'retrying', e.message);
       } else {
         done = await this.finish(job, 'failed', { lastError: e.message });
         if (done) this.report(done, 'failed', e.message, { permanent: !e.transient });
       }
     }
-    if (done) await this.o.recorder.record(done);
+    if (done) await this.options.recorder.record(done);
   }
 }
 

@@ -105,16 +105,16 @@ export function summarise(deliveries: readonly ChannelDelivery[]): ResponseStatu
  * stateful parts (cooldown owner, per-contact rate reservations) atomically.
  */
 export class AlertPolicy {
-  constructor(private readonly o: AlertPolicyOptions) {}
+  constructor(private readonly options: AlertPolicyOptions) {}
 
   label(sensorId: string): SensorLabel {
-    const c = this.o.sensorConfig(sensorId);
+    const c = this.options.sensorConfig(sensorId);
     return { id: sensorId, name: c?.name ?? null, room: c?.room ?? null };
   }
 
   choose(sensorId: string): ChosenPolicy | null {
-    const policies = this.o.policies;
-    const group = this.o.sensorConfig(sensorId)?.group ?? 'default';
+    const policies = this.options.policies;
+    const group = this.options.sensorConfig(sensorId)?.group ?? 'default';
     let index = policies.findIndex((p) => p.sensorIds.includes(sensorId));
     if (index === -1) index = policies.findIndex((p) => p.group === group);
     if (index === -1) index = policies.findIndex((p) => p.group === 'default');
@@ -138,7 +138,7 @@ export class AlertPolicy {
       alert: {
         contacts: policy.contacts,
         kind: 'alert',
-        message: screamAlert(event, label, this.o.publicUrl),
+        message: screamAlert(event, label, this.options.publicUrl),
         ratePerHour: policy.ratePerContactPerHour,
         nextAtMs: nowMs,
         recordOnEvent: true,
@@ -149,7 +149,7 @@ export class AlertPolicy {
           : {
               contacts: policy.escalateTo,
               kind: 'escalation',
-              message: escalationAlert(event, label, policy.escalateAfterS, this.o.publicUrl),
+              message: escalationAlert(event, label, policy.escalateAfterS, this.options.publicUrl),
               ratePerHour: null,
               nextAtMs: nowMs + policy.escalateAfterS * 1000,
               recordOnEvent: false,
@@ -164,7 +164,7 @@ export class AlertPolicy {
     return {
       contacts: chosen.policy.contacts,
       kind: 'offline',
-      message: offlineAlert(event, this.label(sensor.id), sensor.lastSeen, this.o.publicUrl),
+      message: offlineAlert(event, this.label(sensor.id), sensor.lastSeen, this.options.publicUrl),
       ratePerHour: chosen.policy.ratePerContactPerHour,
       nextAtMs: nowMs,
       recordOnEvent: true,
@@ -183,7 +183,7 @@ export class AlertPolicy {
         this.label(sensor.id),
         sensor.health ?? 'unknown',
         sensor.healthSince ?? null,
-        this.o.publicUrl,
+        this.options.publicUrl,
       ),
       ratePerHour: chosen.policy.ratePerContactPerHour,
       nextAtMs: nowMs,
@@ -197,7 +197,7 @@ export class AlertPolicy {
     cd: { sensorId: string; policyIndex: number; suppressed: number; peak: number; lastAt: string | null },
     nowMs: number,
   ): ContactPlan | null {
-    const policy = this.o.policies[cd.policyIndex];
+    const policy = this.options.policies[cd.policyIndex];
     if (!policy || cd.suppressed === 0) return null;
     return {
       contacts: policy.contacts,
@@ -211,7 +211,7 @@ export class AlertPolicy {
           lastAt: cd.lastAt ?? first.timestamp,
           windowS: policy.cooldownS,
         },
-        this.o.publicUrl,
+        this.options.publicUrl,
       ),
       ratePerHour: policy.ratePerContactPerHour,
       nextAtMs: nowMs,
@@ -224,7 +224,11 @@ export class AlertPolicy {
     return {
       contacts: this.choose(event.sensorId)?.policy.contacts ?? { sms: [], email: [] },
       kind: `manual-${nowMs}`,
-      message: screamAlert({ ...event, alertType: 'manual' }, this.label(event.sensorId), this.o.publicUrl),
+      message: screamAlert(
+        { ...event, alertType: 'manual' },
+        this.label(event.sensorId),
+        this.options.publicUrl,
+      ),
       ratePerHour: null,
       nextAtMs: nowMs,
       recordOnEvent: true,

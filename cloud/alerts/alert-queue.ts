@@ -273,15 +273,6 @@ export class AlertQueue implements AlertStateStore {
     });
   }
 
-  async nextDueMs(): Promise<number | null> {
-    const r = this.st(
-      "SELECT MIN(CASE WHEN status = 'queued' THEN next_at ELSE lease_until END) AS t FROM jobs WHERE status IN ('queued', 'in-flight')",
-    ).get() as {
-      t: number | null;
-    };
-    return r.t;
-  }
-
   async finish(
     id: number,
     owner: string,
@@ -318,10 +309,6 @@ export class AlertQueue implements AlertStateStore {
 
   async jobsForEvent(eventId: string): Promise<AlertJob[]> {
     return (this.st('SELECT * FROM jobs WHERE event_id = ? ORDER BY id').all(eventId) as JobRow[]).map(toJob);
-  }
-
-  async allJobs(): Promise<AlertJob[]> {
-    return (this.st('SELECT * FROM jobs ORDER BY id').all() as JobRow[]).map(toJob);
   }
 
   async reserveRate(recipient: string, jobKey: string, limit: number, nowMs: number): Promise<boolean> {

@@ -107,9 +107,6 @@ export interface AlertStateStore {
   ): Promise<AlertJob | null>;
   job(id: number): Promise<AlertJob | null>;
   jobsForEvent(eventId: string): Promise<AlertJob[]>;
-  allJobs(): Promise<AlertJob[]>;
-  /** The earliest time something becomes due (a queued job, or a lease running out). */
-  nextDueMs(): Promise<number | null>;
 
   /**
    * Reserves one message to `recipient` for `jobKey` if fewer than `limit` were reserved in the

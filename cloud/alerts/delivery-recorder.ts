@@ -17,7 +17,7 @@ export class DeliveryRecorder {
   private readonly tails = new Map<string, Promise<void>>();
   private readonly waitingForEvent = new Set<string>();
 
-  constructor(private readonly o: { store: EventStore; state: AlertStateStore; logger: Logger }) {}
+  constructor(private readonly options: { store: EventStore; state: AlertStateStore; logger: Logger }) {}
 
   /** A job finished an attempt (or was created outside ingest): show it on its event. */
   record(job: AlertJob): Promise<void> {
@@ -51,7 +51,7 @@ export class DeliveryRecorder {
 
   /** `jobs` null: all of the event's recorded jobs. */
   private async write(eventId: string, jobs: AlertJob[] | null): Promise<void> {
-    const { store, state, logger } = this.o;
+    const { store, state, logger } = this.options;
     try {
       const all = (await state.jobsForEvent(eventId)).filter((j) => j.recordOnEvent);
       const summary = summarise(deliveriesOf(all));

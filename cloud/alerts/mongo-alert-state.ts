@@ -269,19 +269,6 @@ export class MongoAlertState implements AlertStateStore {
     return (await this.jobs.find({ eventId }).sort({ _id: 1 }).toArray()).map(toJob);
   }
 
-  async allJobs(): Promise<AlertJob[]> {
-    return (await this.jobs.find({}).sort({ _id: 1 }).toArray()).map(toJob);
-  }
-
-  async nextDueMs(): Promise<number | null> {
-    const [q, f] = await Promise.all([
-      this.jobs.find({ status: 'queued' }).sort({ nextAtMs: 1 }).limit(1).toArray(),
-      this.jobs.find({ status: 'in-flight' }).sort({ leaseUntilMs: 1 }).limit(1).toArray(),
-    ]);
-    const times = [q[0]?.nextAtMs, f[0]?.leaseUntilMs].filter((t): t is number => typeof t === 'number');
-    return times.length ? Math.min(...times) : null;
-  }
-
   async reserveRate(recipient: string, jobKey: string, limit: number, nowMs: number): Promise<boolean> {
     if (limit <= 0) return false;
     const rates = this.c<RateDoc>('alert_rates');

@@ -165,6 +165,36 @@ export class EventIngest {
     return event;
   }
 
+  /**
+   * A redelivery carries the same content; the same eventId from another sensor or with other
+   * content is not a redelivery. The store keeps the first (eventId is its key), so say so with
+   * a code instead of dropping the second silently.
+   */
+  private async checkConflict(event: StoredEvent): Promise<void> {
+    const stored = await this.deps.store.get(event.eventId).catch(() => null);
+    if (!stored) return;
+    const fields = [
+      'sensorId',
+      'timestamp',
+      'startedAt',
+      'screamProbability',
+      'isScream',
+      'audioSource',
+    ] as const;
+    const differs = fields.filter((f) => stored[f] !== event[f]);
+    if (differs.length === 0) return;
+    this.deps.logger.warn(
+      {
+        code: 'EVENT_ID_CONFLICT',
+        eventId: event.eventId,
+        sensorId: event.sensorId,
+        storedSensorId: stored.sensorId,
+        differs,
+      },
+      `event ${event.eventId} from ${event.sensorId} has the id of a stored event with other content (${differs.join(', ')}); the stored one is kept and this one is not stored`,
+    );
+  }
+
   /** Decides an event's alerts (from MQTT or made on the dashboard) and stores it, once. */
   async ingestEvent(incoming: StoredEvent): Promise<IngestOutcome> {
     // Decided first, stored with the decision: one event write, and a redelivery after a crash
@@ -196,6 +226,7 @@ export class EventIngest {
     } else {
       this.stats.duplicates += 1;
       this.deps.logger.debug({ eventId: event.eventId, sensorId: event.sensorId }, 'duplicate event ignored');
+      await this.checkConflict(event);
     }
     this.deps.alerter.eventStored(event, decision, inserted);
     return inserted ? 'stored' : 'duplicate';

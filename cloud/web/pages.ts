@@ -1,6 +1,6 @@
 import type { Session } from './auth/sessions.ts';
 
-export type PageName = 'events' | 'event' | 'fleet' | 'analyse' | 'live' | 'notfound';
+export type PageName = 'events' | 'event' | 'fleet' | 'sensor' | 'analyse' | 'live' | 'notfound';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -17,6 +17,7 @@ const TITLES: Record<PageName, string> = {
   events: 'Events',
   event: 'Event',
   fleet: 'Fleet',
+  sensor: 'Sensor',
   analyse: 'Analyse a file',
   live: 'Live detection',
   notfound: 'Not found',
@@ -42,9 +43,9 @@ export function renderPage(
   page: PageName,
   session: Session,
   csrfToken: string,
-  data: { tileUrl: string; maxUploadBytes: number; eventId?: string; path?: string },
+  data: { tileUrl: string; maxUploadBytes: number; eventId?: string; sensorId?: string; path?: string },
 ): string {
-  const active = page === 'event' ? 'events' : page;
+  const active = page === 'event' ? 'events' : page === 'sensor' ? 'fleet' : page;
   const nav = NAV.map(
     (n) => `<a href="${n.href}"${n.page === active ? ' aria-current="page"' : ''}>${escapeHtml(n.label)}</a>`,
   ).join('');
@@ -56,9 +57,10 @@ export function renderPage(
     `data-tile-url="${escapeHtml(data.tileUrl)}"`,
     `data-max-upload="${data.maxUploadBytes}"`,
     data.eventId ? `data-event-id="${escapeHtml(data.eventId)}"` : '',
+    data.sensorId ? `data-sensor-id="${escapeHtml(data.sensorId)}"` : '',
   ].join(' ');
   const leaflet =
-    page === 'events' || page === 'event'
+    page === 'events' || page === 'event' || page === 'sensor'
       ? '<link rel="stylesheet" href="/static/leaflet.css">\n<link rel="stylesheet" href="/static/markercluster.css">\n'
       : '';
   const script = page === 'live' ? '/static/live.js' : '/static/app.js';

@@ -187,17 +187,19 @@ export function createWebService(deps: WebDeps): WebService {
 
   const page = (name: PageName) => async (request: FastifyRequest, reply: FastifyReply) => {
     const s = request.session!;
-    const data: { tileUrl: string; maxUploadBytes: number; eventId?: string } = {
+    const data: { tileUrl: string; maxUploadBytes: number; eventId?: string; sensorId?: string } = {
       tileUrl: config.tileUrl,
       maxUploadBytes: config.maxUploadBytes,
     };
     if (name === 'event') data.eventId = (request.params as { id: string }).id;
+    if (name === 'sensor') data.sensorId = (request.params as { id: string }).id;
     return reply.type('text/html; charset=utf-8').send(renderPage(name, s, ctx!.sessions.csrfToken(s), data));
   };
   app.get('/', async (_request, reply) => reply.redirect('/events'));
   app.get('/events', page('events'));
   app.get('/events/:id', page('event'));
   app.get('/fleet', page('fleet'));
+  app.get('/sensors/:id', page('sensor'));
   app.get('/analyse', page('analyse'));
   app.get('/live', page('live'));
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
+import type { SensorView as RegistrySensorView } from '../ingest/sensor-registry.ts';
 import type { EventChanges } from '../store/observed-store.ts';
 import type { ChannelDelivery, EventStore, StoredEvent, StoredLocation } from '../store/types.ts';
 
@@ -29,25 +30,24 @@ export interface WebConfig {
   dataDir: string;
 }
 
-/** One sensor as the fleet page shows it. */
-export interface SensorView {
-  id: string;
-  name: string | null;
-  room: string | null;
-  location: StoredLocation | null;
-  status: 'online' | 'offline' | 'unknown';
-  lastSeen: string | null;
-  outboxDepth: number | null;
-  inputLevelDbfs: number | null;
-  modelVersion: string | null;
-  lastEventAt: string | null;
-  droppedFrames: number | null;
-  /** Input health the sensor reports (null/absent: never reported). */
-  health?: 'ok' | 'silent' | 'stuck' | 'clipping' | 'no-device' | null;
-  healthSince?: string | null;
-  /** Online but its input is not ok: amber. */
-  degraded?: boolean;
-}
+/** One sensor as the fleet page shows it: the registry's view (cloud/ingest/sensor-registry.ts), these fields. */
+export type SensorView = Pick<
+  RegistrySensorView,
+  | 'id'
+  | 'name'
+  | 'room'
+  | 'location'
+  | 'status'
+  | 'lastSeen'
+  | 'outboxDepth'
+  | 'inputLevelDbfs'
+  | 'modelVersion'
+  | 'lastEventAt'
+  | 'droppedFrames'
+  | 'health'
+  | 'healthSince'
+  | 'degraded'
+>;
 
 export interface SensorRegistryView {
   list(): SensorView[];

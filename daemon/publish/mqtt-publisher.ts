@@ -68,13 +68,13 @@ export class MqttPublisher extends EventEmitter {
   connects = 0;
   private health: { health: InputHealth; since: string } | null = null;
 
-  constructor(private readonly o: MqttPublisherOptions) {
+  constructor(private readonly options: MqttPublisherOptions) {
     super();
-    this.statusTopic = sensorTopic(o.topicRoot, o.sensorId, 'status');
+    this.statusTopic = sensorTopic(options.topicRoot, options.sensorId, 'status');
     // Unreadable TLS files are a configuration error: fail at boot, naming key and file.
     this.tls = {};
     const read = (key: 'caFile' | 'certFile' | 'keyFile') => {
-      const file = o.mqtt[key];
+      const file = options.mqtt[key];
       if (!file) return undefined;
       try {
         return readFileSync(file);
@@ -105,25 +105,25 @@ export class MqttPublisher extends EventEmitter {
   /** Returns at once: a broker that is down at boot must not hold up capture. */
   async start(): Promise<void> {
     this.stopping = false;
-    this.o.outbox.on?.('rewind', this.onRewind);
+    this.options.outbox.on?.('rewind', this.onRewind);
     this.connect();
   }
 
   private endpoint(): string {
     try {
-      const u = new URL(this.o.mqtt.url);
+      const u = new URL(this.options.mqtt.url);
       return `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'mqtts:' ? 8883 : 1883)}`;
     } catch {
-      return redactUrl(this.o.mqtt.url);
+      return redactUrl(this.options.mqtt.url);
     }
   }
 
   private connect(): void {
     this.reconnectTimer = null;
     if (this.stopping) return;
-    const m = this.o.mqtt;
+    const m = this.options.mqtt;
     const options: IClientOptions = {
-      clientId: `screamwatch-${this.o.sensorId}`,
+      clientId: `screamwatch-${this.options.sensorId}`,
       clean: true,
       keepalive: m.keepaliveS,
       reconnectPeriod: 0, // we reconnect ourselves, with backoff and a fresh client
@@ -150,9 +150,12 @@ export class MqttPublisher extends EventEmitter {
       this.connects++;
       this.attempt = 0;
       this.lastErrorCode = null;
-      if (this.authError) this.o.logger.info('broker accepted the credentials now');
+      if (this.authError) this.options.logger.info('broker accepted the credentials now');
       this.authError = null;
-      this.o.logger.info({ broker: this.endpoint(), depth: this.o.outbox.depth }, 'connected to MQTT broker');
+      this.options.logger.info(
+        { broker: this.endpoint(), depth: this.options.outbox.depth },
+        'connected to MQTT broker',
+      );
       client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true }, () => {});
       this.emit('connected');
       this.pump();
@@ -186,7 +189,7 @@ export class MqttPublisher extends EventEmitter {
       client.removeAllListeners();
       client.on('error', () => {});
       client.end(true);
-      if (was) this.o.logger.warn({ broker: this.endpoint() }, 'disconnected from MQTT broker');
+      if (was) this.options.logger.warn({ broker: this.endpoint() }, 'disconnected from MQTT broker');
       this.emit('disconnected');
       this.scheduleReconnect();
     });
@@ -195,16 +198,16 @@ export class MqttPublisher extends EventEmitter {
   /** One log line per kind of failure streak, not one per retry. */
   private logOnce(code: string, message: string): void {
     if (this.lastErrorCode === code) {
-      this.o.logger.debug({ code }, message);
+      this.options.logger.debug({ code }, message);
       return;
     }
     this.lastErrorCode = code;
-    this.o.logger.error({ code }, message);
+    this.options.logger.error({ code }, message);
   }
 
   private scheduleReconnect(): void {
     if (this.stopping || this.reconnectTimer) return;
-    const policy = this.o.reconnect ?? { initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2 };
+    const policy = this.options.reconnect ?? { initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2 };
     const delay = backoffDelay(policy, this.attempt++);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
@@ -217,10 +220,10 @@ export class MqttPublisher extends EventEmitter {
   private pump(): void {
     const client = this.client;
     if (!client || !this.connected || this.stopping) return;
-    let room = (this.o.inflightLimit ?? 16) - this.inflight.size;
+    let room = (this.options.inflightLimit ?? 16) - this.inflight.size;
     if (room <= 0) return;
     const seen = this.rewinds;
-    const rows = this.o.outbox.peek(this.cursor, room + this.inflight.size);
+    const rows = this.options.outbox.peek(this.cursor, room + this.inflight.size);
     if (seen !== this.rewinds) return; // the peek itself rewound; the scheduled pump reads again
     for (const row of rows) {
       if (room <= 0) break;
@@ -232,10 +235,10 @@ export class MqttPublisher extends EventEmitter {
         if (this.client !== client) return; // a dead connection's callback: the row goes again
         this.inflight.delete(row.id);
         if (err) {
-          this.o.logger.warn({ id: row.id, err: err.message }, 'publish failed; will retry');
+          this.options.logger.warn({ id: row.id, err: err.message }, 'publish failed; will retry');
           return;
         }
-        this.o.outbox.remove(row.id); // PUBACK received
+        this.options.outbox.remove(row.id); // PUBACK received
         this.acked++;
         this.emit('acked', row);
         this.pump();
@@ -245,10 +248,10 @@ export class MqttPublisher extends EventEmitter {
 
   /** Resolves when the outbox is empty; false when `timeoutMs` passed first. */
   waitForEmpty(timeoutMs: number): Promise<boolean> {
-    if (this.o.outbox.depth === 0) return Promise.resolve(true);
+    if (this.options.outbox.depth === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const onAck = () => {
-        if (this.o.outbox.depth > 0) return;
+        if (this.options.outbox.depth > 0) return;
         done(true);
       };
       const timer = setTimeout(() => done(false), timeoutMs);
@@ -278,15 +281,15 @@ export class MqttPublisher extends EventEmitter {
   }
 
   private statusPayload(state: 'online' | 'offline'): Buffer {
-    const writable = this.o.outboxWritable?.();
+    const writable = this.options.outboxWritable?.();
     const m: StatusMessage = {
       ...(writable !== undefined && { outboxWritable: writable }),
       v: PROTOCOL_VERSION,
-      sensorId: this.o.sensorId,
+      sensorId: this.options.sensorId,
       state,
-      timestamp: new Date(this.o.clock.now()).toISOString(),
+      timestamp: new Date(this.options.clock.now()).toISOString(),
       daemonVersion: DAEMON_VERSION,
-      modelVersion: this.o.modelVersion.slice(0, 100),
+      modelVersion: this.options.modelVersion.slice(0, 100),
     };
     // offline (the last will, a clean stop) says nothing about the microphone
     if (state === 'online' && this.health) {
@@ -302,7 +305,7 @@ export class MqttPublisher extends EventEmitter {
    */
   async stop(budgetMs = 3000): Promise<void> {
     this.stopping = true;
-    this.o.outbox.off?.('rewind', this.onRewind);
+    this.options.outbox.off?.('rewind', this.onRewind);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const client = this.client;

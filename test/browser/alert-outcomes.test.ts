@@ -4,15 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { parseCloudConfig } from '../../cloud/config/schema.ts';
-import {
-  connectSensor,
-  eventually,
-  LogCapture,
-  newEvent,
-  publishEvent,
-  tempDir,
-} from '../cloud/bridge-harness.ts';
+import { connectSensor, LogCapture, newEvent, publishEvent, tempDir } from '../cloud/bridge-harness.ts';
 import { pitchModel } from '../cloud/web/support.ts';
+import { eventually } from '../support/eventually.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
 import { launchChromium, screenshot, signIn, startTileServer, watchErrors } from './support.ts';
 

@@ -165,6 +165,20 @@ describe('dashboard in Chromium', () => {
     expect(await first.innerText()).toContain('7 queued');
     expect(await page.locator('#fleet-summary').innerText()).toMatch(/1\s+offline/);
     await screenshot(page, 'fleet');
+    // a page per sensor: its status, location and events per day
+    await page.locator('.sensor-card[data-sensor-id="hall-1"] a.sensor-link').click();
+    await page.waitForURL(/\/sensors\/hall-1$/, { timeout: 5000 });
+    await page
+      .waitForSelector('#events-per-day svg rect.bar-scream', { timeout: 5000, state: 'attached' })
+      .catch(async (err) => {
+        await screenshot(page, 'sensor-page-failed');
+        throw new Error(`${err}; errors: ${errors.join(' | ')}`);
+      });
+    expect(await page.locator('h1').innerText()).toBe('Main hall');
+    const today = await page.locator('#events-per-day rect.bar-scream').last().getAttribute('data-count');
+    expect(Number(today)).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('#detection-settings').innerText()).toContain('2026-11-24-abc123');
+    await screenshot(page, 'sensor-page');
   });
 
   it('analyses an uploaded WAV and plots probability, threshold and the detected event', async () => {
@@ -345,8 +359,8 @@ describe('dashboard in Chromium', () => {
     await expect.poll(() => page.locator('.event-row').count(), { timeout: 10_000 }).toBe(77);
     const bubble = page.locator('.event-cluster');
     await bubble.first().waitFor({ timeout: 5000 });
-    expect(await bubble.count()).toBe(1);
-    expect(await bubble.innerText()).toBe('77');
+    await expect.poll(() => bubble.count(), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => bubble.innerText(), { timeout: 5000 }).toBe('77');
     expect(await bubble.getAttribute('class')).toContain('event-cluster-danger');
     await screenshot(page, 'events-cluster');
   });

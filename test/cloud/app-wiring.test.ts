@@ -6,17 +6,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CloudApp } from '../../cloud/app.ts';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { parseCloudConfig } from '../../cloud/config/schema.ts';
+import { eventually } from '../support/eventually.ts';
 import { type MongoWireServer, startMongoWireServer } from '../support/mongo-wire-server.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
-import {
-  connectSensor,
-  eventually,
-  LogCapture,
-  newEvent,
-  publishEvent,
-  startBridge,
-  tempDir,
-} from './bridge-harness.ts';
+import { connectSensor, LogCapture, newEvent, publishEvent, startBridge, tempDir } from './bridge-harness.ts';
 import { pitchModel } from './web/support.ts';
 
 const SMS_TO = '+15550001111';

@@ -3,13 +3,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
 import type { CloudConfigInput } from '../../cloud/config/schema.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { mailText, type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
 import {
   BRIDGE_USER,
   connectSensor,
-  eventually,
   type LogCapture,
   newEvent,
   publishEvent,

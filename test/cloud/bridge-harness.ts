@@ -100,17 +100,5 @@ export async function publishEvent(
   await client.publishAsync(sensorTopic(root, event.sensorId, 'events'), encodeEvent(event), { qos: 1 });
 }
 
-/** Polls until `fn` returns a truthy value; bounded. */
-export async function eventually<T>(
-  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** The one polling helper lives in test/support (re-exported for the tests that import it from here). */
+export { eventually } from '../support/eventually.ts';

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../../cloud/auth/passwords.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
-import { connectSensor, eventually, newEvent, publishEvent, tempDir } from './bridge-harness.ts';
+import { connectSensor, newEvent, publishEvent, tempDir } from './bridge-harness.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

@@ -7,8 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CloudApp } from '../../cloud/app.ts';
 import { parseCloudConfig } from '../../cloud/config/schema.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { eventually } from '../support/eventually.ts';
 import { startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
-import { connectSensor, eventually, LogCapture, newEvent, publishEvent, tempDir } from './bridge-harness.ts';
+import { connectSensor, LogCapture, newEvent, publishEvent, tempDir } from './bridge-harness.ts';
 
 const ACL = fileURLToPath(new URL('../../deploy/mosquitto/screamwatch.acl', import.meta.url));
 const USERS = { 'screamwatch-bridge': 'bridge-pw-123', 'hall-1': 'hall-pw-123', homeassistant: 'ha-pw-123' };

@@ -2,10 +2,10 @@ import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { eventually } from '../support/eventually.ts';
 import { mailText, type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import {
   connectSensor,
-  eventually,
   type LogCapture,
   newEvent,
   publishEvent,

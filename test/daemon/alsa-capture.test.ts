@@ -6,9 +6,10 @@ import { AlsaSource } from '../../daemon/capture/alsa-source.ts';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import { startAedes } from '../support/aedes.ts';
+import { eventually } from '../support/eventually.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
 import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };
 let modelPath: string;
@@ -46,7 +47,7 @@ describe('daemon with the microphone (fake arecord on PATH) and aedes', () => {
     await app.start();
     const events = () => broker.messages.filter((m) => m.topic === 'screamwatch/sensors/hall-1/events');
     await broker.waitFor(() => events().length >= 2, 20_000);
-    await until(() => app.outbox.depth === 0, 5000, 'outbox drained');
+    await eventually(() => app.outbox.depth === 0, 5000, 'outbox drained');
 
     const decoded = events().map((m) => {
       const t = parseSensorTopic('screamwatch', m.topic)!;
@@ -86,7 +87,7 @@ describe('daemon with the microphone (fake arecord on PATH) and aedes', () => {
     const app = new DaemonApp({ config, logger: captureLogs().logger });
     teardown.add(() => app.stop());
     await app.start();
-    await until(() => app.detection.processedS >= 6.5, 15_000, '6.5 s of audio analysed');
+    await eventually(() => app.detection.processedS >= 6.5, 15_000, '6.5 s of audio analysed');
     expect(app.detection.windowsScored).toBeGreaterThan(8);
     expect(broker.messages.filter((m) => m.topic.endsWith('/events'))).toHaveLength(0);
     expect(app.outbox.depthOf('event')).toBe(0);
@@ -112,7 +113,7 @@ describe('daemon with the microphone (fake arecord on PATH) and aedes', () => {
     const app = new DaemonApp({ config, logger: logs.logger });
     teardown.add(() => app.stop());
     await app.start(); // not fatal: the daemon keeps running and retrying
-    await until(() => logs.find(/ALSA_OPEN_FAILED/).length >= 3, 10_000, 'three failed opens');
+    await eventually(() => logs.find(/ALSA_OPEN_FAILED/).length >= 3, 10_000, 'three failed opens');
     const first = logs.find(/ALSA_OPEN_FAILED/)[0]!;
     expect(String(first.msg)).toMatch(
       /cannot open audio device alsa:plughw:CARD=Gone,DEV=0: .*audio open error: No such file or directory; retrying in \d+ ms/,
@@ -122,7 +123,7 @@ describe('daemon with the microphone (fake arecord on PATH) and aedes', () => {
     expect(readFileSync(logFile, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(3);
     // the device comes back: capture recovers by itself
     process.env.FAKE_ARECORD_MISSING = '';
-    await until(() => logs.find(/audio capture running/).length === 1, 5000, 'capture recovered');
+    await eventually(() => logs.find(/audio capture running/).length === 1, 5000, 'capture recovered');
   });
 
   it('a device that opens but delivers nothing is killed and reopened (ALSA_OPEN_FAILED: stalled)', async () => {
@@ -142,7 +143,7 @@ describe('daemon with the microphone (fake arecord on PATH) and aedes', () => {
     });
     teardown.add(() => source.stop());
     await source.start();
-    await until(() => logs.find(/device stalled/).length >= 2, 15_000, 'two stalls');
+    await eventually(() => logs.find(/device stalled/).length >= 2, 15_000, 'two stalls');
     expect(String(logs.find(/device stalled/)[0]!.msg)).toMatch(
       /cannot open audio device alsa:hw:1: no audio for 1500 ms/,
     );

@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonApp } from '../../daemon/app.ts';
 import { startAedes } from '../support/aedes.ts';
+import { eventually } from '../support/eventually.ts';
 import { tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 const teardown = new Teardown();
 afterEach(() => teardown.run());
@@ -69,6 +70,6 @@ describe('DaemonApp lifecycle', () => {
     const stopping = app.stop();
     await expect(starting).rejects.toMatchObject({ code: 'DAEMON_START_ABORTED' });
     await stopping;
-    await until(() => app.outbox === undefined || !app.outbox.isOpen, 2000, 'outbox closed');
+    await eventually(() => app.outbox === undefined || !app.outbox.isOpen, 2000, 'outbox closed');
   });
 });

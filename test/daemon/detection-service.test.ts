@@ -43,11 +43,17 @@ describe('DetectionService: the event message comes from the confirmer event', (
     // recompute every window independently and find the one the message must describe
     const windows = new WindowFeatureStream().push(samples);
     const probs = model.predict(windows.map((w) => w.values));
-    const onset = seq.onsetsS[0]!;
+    // the peak as of confirmation: the best window among the hits that completed k of n
+    const { threshold, confirm } = model.meta;
+    const hits: number[] = [];
     let peak = -1;
-    windows.forEach((w, i) => {
-      if (w.endS > onset && w.startS < onset + 2 && (peak < 0 || probs[i]! > probs[peak]!)) peak = i;
-    });
+    for (let i = 0; i < windows.length && peak < 0; i++) {
+      if (probs[i]! < threshold) continue;
+      hits.push(i);
+      const recent = hits.filter((h) => h > i - confirm.n);
+      if (recent.length >= confirm.k) peak = recent.reduce((a, b) => (probs[b]! > probs[a]! ? b : a));
+    }
+    expect(peak).toBeGreaterThanOrEqual(0);
     expect(msg.screamProbability).toBe(probs[peak]);
     expect(msg.features).toEqual(featureSummary(windows[peak]!.values));
     expect(Object.keys(service)).not.toContain('recent');

@@ -30,21 +30,6 @@ export function daemonConfig(input: Partial<DaemonConfigInput> & { stateDir: str
   return DaemonConfigSchema.parse({ sensorId: 'hall-1', log: { level: 'debug' }, ...input });
 }
 
-/** Polls `check` every 20 ms until it returns truthy; throws after `timeoutMs`. */
-export async function until<T>(
-  check: () => T | Promise<T>,
-  timeoutMs: number,
-  what: string,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Runs cleanups in reverse order; collects, never skips. */
 export class Teardown {
   private fns: (() => unknown)[] = [];
@@ -63,3 +48,6 @@ export class Teardown {
     if (errors.length) throw errors[0];
   }
 }
+
+/** The one polling helper lives in test/support; `until` is its older name here. */
+export { eventually as until } from '../support/eventually.ts';

@@ -6,10 +6,11 @@ import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { DaemonApp } from '../../daemon/app.ts';
 import { StatusMessageSchema } from '../../protocol/messages.ts';
 import { BRIDGE_USER, SENSOR_PASSWORD, sensorHash, startBridge } from '../cloud/bridge-harness.ts';
+import { eventually } from '../support/eventually.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
 import { tinyModelFile } from '../support/scream-fixtures.ts';
 import { mailText, type SmtpHarness, startSmtp } from '../support/smtp.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 /** A 16 kHz mono 16-bit WAV from a sample generator (values in -1..1). */
 async function pcmWav(path: string, seconds: number, gen: (i: number) => number): Promise<string> {
@@ -150,7 +151,7 @@ describe('a deaf microphone through the real capture path, the bridge, the fleet
     }
 
     for (const [kind, sensorId] of Object.entries(ids)) {
-      const s = await until(
+      const s = await eventually(
         () => (statuses.get(sensorId)?.health === kind ? statuses.get(sensorId) : null),
         15_000,
         `${sensorId} status health=${kind}`,
@@ -198,7 +199,7 @@ describe('a deaf microphone through the real capture path, the bridge, the fleet
 
     // heartbeats repeat the same episode (same health, same since): no second alert
     for (const app of Object.values(apps)) app.beat();
-    await until(
+    await eventually(
       () => Object.values(apps).every((a) => a.outbox.depth === 0),
       5000,
       'heartbeats acknowledged',
@@ -242,14 +243,14 @@ describe('a microphone missing at boot', () => {
     });
     teardown.add(() => app.stop());
     await app.start();
-    await until(
+    await eventually(
       () => bridge.registry.get('hall-1')?.health === 'no-device',
       10_000,
       'no-device at the bridge',
     );
     expect(bridge.registry.get('hall-1')).toMatchObject({ status: 'online', degraded: true });
     process.env.FAKE_ARECORD_MISSING = ''; // the mic is plugged in
-    await until(() => bridge.registry.get('hall-1')?.health === 'ok', 10_000, 'ok at the bridge');
+    await eventually(() => bridge.registry.get('hall-1')?.health === 'ok', 10_000, 'ok at the bridge');
     expect(bridge.registry.get('hall-1')?.degraded).toBe(false);
   });
 });

@@ -2,9 +2,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonApp } from '../../daemon/app.ts';
 import { DaemonConfigSchema } from '../../daemon/config/schema.ts';
 import { startAedes } from '../support/aedes.ts';
+import { eventually } from '../support/eventually.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };
 let modelPath: string;
@@ -60,7 +61,7 @@ describe('daemon metrics endpoint (localhost only, off by default)', () => {
     expect(app.ops).toBeNull();
     await app.start();
     expect(app.ops!.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    await until(
+    await eventually(
       () => app.detection.eventsConfirmed >= 2 && app.outbox.depth === 0,
       20_000,
       'two events acked',
@@ -88,7 +89,7 @@ describe('daemon metrics endpoint (localhost only, off by default)', () => {
       checks: { outbox: { ok: true }, mqtt: { ok: true }, audio: { ok: true } },
     });
     await broker.stop();
-    await until(() => !app.publisher.isConnected, 5000, 'disconnected');
+    await eventually(() => !app.publisher.isConnected, 5000, 'disconnected');
     const down = await fetch(`${app.ops!.url}/healthz`);
     expect(down.status).toBe(503);
     expect(((await down.json()) as { checks: { mqtt: unknown } }).checks.mqtt).toMatchObject({

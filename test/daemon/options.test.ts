@@ -5,9 +5,10 @@ import { DaemonApp } from '../../daemon/app.ts';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import type { EventMessage, HeartbeatMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };
 let modelPath: string;
@@ -141,7 +142,7 @@ describe('detection options', () => {
     expect(beats[1]!.rssBytes).toBeGreaterThan(1_000_000);
     expect(beats[1]!.inputLevelDbfs).toBeLessThan(0);
     await broker.stop();
-    await until(() => !app.publisher.isConnected, 3000, 'disconnect');
+    await eventually(() => !app.publisher.isConnected, 3000, 'disconnect');
     await new Promise((r) => setTimeout(r, 2500));
     expect(app.outbox.depthOf('heartbeat')).toBe(1);
   });

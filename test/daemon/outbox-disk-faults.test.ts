@@ -8,9 +8,10 @@ import { MqttPublisher } from '../../daemon/publish/mqtt-publisher.ts';
 import type { EventMessage, HeartbeatMessage, StatusMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
 import { canMount, loopExt4, smallTmpfs } from '../support/disk-faults.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };
 let modelPath: string;
@@ -80,7 +81,7 @@ describe.skipIf(!canMount)('outbox on a failing disk (real tmpfs / ext4 loop mou
     await app.start(); // before: SQLITE_FULL thrown at the boot heartbeat, a crash loop
     await ended;
     await broker.waitFor((m) => payloads(m, '/events').length >= 3, 10_000);
-    await until(() => app.outbox.depth === 0, 5000, 'PUBACKs for the memory rows');
+    await eventually(() => app.outbox.depth === 0, 5000, 'PUBACKs for the memory rows');
     expect(app.stats().eventsConfirmed).toBe(3);
     const failures = logs.find(/OUTBOX_WRITE_FAILED/);
     expect(failures).toHaveLength(1); // once, with the reason, not per event
@@ -94,7 +95,7 @@ describe.skipIf(!canMount)('outbox on a failing disk (real tmpfs / ext4 loop mou
     expect(status).toMatchObject({ state: 'online', outboxWritable: false });
 
     disk.free();
-    await until(() => app.outbox.writable, 5000, 'the disk retried and writable again');
+    await eventually(() => app.outbox.writable, 5000, 'the disk retried and writable again');
     await broker.waitFor((m) => payloads<StatusMessage>(m, '/status').at(-1)?.outboxWritable === true);
     expect(logs.find(/OUTBOX_WRITABLE/)).toHaveLength(1);
     app.beat();
@@ -121,7 +122,7 @@ describe.skipIf(!canMount)('outbox on a failing disk (real tmpfs / ext4 loop mou
     // disk, untouched, and shows again once the disk has room
     expect(first.app.outbox.depthOf('event')).toBe(3);
     disk.free();
-    await until(
+    await eventually(
       () => first.app.outbox.writable && first.app.outbox.memoryDepth === 0,
       5000,
       'memory rows on disk',
@@ -138,7 +139,7 @@ describe.skipIf(!canMount)('outbox on a failing disk (real tmpfs / ext4 loop mou
     await second.app.start();
     await second.ended;
     const ids = new Set(payloads<{ eventId: string }>(broker.messages, '/events').map((e) => e.eventId));
-    await until(() => second.app.outbox.depth === 0, 10_000, 'all delivered');
+    await eventually(() => second.app.outbox.depth === 0, 10_000, 'all delivered');
     const delivered = new Set(
       payloads<{ eventId?: string }>(broker.messages, '/events').map((e) => e.eventId),
     );
@@ -175,7 +176,7 @@ describe.skipIf(!canMount)('outbox on a failing disk (real tmpfs / ext4 loop mou
     await publisher.start();
     await broker.waitFor((m) => payloads(m, '/events').length >= 2);
     expect(payloads<{ n: number }>(broker.messages, '/events').map((e) => e.n)).toEqual([1, 2]);
-    await until(() => outbox.memoryDepth === 0, 5000, 'memory rows acknowledged');
+    await eventually(() => outbox.memoryDepth === 0, 5000, 'memory rows acknowledged');
     // the acknowledged disk row cannot be deleted on a read-only disk, but is not sent again
     expect(outbox.depth).toBe(0);
     expect(logs.find(/OUTBOX_WRITE_FAILED/)).toHaveLength(1);
@@ -226,7 +227,7 @@ describe('outbox file deleted or corrupt', () => {
     for (const id of ['A', 'B', 'C']) outbox.add('event', TOPIC, Buffer.from(id), 1, id);
     const path = join(state.dir, 'outbox.sqlite');
     for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
-    await until(() => existsSync(path), 2000, 'the inode check recreated the file');
+    await eventually(() => existsSync(path), 2000, 'the inode check recreated the file');
     expect(logs.find(/OUTBOX_CORRUPT/)[0]!.msg).toMatch(
       /deleted while running: .*3 queued row\(s\) recovered, 0 lost/,
     );

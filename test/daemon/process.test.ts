@@ -9,12 +9,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runDaemonCommand } from '../../daemon/cli.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { eventually } from '../support/eventually.ts';
 import { FAKE_ARECORD_DIR } from '../support/fake-arecord.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto } from '../support/mosquitto.ts';
 import { startNotifySocket } from '../support/notify-socket.ts';
 import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, Teardown, tempDir } from './helpers.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -95,7 +96,7 @@ describe('the daemon process', () => {
       FAKE_ARECORD_LOG: join(state.dir, 'arecord.log'),
       NOTIFY_SOCKET: '', // not under systemd: sd_notify must be a no-op
     });
-    await until(() => d.lines.some((l) => l.msg === 'audio capture running'), 15_000, 'capture running');
+    await eventually(() => d.lines.some((l) => l.msg === 'audio capture running'), 15_000, 'capture running');
     await broker.waitFor((m) => m.some((x) => x.topic.endsWith('/status')), 5000);
     const t0 = Date.now();
     d.child.kill('SIGTERM');
@@ -131,13 +132,17 @@ describe('the daemon process', () => {
       NOTIFY_SOCKET: notify.path,
       WATCHDOG_USEC: '400000',
     });
-    await until(() => notify.messages.includes('READY=1'), 15_000, 'READY=1');
+    await eventually(() => notify.messages.includes('READY=1'), 15_000, 'READY=1');
     expect(d.lines.some((l) => l.msg === 'audio capture running')).toBe(true);
-    await until(() => notify.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 5000, 'watchdog pings');
+    await eventually(
+      () => notify.messages.filter((m) => m === 'WATCHDOG=1').length >= 3,
+      5000,
+      'watchdog pings',
+    );
     expect(notify.messages).toContain('STATUS=listening on alsa:default');
     d.child.kill('SIGTERM');
     expect((await d.exited).code).toBe(0);
-    await until(() => notify.messages.includes('STOPPING=1'), 2000, 'STOPPING=1');
+    await eventually(() => notify.messages.includes('STOPPING=1'), 2000, 'STOPPING=1');
     expect(notify.messages.filter((m) => m === 'READY=1')).toHaveLength(1);
   });
 
@@ -161,9 +166,13 @@ describe('the daemon process', () => {
       NOTIFY_SOCKET: notify.path,
       WATCHDOG_USEC: '400000',
     });
-    await until(() => notify.messages.includes('READY=1'), 15_000, 'READY=1 without a microphone');
+    await eventually(() => notify.messages.includes('READY=1'), 15_000, 'READY=1 without a microphone');
     expect(notify.messages).toContain('STATUS=no audio device alsa:plughw:CARD=Gone,DEV=0: retrying');
-    await until(() => notify.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 5000, 'watchdog pings');
+    await eventually(
+      () => notify.messages.filter((m) => m === 'WATCHDOG=1').length >= 3,
+      5000,
+      'watchdog pings',
+    );
     await broker.waitFor(
       (m) =>
         m.some(
@@ -197,7 +206,7 @@ describe('the daemon process', () => {
     teardown.add(state.remove);
     const cfg = await configFile(state.dir, { stateDir: state.dir, mqtt: { url: holding.url } });
     const first = spawnDaemon(['--config', cfg, '--source', `file:${oneScream}`, '--fast']);
-    await until(() => heldEvent, 20_000, 'the event reaching the broker');
+    await eventually(() => heldEvent, 20_000, 'the event reaching the broker');
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
     // the broker publishes the last will: the sensor is offline (retained)
@@ -263,7 +272,7 @@ describe('the daemon process', () => {
       { handleSignals: false, logger: logs.logger, env: {} },
     );
     expect(code).toBe(0);
-    await until(() => received.length === 1, 5000, 'event at the subscriber');
+    await eventually(() => received.length === 1, 5000, 'event at the subscriber');
     expect(received[0]).toMatchObject({
       sensorId: 'lab-7',
       isScream: true,
@@ -365,7 +374,7 @@ describe('the daemon process', () => {
       { SCREAMWATCH_DETECTION_MODEL_PATH: modelPath },
       [join(ROOT, 'bin/screamwatch.js')],
     );
-    await until(() => sockets.size > 0, 20_000, 'the daemon connecting');
+    await eventually(() => sockets.size > 0, 20_000, 'the daemon connecting');
     expect(await p.exited).toEqual({ code: 0, signal: null });
     expect(p.stderr()).not.toMatch(/connack timeout|Unhandled/);
     expect(p.lines.some((l) => l.msg === 'daemon stopped')).toBe(true);

@@ -6,10 +6,11 @@ import { DaemonApp } from '../../daemon/app.ts';
 import { OutboxStore } from '../../daemon/outbox/outbox-store.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };
 let modelPath: string;
@@ -64,13 +65,13 @@ describe('outbox and MQTT delivery', () => {
     expect(committed).toHaveLength(3);
     expect(app.outbox.depthOf('event')).toBe(3);
     expect(app.publisher.isConnected).toBe(false);
-    await until(() => logs.find(/MQTT_CONNECT_FAILED/).length > 0, 3000, 'connect failure logged');
+    await eventually(() => logs.find(/MQTT_CONNECT_FAILED/).length > 0, 3000, 'connect failure logged');
     expect(String(logs.find(/MQTT_CONNECT_FAILED/)[0]!.msg)).toContain(`mqtt://127.0.0.1:${port}`);
 
     const broker = await startAedes({ port });
     teardown.add(() => broker.stop());
     await broker.waitFor((m) => eventsOf(m).length >= 3, 10_000);
-    await until(() => app.outbox.depth === 0, 5000, 'outbox empty');
+    await eventually(() => app.outbox.depth === 0, 5000, 'outbox empty');
     expect(eventsOf(broker.messages).map((e) => e.eventId)).toEqual(committed.map((e) => e.eventId));
   });
 
@@ -89,12 +90,12 @@ describe('outbox and MQTT delivery', () => {
     await broker.waitFor((m) => eventsOf(m).length >= 1, 15_000);
     const firstBroker = broker;
     await firstBroker.stop(); // crash: sockets dropped
-    await until(() => committed.length >= 2, 15_000, 'second scream while the broker is down');
+    await eventually(() => committed.length >= 2, 15_000, 'second scream while the broker is down');
     broker = await startAedes({ port });
     teardown.add(() => broker.stop());
-    await until(() => committed.length === 3, 15_000, 'third scream');
+    await eventually(() => committed.length === 3, 15_000, 'third scream');
     await broker.waitFor((m) => eventsOf(m).length >= 2, 10_000);
-    await until(() => app.outbox.depthOf('event') === 0, 5000, 'events acknowledged');
+    await eventually(() => app.outbox.depthOf('event') === 0, 5000, 'events acknowledged');
     const delivered = [...eventsOf(firstBroker.messages), ...eventsOf(broker.messages)].map((e) => e.eventId);
     // at least once: every committed event arrived, in order of first arrival
     const firstSeen = [...new Set(delivered)];
@@ -149,7 +150,7 @@ describe('outbox and MQTT delivery', () => {
     });
     await app.start();
     await ended;
-    await until(() => logs.find(/MQTT_AUTH_REFUSED/).length > 0, 5000, 'auth refusal logged');
+    await eventually(() => logs.find(/MQTT_AUTH_REFUSED/).length > 0, 5000, 'auth refusal logged');
     const refusal = logs.find(/MQTT_AUTH_REFUSED/)[0]!;
     expect(String(refusal.msg)).toMatch(
       new RegExp(
@@ -191,14 +192,14 @@ describe('outbox and MQTT delivery', () => {
 
     broker = await startMosquitto({ port, persistenceDir });
     teardown.add(() => broker.stop());
-    await until(() => app.outbox.depthOf('event') === 0, 10_000, 'events acknowledged by Mosquitto');
+    await eventually(() => app.outbox.depthOf('event') === 0, 10_000, 'events acknowledged by Mosquitto');
     const received: string[] = [];
     const sub2 = mqtt.connect(broker.url, subscriberOptions);
     teardown.add(() => sub2.endAsync());
     sub2.on('message', (_t, payload) =>
       received.push((JSON.parse(payload.toString()) as EventMessage).eventId),
     );
-    await until(() => received.length >= 3, 10_000, 'queued events at the subscriber');
+    await eventually(() => received.length >= 3, 10_000, 'queued events at the subscriber');
     expect(received).toEqual(committed.map((e) => e.eventId));
   });
 });

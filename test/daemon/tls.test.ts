@@ -5,9 +5,10 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonApp } from '../../daemon/app.ts';
 import { runDaemonCommand } from '../../daemon/cli.ts';
+import { eventually } from '../support/eventually.ts';
 import { startMosquitto } from '../support/mosquitto.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from './helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 const run = promisify(execFile);
 
@@ -109,7 +110,7 @@ describe('MQTT over TLS (Mosquitto)', () => {
     });
     teardown.add(() => app.stop());
     await app.start();
-    await until(
+    await eventually(
       () => app.stats().eventsConfirmed === 1 && app.outbox.depthOf('event') === 0,
       10_000,
       'event acknowledged over TLS',
@@ -137,7 +138,7 @@ describe('MQTT over TLS (Mosquitto)', () => {
     });
     teardown.add(() => app.stop());
     await app.start();
-    await until(
+    await eventually(
       () => logs.find(/MQTT_CONNECT_FAILED/).length > 0 && app.stats().eventsConfirmed === 1,
       10_000,
       'TLS failure logged',

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { writeDemoRecording } from '../../demo/scream-recording.ts';
+import { eventually } from '../support/eventually.ts';
 import { FAKE_ARECORD_DIR } from '../support/fake-arecord.ts';
 
 const BIN = new URL('../../bin/screamwatch.js', import.meta.url).pathname;
@@ -27,21 +28,6 @@ function portOpen(port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
-}
-
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 describe('screamwatch demo (the `npm start` command)', () => {
@@ -90,9 +76,7 @@ describe('screamwatch demo (the `npm start` command)', () => {
     });
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
 
-    const { url, password, mqttPort } = await until(
-      'the printed dashboard URL and login',
-      40_000,
+    const { url, password, mqttPort } = await eventually(
       async () => {
         if (proc.exitCode !== null) throw new Error(`demo exited ${proc.exitCode}: ${stderr}`);
         const u = /Dashboard:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
@@ -100,6 +84,9 @@ describe('screamwatch demo (the `npm start` command)', () => {
         const m = /MQTT broker:\s+mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(stdout);
         return u && p && m ? { url: u[1]!, password: p[1]!, mqttPort: Number(m[1]) } : undefined;
       },
+      40_000,
+      'the printed dashboard URL and login',
+      250,
     );
     expect(stdout).toMatch(/no microphone found: replaying a generated recording/);
 
@@ -114,14 +101,15 @@ describe('screamwatch demo (the `npm start` command)', () => {
     const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
 
     type ApiEvent = { eventId: string; sensorId: string; isScream: boolean; responseStatus: string };
-    const event = await until(
-      'a scream event alerted as not-configured on the dashboard',
-      60_000,
+    const event = await eventually(
       async () => {
         const res = await fetch(`${url}/api/events`, { headers: { cookie } });
         const body = (await res.json()) as { events: ApiEvent[] };
         return body.events.find((e) => e.responseStatus === 'not-configured');
       },
+      60_000,
+      'a scream event alerted as not-configured on the dashboard',
+      250,
     );
     expect(event).toMatchObject({ sensorId: 'demo-sensor', isScream: true });
     const detail = (await (
@@ -130,8 +118,11 @@ describe('screamwatch demo (the `npm start` command)', () => {
       event: { deliveries: { channel: string; status: string }[] };
     };
     expect(detail.event.deliveries.map((d) => d.status)).toEqual(['not-configured', 'not-configured']);
-    await until('the event printed on the console', 5000, async () =>
-      stdout.includes(event.eventId) ? true : undefined,
+    await eventually(
+      async () => (stdout.includes(event.eventId) ? true : undefined),
+      5000,
+      'the event printed on the console',
+      250,
     );
     // the printed password is the demo's login, not something that leaks into logs
     expect(stderr).not.toContain(password);
@@ -143,20 +134,30 @@ describe('screamwatch demo (the `npm start` command)', () => {
       outboxDepth: number | null;
       inputLevelDbfs: number | null;
     };
-    const sensor = await until('the demo sensor with heartbeat figures', 10_000, async () => {
-      const r = (await (await fetch(`${url}/api/sensors`, { headers: { cookie } })).json()) as {
-        sensors: ApiSensor[];
-      };
-      return r.sensors.find(
-        (x) => x.id === 'demo-sensor' && x.outboxDepth !== null && x.inputLevelDbfs !== null,
-      );
-    });
+    const sensor = await eventually(
+      async () => {
+        const r = (await (await fetch(`${url}/api/sensors`, { headers: { cookie } })).json()) as {
+          sensors: ApiSensor[];
+        };
+        return r.sensors.find(
+          (x) => x.id === 'demo-sensor' && x.outboxDepth !== null && x.inputLevelDbfs !== null,
+        );
+      },
+      10_000,
+      'the demo sensor with heartbeat figures',
+      250,
+    );
     expect(sensor.status).toBe('online');
-    await until('a scream from the second replay loop', 60_000, async () => {
-      const res = await fetch(`${url}/api/events?isScream=true`, { headers: { cookie } });
-      const body = (await res.json()) as { events: ApiEvent[] };
-      return body.events.filter((e) => e.sensorId === 'demo-sensor').length >= 2 ? true : undefined;
-    });
+    await eventually(
+      async () => {
+        const res = await fetch(`${url}/api/events?isScream=true`, { headers: { cookie } });
+        const body = (await res.json()) as { events: ApiEvent[] };
+        return body.events.filter((e) => e.sensorId === 'demo-sensor').length >= 2 ? true : undefined;
+      },
+      60_000,
+      'a scream from the second replay loop',
+      250,
+    );
     const sensorLog = readFileSync(join(dir, 'data', 'logs', 'sensor.log'), 'utf8');
     expect(sensorLog.match(/replaying audio file/g)).toHaveLength(1);
     const after = (await (await fetch(`${url}/api/sensors`, { headers: { cookie } })).json()) as {
@@ -196,12 +197,19 @@ describe('screamwatch demo (the `npm start` command)', () => {
       stdout += d.toString();
     });
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-    await until('the microphone notice', 40_000, async () =>
-      /listening to the microphone \(alsa:default\)/.test(stdout) ? true : undefined,
+    await eventually(
+      async () => (/listening to the microphone \(alsa:default\)/.test(stdout) ? true : undefined),
+      40_000,
+      'the microphone notice',
+      250,
     );
     // the scream the "microphone" hears is confirmed, stored and alerted (printed by the demo)
-    await until('an event heard through the microphone', 60_000, async () =>
-      /scream event \S+ from demo-sensor .*alert: not-configured/.test(stdout) ? true : undefined,
+    await eventually(
+      async () =>
+        /scream event \S+ from demo-sensor .*alert: not-configured/.test(stdout) ? true : undefined,
+      60_000,
+      'an event heard through the microphone',
+      250,
     );
     proc.kill('SIGINT');
     const code = await Promise.race([
@@ -216,6 +224,11 @@ describe('screamwatch demo (the `npm start` command)', () => {
       .map((l) => JSON.parse(l) as { pid: number })
       .map((l) => l.pid);
     expect(pids.length).toBeGreaterThan(0);
-    await until('arecord gone', 5000, async () => (pids.every((p) => !alive(p)) ? true : undefined));
+    await eventually(
+      async () => (pids.every((p) => !alive(p)) ? true : undefined),
+      5000,
+      'arecord gone',
+      250,
+    );
   }, 120_000);
 });

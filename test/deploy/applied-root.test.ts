@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../../cloud/auth/passwords.ts';
 import { loadCloudConfig } from '../../cloud/config/schema.ts';
 import { loadDaemonConfig } from '../../daemon/config/load.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 
 const run = promisify(execFile);
@@ -170,21 +171,6 @@ async function startService(unit: string, stateDir: string, extraArgs: string[])
   return () => output;
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
-
 describe.skipIf(!root || !adminPassword)(
   'deploy: the deployed sensor reports online on the deployed cloud',
   () => {
@@ -204,15 +190,20 @@ describe.skipIf(!root || !adminPassword)(
         String(httpPort),
       ]);
       const base = `http://127.0.0.1:${httpPort}`;
-      const cookie = await until('the dashboard login', 60_000, async () => {
-        const res = await fetch(`${base}/api/login`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ username: 'admin', password: adminPassword }),
-        });
-        if (res.status !== 200) throw new Error(`login: HTTP ${res.status}: ${await res.text()}`);
-        return res.headers.get('set-cookie')?.split(';')[0];
-      }).catch((err: Error) => {
+      const cookie = await eventually(
+        async () => {
+          const res = await fetch(`${base}/api/login`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ username: 'admin', password: adminPassword }),
+          });
+          if (res.status !== 200) throw new Error(`login: HTTP ${res.status}: ${await res.text()}`);
+          return res.headers.get('set-cookie')?.split(';')[0];
+        },
+        60_000,
+        'the dashboard login',
+        250,
+      ).catch((err: Error) => {
         throw new Error(`${err.message}\ncloud output:\n${cloudLog()}`);
       });
 
@@ -240,13 +231,18 @@ describe.skipIf(!root || !adminPassword)(
         '--broker',
         `mqtt://127.0.0.1:${mqttPort}`,
       ]);
-      const sensor = await until('apply-1 online on /api/sensors', 45_000, async () => {
-        const res = await fetch(`${base}/api/sensors`, { headers: { cookie } });
-        const body = (await res.json()) as {
-          sensors: { id: string; status: string; room?: string | null }[];
-        };
-        return body.sensors.find((s) => s.id === 'apply-1' && s.status === 'online');
-      }).catch((err: Error) => {
+      const sensor = await eventually(
+        async () => {
+          const res = await fetch(`${base}/api/sensors`, { headers: { cookie } });
+          const body = (await res.json()) as {
+            sensors: { id: string; status: string; room?: string | null }[];
+          };
+          return body.sensors.find((s) => s.id === 'apply-1' && s.status === 'online');
+        },
+        45_000,
+        'apply-1 online on /api/sensors',
+        250,
+      ).catch((err: Error) => {
         throw new Error(`${err.message}\ndaemon output:\n${daemonLog()}\ncloud output:\n${cloudLog()}`);
       });
       expect(sensor.room).toBe('Test bench');

@@ -5,8 +5,9 @@ import { ExternalBroker } from '../../cloud/broker/external-broker.ts';
 import { CloudConfigSchema } from '../../cloud/config/schema.ts';
 import { DaemonApp } from '../../daemon/app.ts';
 import { redactUrl } from '../../protocol/redact.ts';
-import { captureLogs, daemonConfig, Teardown, tempDir, until } from '../daemon/helpers.ts';
+import { captureLogs, daemonConfig, Teardown, tempDir } from '../daemon/helpers.ts';
 import { startAedes } from '../support/aedes.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
 import { silenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
@@ -50,7 +51,7 @@ describe('credentials in broker URLs never reach a log', () => {
         mqttReconnect: { initialDelayMs: 50, maxDelayMs: 100, multiplier: 2 },
       });
       await app.start().catch((err: Error) => all.push(err.message));
-      await until(
+      await eventually(
         () => logs.lines.some((l) => /MQTT_|connected to MQTT/.test(JSON.stringify(l))),
         5000,
         'a broker line',

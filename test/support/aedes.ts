@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesOptions, type AedesPublishPacket } from 'aedes';
+import { eventually } from './eventually.ts';
 
 export interface AedesHarnessOptions {
   /** Listen on this port (to restart a broker where clients expect it); default a free one. */
@@ -48,7 +49,6 @@ export async function startAedes(options: AedesHarnessOptions = {}): Promise<Aed
   }
   const broker = await Aedes.createBroker(aedesOptions);
   const messages: ReceivedMessage[] = [];
-  const waiters = new Set<() => void>();
   broker.on('publish', (packet: AedesPublishPacket, client) => {
     if (!client) return;
     messages.push({
@@ -58,7 +58,6 @@ export async function startAedes(options: AedesHarnessOptions = {}): Promise<Aed
       retain: packet.retain,
       clientId: client.id ?? null,
     });
-    for (const w of waiters) w();
   });
 
   const sockets = new Set<Socket>();
@@ -82,27 +81,11 @@ export async function startAedes(options: AedesHarnessOptions = {}): Promise<Aed
     broker,
     messages,
     waitFor(predicate, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (!predicate(messages)) return;
-          cleanup();
-          resolve(messages);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new Error(
-              `aedes harness: condition not met within ${timeoutMs} ms (${messages.length} messages)`,
-            ),
-          );
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
+      return eventually(
+        () => predicate(messages) && messages,
+        timeoutMs,
+        `aedes harness: condition (${messages.length} so far)`,
+      );
     },
     stop() {
       stopped ??= (async () => {

@@ -1,4 +1,5 @@
 import { SMTPServer } from 'smtp-server';
+import { eventually } from './eventually.ts';
 
 export interface ReceivedMail {
   from: string | null;
@@ -21,7 +22,6 @@ export interface SmtpHarness {
 /** A real SMTP server (smtp-server) on loopback, no TLS, accepting any login. */
 export async function startSmtp(options: { port?: number } = {}): Promise<SmtpHarness> {
   const mails: ReceivedMail[] = [];
-  const waiters = new Set<() => void>();
   let rejects: { n: number; code: number } = { n: 0, code: 0 };
   const server = new SMTPServer({
     secure: false,
@@ -46,7 +46,6 @@ export async function startSmtp(options: { port?: number } = {}): Promise<SmtpHa
           raw: Buffer.concat(chunks).toString('utf8'),
           atMs: Date.now(),
         });
-        for (const w of waiters) w();
         cb();
       });
     },
@@ -67,23 +66,11 @@ export async function startSmtp(options: { port?: number } = {}): Promise<SmtpHa
       rejects = { n, code };
     },
     waitFor(predicate, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (!predicate(mails)) return;
-          done();
-          resolve(mails);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`smtp harness: condition not met in ${timeoutMs} ms (${mails.length} mails)`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
+      return eventually(
+        () => predicate(mails) && mails,
+        timeoutMs,
+        `smtp server: condition (${mails.length} so far)`,
+      );
     },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { eventually } from './eventually.ts';
 
 export type TwilioBehaviour = 201 | 400 | 401 | 429 | 500 | 503 | 'hang';
 
@@ -37,7 +38,6 @@ export interface TwilioEndpoint {
 export async function startTwilioEndpoint(): Promise<TwilioEndpoint> {
   const requests: TwilioRequest[] = [];
   const script: TwilioBehaviour[] = [];
-  const waiters = new Set<() => void>();
   const sockets = new Set<Socket>();
   let seq = 0;
   const endpoint: TwilioEndpoint = {
@@ -48,27 +48,11 @@ export async function startTwilioEndpoint(): Promise<TwilioEndpoint> {
     fallback: 201,
     onRequest: null,
     waitFor(predicate, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (!predicate(requests)) return;
-          done();
-          resolve(requests);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(
-            new Error(
-              `twilio endpoint: condition not met in ${timeoutMs} ms (${requests.length} requests: ${requests.map((r) => r.status).join(',')})`,
-            ),
-          );
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
+      return eventually(
+        () => predicate(requests) && requests,
+        timeoutMs,
+        `twilio endpoint: condition (${requests.length} so far)`,
+      );
     },
     async stop() {
       for (const s of sockets) s.destroy();
@@ -100,7 +84,6 @@ export async function startTwilioEndpoint(): Promise<TwilioEndpoint> {
     };
     requests.push(r);
     endpoint.onRequest?.(r);
-    for (const w of waiters) w();
     if (status === 'hang') return; // never answers; the socket is destroyed on stop()
     const json = (code: number, body: unknown) =>
       res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));

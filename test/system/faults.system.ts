@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { ulidTime } from '../../protocol/event-id.ts';
 import { canMount, smallTmpfs } from '../support/disk-faults.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto } from '../support/mosquitto.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
@@ -23,7 +24,6 @@ import {
   startDaemon,
   storedIds,
   tally,
-  until,
 } from './harness.ts';
 
 // Secrets the bridge and daemons get through the environment / config; the last scenario
@@ -111,11 +111,16 @@ const FINAL = new Set(['sent', 'failed', 'not-configured', 'suppressed']);
 
 /** Waits until every alert job is final (sent, failed with a reason, ...) and returns counts. */
 async function settleAlerts(dataDir: string, expectedEvents: Set<string>) {
-  await until('every alert delivered or marked failed', 60_000, () => {
-    const jobs = alertJobs(dataDir).filter((j) => expectedEvents.has(j.event_id));
-    const events = new Set(jobs.map((j) => j.event_id));
-    return events.size === expectedEvents.size && jobs.every((j) => FINAL.has(j.status));
-  });
+  await eventually(
+    () => {
+      const jobs = alertJobs(dataDir).filter((j) => expectedEvents.has(j.event_id));
+      const events = new Set(jobs.map((j) => j.event_id));
+      return events.size === expectedEvents.size && jobs.every((j) => FINAL.has(j.status));
+    },
+    60_000,
+    'every alert delivered or marked failed',
+    200,
+  );
   const jobs = alertJobs(dataDir).filter((j) => expectedEvents.has(j.event_id));
   for (const j of jobs)
     if (j.status === 'failed') expect(j.last_error, `${j.event_id} ${j.channel}`).toBeTruthy();
@@ -162,7 +167,12 @@ describe('system: faults between real processes', () => {
       broker: `mqtt://127.0.0.1:${mqttPort}`,
       source: `file:${track.path}`,
     });
-    await until('a first stored event', 60_000, () => storedIds(join(dir, 'data')).size > 0 || undefined);
+    await eventually(
+      () => storedIds(join(dir, 'data')).size > 0 || undefined,
+      60_000,
+      'a first stored event',
+      200,
+    );
     const downAt = Date.now();
     await b.kill9();
     await sleep(2000);
@@ -171,10 +181,11 @@ describe('system: faults between real processes', () => {
     await b.waitFor(/cloud bridge running/, 30_000);
     expect(await d.exited).toBe(0);
     const sent = d.confirmedIds();
-    await until(
-      'all confirmed events stored',
-      60_000,
+    await eventually(
       () => sent.every((id) => storedIds(join(dir, 'data')).has(id)) || undefined,
+      60_000,
+      'all confirmed events stored',
+      200,
     );
     const recoverS = (Date.now() - restartedAt) / 1000;
     await settleAlerts(join(dir, 'data'), new Set(sent));
@@ -217,10 +228,11 @@ describe('system: faults between real processes', () => {
     const restartedAt = Date.now();
     expect(await last.exited).toBe(0);
     for (const id of last.confirmedIds()) sent.add(id);
-    await until(
-      'all confirmed events stored',
-      60_000,
+    await eventually(
       () => [...sent].every((id) => storedIds(join(dir, 'data')).has(id)) || undefined,
+      60_000,
+      'all confirmed events stored',
+      200,
     );
     const recoverS = (Date.now() - restartedAt) / 1000;
     await settleAlerts(join(dir, 'data'), sent);
@@ -250,7 +262,12 @@ describe('system: faults between real processes', () => {
     await b.waitFor(/connected|subscribed|cloud bridge running/, 30_000);
     await b.waitFor(/cloud bridge running/, 30_000);
     const d = daemon({ dir, sensorId: 's3', broker: m.url, source: `file:${track.path}`, drainTimeoutS: 90 });
-    await until('a first stored event', 60_000, () => storedIds(join(dir, 'data')).size > 0 || undefined);
+    await eventually(
+      () => storedIds(join(dir, 'data')).size > 0 || undefined,
+      60_000,
+      'a first stored event',
+      200,
+    );
     const downAt = Date.now();
     await m.stop();
     brokers.splice(brokers.indexOf(m), 1);
@@ -260,10 +277,11 @@ describe('system: faults between real processes', () => {
     const restartedAt = Date.now();
     expect(await d.exited).toBe(0);
     const sent = d.confirmedIds();
-    await until(
-      'all confirmed events stored',
-      60_000,
+    await eventually(
       () => sent.every((id) => storedIds(join(dir, 'data')).has(id)) || undefined,
+      60_000,
+      'all confirmed events stored',
+      200,
     );
     const recoverS = (Date.now() - restartedAt) / 1000;
     await settleAlerts(join(dir, 'data'), new Set(sent));
@@ -335,10 +353,11 @@ describe('system: faults between real processes', () => {
     await b.waitFor(/cloud bridge running/, 30_000);
     expect(await d.exited).toBe(0);
     const sent = d.confirmedIds();
-    await until(
-      'all confirmed events stored',
-      60_000,
+    await eventually(
       () => sent.every((id) => storedIds(join(dir, 'data')).has(id)) || undefined,
+      60_000,
+      'all confirmed events stored',
+      200,
     );
     const recoverS = (Date.now() - restartedAt) / 1000;
     await settleAlerts(join(dir, 'data'), new Set(sent));
@@ -376,10 +395,11 @@ describe('system: faults between real processes', () => {
           });
           expect(await d.exited).toBe(0);
           const sent = d.confirmedIds();
-          await until(
-            'all confirmed events stored',
-            60_000,
+          await eventually(
             () => sent.every((id) => storedIds(join(dir, 'data')).has(id)) || undefined,
+            60_000,
+            'all confirmed events stored',
+            200,
           );
           const recoverS = (Date.now() - startedAt) / 1000;
           await settleAlerts(join(dir, 'data'), new Set(sent));

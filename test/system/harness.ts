@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { eventually } from '../support/eventually.ts';
 import { mailText, type SmtpHarness } from '../support/smtp.ts';
 import type { TwilioEndpoint } from '../support/twilio-endpoint.ts';
 
@@ -14,27 +15,6 @@ import type { TwilioEndpoint } from '../support/twilio-endpoint.ts';
 
 const BIN = new URL('../../bin/screamwatch.js', import.meta.url).pathname;
 export const REPORT_FILE = new URL('../../test-artifacts/system-report.jsonl', import.meta.url).pathname;
-
-export async function until<T>(
-  what: string,
-  timeoutMs: number,
-  fn: () => T | undefined | Promise<T | undefined>,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
-  );
-}
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,12 +55,17 @@ export class Proc {
   }
 
   async waitFor(re: RegExp, timeoutMs: number): Promise<void> {
-    await until(`${this.name}: ${re}`, timeoutMs, () => {
-      if (re.test(this.out + this.err)) return true;
-      if (!this.running)
-        throw new Error(`${this.name} exited (${this.exitCode ?? this.signal}): ${this.err.slice(-2000)}`);
-      return undefined;
-    });
+    await eventually(
+      () => {
+        if (re.test(this.out + this.err)) return true;
+        if (!this.running)
+          throw new Error(`${this.name} exited (${this.exitCode ?? this.signal}): ${this.err.slice(-2000)}`);
+        return undefined;
+      },
+      timeoutMs,
+      `${this.name}: ${re}`,
+      200,
+    );
   }
 
   kill9(): Promise<number | null> {

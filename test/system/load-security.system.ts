@@ -9,6 +9,7 @@ import { buildEventMessage } from '../../daemon/detect/event-message.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MongoWireServer, startMongoWireServer } from '../support/mongo-wire-server.ts';
 import { tinyModelFile } from '../support/scream-fixtures.ts';
@@ -24,7 +25,6 @@ import {
   startBridge,
   storedIds,
   tally,
-  until,
 } from './harness.ts';
 
 const SENSOR_PASSWORD = `sensor-${randomBytes(12).toString('hex')}`;
@@ -196,11 +196,16 @@ describe('system: load, clock skew and security', () => {
       // every PUBACK received: the store must already hold them all
       const stored = mongoIds(mongo);
       const ingestS = (Date.now() - t0) / 1000;
-      await until('every burst alert final', 180_000, () => {
-        // With MONGODB_URI the alert state is in MongoDB too.
-        const jobs = mongoAlertJobs(mongo.databases).filter((j) => j.kind === 'alert');
-        return jobs.length === sent.length && jobs.every((j) => FINAL.has(j.status));
-      });
+      await eventually(
+        () => {
+          // With MONGODB_URI the alert state is in MongoDB too.
+          const jobs = mongoAlertJobs(mongo.databases).filter((j) => j.kind === 'alert');
+          return jobs.length === sent.length && jobs.every((j) => FINAL.has(j.status));
+        },
+        180_000,
+        'every burst alert final',
+        200,
+      );
       const t = tally(sent, stored);
       const a = alertTally(deliveredAlerts(twilio, null));
       record({
@@ -239,12 +244,17 @@ describe('system: load, clock skew and security', () => {
       // a redelivery after a lost PUBACK: same event id again
       await behind.publishAsync(sensorTopic('screamwatch', 'behind', 'events'), encodeEvent(z), { qos: 1 });
     }
-    await until('skewed alerts final', 60_000, () => {
-      const jobs = alertJobs(join(dir, 'data'));
-      return (
-        new Set(jobs.map((j) => j.event_id)).size === sent.length && jobs.every((j) => FINAL.has(j.status))
-      );
-    });
+    await eventually(
+      () => {
+        const jobs = alertJobs(join(dir, 'data'));
+        return (
+          new Set(jobs.map((j) => j.event_id)).size === sent.length && jobs.every((j) => FINAL.has(j.status))
+        );
+      },
+      60_000,
+      'skewed alerts final',
+      200,
+    );
     const t = tally(sent, storedIds(join(dir, 'data')));
     const a = alertTally(deliveredAlerts(twilio, smtp));
     record({ scenario: 'clock skew +2 h / -3 days (+ redelivery)', ...t, ...a, recoverS: null });
@@ -271,10 +281,15 @@ describe('system: load, clock skew and security', () => {
         sent.push(e.eventId);
         await carol.publishAsync(sensorTopic('screamwatch', 'carol', 'events'), encodeEvent(e), { qos: 1 });
       }
-      await until('refused alerts final', 60_000, () => {
-        const jobs = alertJobs(join(dir, 'data'));
-        return jobs.length === sent.length * 2 && jobs.every((j) => FINAL.has(j.status));
-      });
+      await eventually(
+        () => {
+          const jobs = alertJobs(join(dir, 'data'));
+          return jobs.length === sent.length * 2 && jobs.every((j) => FINAL.has(j.status));
+        },
+        60_000,
+        'refused alerts final',
+        200,
+      );
       const jobs = alertJobs(join(dir, 'data'));
       expect(jobs.every((j) => j.status === 'failed' && !!j.last_error)).toBe(true);
       const t = tally(sent, storedIds(join(dir, 'data')));

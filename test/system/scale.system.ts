@@ -7,6 +7,7 @@ import { buildEventMessage } from '../../daemon/detect/event-message.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MongoWireServer, startMongoWireServer } from '../support/mongo-wire-server.ts';
 import { type MosquittoHarness, startMosquitto } from '../support/mosquitto.ts';
@@ -20,7 +21,6 @@ import {
   record,
   sleep,
   startBridge,
-  until,
 } from './harness.ts';
 
 /**
@@ -217,7 +217,12 @@ describe('system: three bridges, one Mosquitto, one MongoDB', () => {
     const streamS = (Date.now() - t0) / 1000;
     stopStream = true;
     await stream;
-    await until('every publish acknowledged', 60_000, () => acked.size === published.size || undefined);
+    await eventually(
+      () => acked.size === published.size || undefined,
+      60_000,
+      'every publish acknowledged',
+      200,
+    );
     await Promise.allSettled(pending);
 
     const events = () => mongo.databases.get('screamwatch')?.get('events')?.docs ?? [];
@@ -225,24 +230,32 @@ describe('system: three bridges, one Mosquitto, one MongoDB', () => {
       const ids = new Set(events().map((d) => String(d.eventId)));
       return [...acked].filter((id) => !ids.has(id));
     };
-    await until('every acknowledged event stored', 90_000, () => missing().length === 0 || undefined).catch(
-      (err: Error) => {
-        const m = missing();
-        throw new Error(
-          `${err.message}: ${m.length} missing, published at ${m
-            .slice(0, 10)
-            .map((id) => `${(((published.get(id) ?? 0) - t0) / 1000).toFixed(1)} s`)
-            .join(', ')} (faults: ${faults.join(', ')})`,
-        );
-      },
-    );
+    await eventually(
+      () => missing().length === 0 || undefined,
+      90_000,
+      'every acknowledged event stored',
+      200,
+    ).catch((err: Error) => {
+      const m = missing();
+      throw new Error(
+        `${err.message}: ${m.length} missing, published at ${m
+          .slice(0, 10)
+          .map((id) => `${(((published.get(id) ?? 0) - t0) / 1000).toFixed(1)} s`)
+          .join(', ')} (faults: ${faults.join(', ')})`,
+      );
+    });
     // Every alert job final (windows close COOLDOWN_S after their first event: follow-ups).
     const FINAL = new Set(['sent', 'failed', 'not-configured', 'suppressed']);
     await sleep(COOLDOWN_S * 1000);
-    await until('every alert job final', 90_000, () => {
-      const jobs = mongoAlertJobs(mongo.databases);
-      return (jobs.length > 0 && jobs.every((j) => FINAL.has(j.status))) || undefined;
-    }).catch((err: Error) => {
+    await eventually(
+      () => {
+        const jobs = mongoAlertJobs(mongo.databases);
+        return (jobs.length > 0 && jobs.every((j) => FINAL.has(j.status))) || undefined;
+      },
+      90_000,
+      'every alert job final',
+      200,
+    ).catch((err: Error) => {
       const open = mongoAlertJobs(mongo.databases).filter((j) => !FINAL.has(j.status));
       throw new Error(`${err.message}: ${open.length} open, e.g. ${JSON.stringify(open.slice(0, 3))}`);
     });

@@ -4,6 +4,7 @@ import { initEventDetail } from './event-detail.ts';
 import { initEvents } from './events.ts';
 import { initFleet } from './fleet.ts';
 import { initLogin } from './login.ts';
+import { initSensor } from './sensor.ts';
 import { initShell } from './shell.ts';
 
 const page = document.body.dataset.page;
@@ -14,5 +15,6 @@ else if (main) {
   if (page === 'events') void initEvents(main);
   else if (page === 'event') void initEventDetail(main);
   else if (page === 'fleet') void initFleet(main);
+  else if (page === 'sensor') void initSensor(main);
   else if (page === 'analyse') initAnalyse(main);
 }

@@ -17,7 +17,7 @@ function stat(label: string, value: string, warn = false): HTMLElement {
   );
 }
 
-function sensorCard(s: SensorView): HTMLElement {
+export function sensorCard(s: SensorView): HTMLElement {
   const statusLabel = s.degraded
     ? `Online · ${s.health}`
     : s.status === 'online'
@@ -82,7 +82,13 @@ function sensorCard(s: SensorView): HTMLElement {
         { class: 'muted small', title: dateTime(s.lastSeen) },
         s.location?.address ?? (s.lastSeen ? `Seen ${dateTime(s.lastSeen)}` : 'Never seen'),
       ),
-      h('a', { href: `/events?sensorId=${encodeURIComponent(s.id)}` }, 'Events →'),
+      h(
+        'span',
+        {},
+        h('a', { href: `/sensors/${encodeURIComponent(s.id)}`, class: 'sensor-link' }, 'Details'),
+        ' · ',
+        h('a', { href: `/events?sensorId=${encodeURIComponent(s.id)}` }, 'Events →'),
+      ),
     ),
   );
 }

@@ -25,7 +25,6 @@ export class EventMap {
     maxClusterRadius: 40,
     showCoverageOnHover: false,
     spiderfyOnMaxZoom: true,
-    chunkedLoading: true,
     iconCreateFunction: (c) => {
       const tones = c.getAllChildMarkers().map((m) => (m.options as { tone?: string }).tone ?? 'muted');
       const tone = tones.includes('danger')
@@ -138,6 +137,21 @@ export class EventMap {
       }
     }
     return points.length;
+  }
+
+  /** A sensor's own place, without events. */
+  showPoint(latitude: number, longitude: number, label: string): void {
+    L.circleMarker([latitude, longitude], {
+      radius: 9,
+      color: '#fff',
+      weight: 2,
+      fillColor: '#2a6fdb',
+      fillOpacity: 0.92,
+      className: 'sensor-marker',
+    })
+      .bindTooltip(label)
+      .addTo(this.layer);
+    this.map.setView([latitude, longitude], 16);
   }
 
   invalidate(): void {

@@ -7,8 +7,9 @@ import { createSenders } from '../../../cloud/alerts/senders.ts';
 import { type CloudConfigInput, parseCloudConfig } from '../../../cloud/config/schema.ts';
 import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
 import { UlidFactory } from '../../../protocol/event-id.ts';
+import { eventually } from '../../support/eventually.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../../support/twilio-endpoint.ts';
-import { eventually, LogCapture, tempDir } from '../bridge-harness.ts';
+import { LogCapture, tempDir } from '../bridge-harness.ts';
 import { sampleStoredEvent } from '../fixtures.ts';
 import { decideAndStore } from './decide-and-store.ts';
 

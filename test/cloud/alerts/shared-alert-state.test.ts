@@ -8,9 +8,10 @@ import { type CloudConfigInput, parseCloudConfig } from '../../../cloud/config/s
 import { MongoEventStore } from '../../../cloud/store/mongo-store.ts';
 import type { StoredEvent } from '../../../cloud/store/types.ts';
 import { UlidFactory } from '../../../protocol/event-id.ts';
+import { eventually } from '../../support/eventually.ts';
 import { type MongoWireServer, startMongoWireServer } from '../../support/mongo-wire-server.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../../support/twilio-endpoint.ts';
-import { eventually, LogCapture } from '../bridge-harness.ts';
+import { LogCapture } from '../bridge-harness.ts';
 import { sampleStoredEvent } from '../fixtures.ts';
 import { decideAndStore } from './decide-and-store.ts';
 

@@ -6,10 +6,10 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PasswordGate } from '../../../cloud/auth/password-gate.ts';
 import { hashPassword } from '../../../cloud/auth/passwords.ts';
+import { eventually } from '../../support/eventually.ts';
 import { freePort } from '../../support/free-port.ts';
 import {
   connectSensor,
-  eventually,
   newEvent,
   publishEvent,
   SENSOR_PASSWORD,

@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../../cloud/broker/embedded-broker.ts';
 import { CloudConfigSchema } from '../../../cloud/config/schema.ts';
 import { sensorTopic } from '../../../protocol/topics.ts';
+import { eventually } from '../../support/eventually.ts';
 import { freePort } from '../../support/free-port.ts';
-import { eventually, SENSOR_PASSWORD, sensorHash, tempDir } from '../bridge-harness.ts';
+import { SENSOR_PASSWORD, sensorHash, tempDir } from '../bridge-harness.ts';
 
 const logger = pino({ level: 'silent' });
 

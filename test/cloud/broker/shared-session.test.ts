@@ -6,11 +6,11 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../../cloud/app.ts';
 import type { EventMessage } from '../../../protocol/messages.ts';
+import { eventually } from '../../support/eventually.ts';
 import { freePort } from '../../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto } from '../../support/mosquitto.ts';
 import {
   connectSensor,
-  eventually,
   type LogCapture,
   newEvent,
   publishEvent,

@@ -6,15 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../../cloud/app.ts';
 import { SensorConfigSchema } from '../../../cloud/config/schema.ts';
 import { Geolocator } from '../../../cloud/geo/locator.ts';
+import { eventually } from '../../support/eventually.ts';
 import { cityRecord, writeMmdb } from '../../support/mmdb-writer.ts';
-import {
-  connectSensor,
-  eventually,
-  newEvent,
-  publishEvent,
-  startBridge,
-  tempDir,
-} from '../bridge-harness.ts';
+import { connectSensor, newEvent, publishEvent, startBridge, tempDir } from '../bridge-harness.ts';
 
 describe('geolocation', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;

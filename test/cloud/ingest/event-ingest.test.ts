@@ -12,7 +12,8 @@ import type { EventStore } from '../../../cloud/store/types.ts';
 import { encodeEvent } from '../../../protocol/codec.ts';
 import { UlidFactory } from '../../../protocol/event-id.ts';
 import { sensorTopic } from '../../../protocol/topics.ts';
-import { eventually, tempDir } from '../bridge-harness.ts';
+import { eventually } from '../../support/eventually.ts';
+import { tempDir } from '../bridge-harness.ts';
 import { sampleEventMessage } from '../fixtures.ts';
 
 const ids = new UlidFactory();

@@ -96,13 +96,22 @@ export class PasswordGate {
     } else {
       this.running++;
     }
+    const release = () => {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    };
+    // Failures recorded while this check waited for a slot count too: without this second
+    // look, a flood queued behind the first hashes (up to maxQueued of them) all got hashed.
+    if (this.retryAt(ip, username) !== null) {
+      release();
+      return 'rate-limited';
+    }
     let ok: boolean;
     try {
       ok = await verify();
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
+      release();
     }
     if (ok) {
       if (this.cache.size > 10_000) this.cache.clear();

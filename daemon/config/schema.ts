@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_TOPIC_ROOT, isValidTopicRoot, SENSOR_ID_PATTERN } from '../../protocol/topics.ts';
+import { DEFAULT_INPUT_HEALTH } from '../health/input-health.ts';
 
 /**
  * The daemon's configuration, one schema for the file, the SCREAMWATCH_* environment and
@@ -139,15 +140,7 @@ export const DaemonConfigSchema = z
         recoverAfterS: z.number().min(0).max(86_400).default(10),
       })
       .strict()
-      .default({
-        silentAfterS: 300,
-        silentFloorDbfs: -90,
-        stuckAfterS: 30,
-        clipAfterS: 10,
-        clipShare: 0.05,
-        noDeviceAfterS: 5,
-        recoverAfterS: 10,
-      }),
+      .default(() => ({ ...DEFAULT_INPUT_HEALTH })),
     location: z
       .object({
         latitude: z.number().min(-90).max(90).nullable().default(null),

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { observedCounter } from '../../runtime/metrics.ts';
 import type { AlertStateStore } from '../alerts/alert-state.ts';
 import type { MessageSource } from '../broker/message-source.ts';
 import type { IngestStats } from '../ingest/event-ingest.ts';
@@ -29,15 +30,7 @@ export class BridgeMetrics {
       return s ? pick(s) : 0;
     };
     const counterFrom = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: [r],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+      observedCounter(r, name, help, read);
     counterFrom(
       'screamwatch_messages_received_total',
       'MQTT messages received from sensors',

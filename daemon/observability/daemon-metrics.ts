@@ -1,5 +1,6 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { INPUT_HEALTH_STATES, type InputHealth } from '../../protocol/messages.ts';
+import { observedCounter } from '../../runtime/metrics.ts';
 
 /** Live state of the running daemon, read at scrape time (anything not started yet is null). */
 export interface DaemonMetricSources {
@@ -27,16 +28,7 @@ export class DaemonMetrics {
   constructor(s: DaemonMetricSources) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'screamwatch_daemon_' });
-    const counter = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: [r],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const counter = (name: string, help: string, read: () => number) => observedCounter(r, name, help, read);
     const gauge = (name: string, help: string, read: () => number | null) =>
       new Gauge({
         name,

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudApp } from '../../cloud/app.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { eventually } from '../support/eventually.ts';
+import { parseMetrics } from '../support/prometheus.ts';
 import { mailText, type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import {
   connectSensor,
@@ -14,17 +15,6 @@ import {
   startBridge,
   tempDir,
 } from './bridge-harness.ts';
-
-/** `name{labels} value` lines of a Prometheus text exposition, as a map. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
 
 describe('bridge /metrics, /healthz, /livez', () => {
   let cleanup: (() => Promise<unknown>)[] = [];

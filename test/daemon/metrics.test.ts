@@ -4,6 +4,7 @@ import { DaemonConfigSchema } from '../../daemon/config/schema.ts';
 import { startAedes } from '../support/aedes.ts';
 import { eventually } from '../support/eventually.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
+import { parseMetrics } from '../support/prometheus.ts';
 import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
@@ -20,16 +21,6 @@ afterAll(() => fixtures.remove());
 
 const teardown = new Teardown();
 afterEach(() => teardown.run());
-
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
 
 describe('daemon metrics endpoint (localhost only, off by default)', () => {
   it('is off by default and refuses a non-loopback address', () => {

@@ -1,6 +1,6 @@
 import type { AlertPolicy as PolicyConfig, SensorConfig } from '../config/schema.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
-import type { ChannelDelivery, ChannelStatus, ResponseStatus, StoredEvent } from '../store/types.ts';
+import type { ChannelDelivery, ChannelStatus, StoredEvent } from '../store/types.ts';
 import type { AlertJob, JobKind, JobStatus } from './alert-state.ts';
 import {
   type AlertMessage,
@@ -81,19 +81,6 @@ export function deliveriesOf(jobs: readonly AlertJob[]): ChannelDelivery[] {
   const latest = new Map<string, ChannelDelivery>();
   for (const j of jobs) if (j.recordOnEvent) latest.set(`${j.channel}|${j.recipient}`, deliveryOf(j));
   return [...latest.values()];
-}
-
-/** The event's responseStatus from its recorded deliveries. */
-export function summarise(deliveries: readonly ChannelDelivery[]): ResponseStatus {
-  if (deliveries.length === 0) return 'none';
-  const s = new Set(deliveries.map((d) => d.status));
-  if (s.has('pending')) return 'pending';
-  const sent = deliveries.filter((d) => d.status === 'sent' || d.status === 'delivered').length;
-  if (sent === deliveries.length) return 'alerted';
-  if (sent > 0) return 'partial';
-  if (s.has('failed')) return 'failed';
-  if (s.has('not-configured')) return 'not-configured';
-  return 'suppressed';
 }
 
 /**

@@ -7,6 +7,7 @@ import type { CloudConfig, SensorConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
 import type { AlertDecision, EventAlerter } from '../ingest/event-ingest.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
+import { summarise } from '../store/deliveries.ts';
 import type {
   AlertSuppression,
   ChannelDelivery,
@@ -15,7 +16,7 @@ import type {
   StoredEvent,
 } from '../store/types.ts';
 import { AlertDispatcher, logAttempt } from './alert-dispatcher.ts';
-import { AlertPolicy, type ContactPlan, deliveriesOf, deliveryOf, summarise } from './alert-policy.ts';
+import { AlertPolicy, type ContactPlan, deliveriesOf, deliveryOf } from './alert-policy.ts';
 import { AlertQueue } from './alert-queue.ts';
 import type { AlertJob, AlertStateStore } from './alert-state.ts';
 import { DeliveryRecorder } from './delivery-recorder.ts';

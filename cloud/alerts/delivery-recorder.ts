@@ -1,13 +1,14 @@
 import type { Logger } from 'pino';
 import type { EventStore } from '../store/types.ts';
-import { deliveriesOf, deliveryOf, summarise } from './alert-policy.ts';
+import { deliveryOf } from './alert-policy.ts';
 import type { AlertJob, AlertStateStore } from './alert-state.ts';
 
 /**
  * Mirrors delivery outcomes onto the stored event (`deliveries[]`, `responseStatus`), off the
- * ingest path: a sensor's PUBACK never waits for it. One event-store write per outcome (the
- * summary from one read of the event's jobs), in order per event, so a later status never
- * loses to an earlier one.
+ * ingest path: a sensor's PUBACK never waits for it. One event-store write per outcome, in
+ * order per event on this bridge; across bridges the store's merge keeps the newer of two
+ * writes (more attempts, then later), so a re-sync read before another bridge's send finished
+ * cannot put "pending" back over "sent".
  *
  * The alert state is the truth and the event its projection. An outcome for an event that is
  * not stored yet (its insert is still under way, or failed and the sensor will send it again)
@@ -54,13 +55,12 @@ export class DeliveryRecorder {
     const { store, state, logger } = this.options;
     try {
       const all = (await state.jobsForEvent(eventId)).filter((j) => j.recordOnEvent);
-      const summary = summarise(deliveriesOf(all));
       const current = jobs ? jobs.map((j) => all.find((a) => a.id === j.id) ?? j) : all;
       if (!jobs && !(await store.get(eventId))) {
         this.waitingForEvent.add(eventId);
         return;
       }
-      for (const job of current) await store.updateDelivery(eventId, deliveryOf(job), summary);
+      for (const job of current) await store.updateDelivery(eventId, deliveryOf(job));
     } catch (err) {
       if ((await store.get(eventId).catch(() => null)) === null) {
         // not stored yet: ingest calls eventStored once it is

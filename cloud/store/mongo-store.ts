@@ -1,6 +1,7 @@
 import { type Collection, type Filter, MongoClient, MongoServerError } from 'mongodb';
 import { CloudError } from '../errors.ts';
-import { clampLimit, decodeCursor, KeyedMutex, mergeDelivery, normaliseEvent } from './query.ts';
+import { mergeDelivery, summarise } from './deliveries.ts';
+import { clampLimit, decodeCursor, KeyedMutex, normaliseEvent } from './query.ts';
 import { applyResponseChange } from './response.ts';
 import type {
   AlertSuppression,
@@ -25,8 +26,12 @@ export interface MongoEventStoreOptions {
   serverSelectionTimeoutMs?: number;
 }
 
+/** Revision of `deliveries` (compare-and-set between bridges); not part of the StoredEvent. */
+const REV = 'deliveriesRev';
+const MAX_CAS_TRIES = 16;
+
 function toEvent(doc: EventDoc): StoredEvent {
-  const { _id, ...rest } = doc as EventDoc & { _id?: unknown };
+  const { _id, [REV]: _rev, ...rest } = doc as EventDoc & { _id?: unknown; [REV]?: number };
   return { ...rest, timestamp: doc.timestamp.toISOString() } as StoredEvent;
 }
 
@@ -143,32 +148,51 @@ export class MongoEventStore implements EventStore {
     return docs.map(toEvent);
   }
 
-  /** Read-modify-write of the small deliveries array, serialised per event in this process
-   * (one bridge handles an event's alerts, whichever bridge of a shared group received it). */
-  private modify(eventId: string, fn: (e: StoredEvent) => Partial<EventDoc>): Promise<void> {
-    return this.mutex.run(eventId, async () => {
-      const doc = await this.c.findOne({ eventId }, { projection: { _id: 0 } });
-      if (!doc)
-        throw new CloudError('CLOUD_STORE_WRITE_FAILED', `event ${eventId} not found in ${this.where}`, {
-          eventId,
-        });
-      await this.c.updateOne({ eventId }, { $set: fn(toEvent(doc)) });
+  private notFound(eventId: string): CloudError {
+    return new CloudError('CLOUD_STORE_WRITE_FAILED', `event ${eventId} not found in ${this.where}`, {
+      eventId,
     });
   }
 
-  async updateDelivery(
-    eventId: string,
-    delivery: ChannelDelivery,
-    responseStatus: ResponseStatus,
-  ): Promise<void> {
-    await this.modify(eventId, (e) => ({
-      deliveries: mergeDelivery(e.deliveries ?? [], delivery),
-      responseStatus,
-    }));
+  /**
+   * Read, merge, write back only if nobody wrote in between (compare-and-set on `deliveriesRev`):
+   * two bridges finishing attempts of the same event at once both land, and a stale write is a
+   * no-op (cloud/store/deliveries.ts). Serialised per event in this process so one bridge does
+   * not race itself; bounded retries against other bridges.
+   */
+  updateDelivery(eventId: string, delivery: ChannelDelivery): Promise<void> {
+    return this.mutex.run(eventId, async () => {
+      for (let attempt = 0; attempt < MAX_CAS_TRIES; attempt++) {
+        const doc = await this.c.findOne({ eventId }, { projection: { _id: 0, deliveries: 1, [REV]: 1 } });
+        if (!doc) throw this.notFound(eventId);
+        const current = doc.deliveries ?? [];
+        const deliveries = mergeDelivery(current, delivery);
+        if (deliveries === current) return;
+        const rev = (doc as { [REV]?: number })[REV] ?? null;
+        const r = await this.c.updateOne({ eventId, [REV]: rev } as Filter<EventDoc>, {
+          $set: {
+            deliveries,
+            responseStatus: summarise(deliveries),
+            [REV]: (rev ?? 0) + 1,
+          } as Partial<EventDoc>,
+        });
+        if (r.matchedCount === 1) return;
+      }
+      throw new CloudError(
+        'CLOUD_STORE_WRITE_FAILED',
+        `event ${eventId}: delivery update lost ${MAX_CAS_TRIES} races with other writers in ${this.where}`,
+        { eventId },
+      );
+    });
+  }
+
+  private async set(eventId: string, fields: Partial<EventDoc>): Promise<void> {
+    const r = await this.c.updateOne({ eventId }, { $set: fields });
+    if (r.matchedCount === 0) throw this.notFound(eventId);
   }
 
   async setReview(eventId: string, review: Review): Promise<void> {
-    await this.modify(eventId, () => ({ review }));
+    await this.set(eventId, { review });
   }
 
   async setResponseStatus(
@@ -176,7 +200,7 @@ export class MongoEventStore implements EventStore {
     responseStatus: ResponseStatus,
     detail: { suppressedBy?: AlertSuppression | null } = {},
   ): Promise<void> {
-    await this.modify(eventId, () => ({ responseStatus, ...detail }));
+    await this.set(eventId, { responseStatus, ...detail });
   }
 
   /**

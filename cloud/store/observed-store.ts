@@ -68,12 +68,8 @@ export class ObservedEventStore implements EventStore, EventChanges {
   list(query: EventQuery): Promise<StoredEvent[]> {
     return this.inner.list(query);
   }
-  async updateDelivery(
-    eventId: string,
-    delivery: ChannelDelivery,
-    responseStatus: ResponseStatus,
-  ): Promise<void> {
-    await this.inner.updateDelivery(eventId, delivery, responseStatus);
+  async updateDelivery(eventId: string, delivery: ChannelDelivery): Promise<void> {
+    await this.inner.updateDelivery(eventId, delivery);
     this.emit(eventId, false);
   }
   async setReview(eventId: string, review: Review): Promise<void> {

@@ -1,5 +1,5 @@
 import { CloudError } from '../errors.ts';
-import type { ChannelDelivery, StoredEvent } from './types.ts';
+import type { StoredEvent } from './types.ts';
 
 /**
  * Helpers both stores share, so SQLite and MongoDB answer the contract identically.
@@ -45,15 +45,6 @@ export const MAX_LIMIT = 1000;
 export function clampLimit(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return DEFAULT_LIMIT;
   return Math.max(1, Math.min(MAX_LIMIT, Math.floor(limit)));
-}
-
-/** Replaces the delivery for the same channel + recipient, or appends it. */
-export function mergeDelivery(deliveries: ChannelDelivery[], delivery: ChannelDelivery): ChannelDelivery[] {
-  const i = deliveries.findIndex((d) => d.channel === delivery.channel && d.to === delivery.to);
-  if (i === -1) return [...deliveries, delivery];
-  const out = [...deliveries];
-  out[i] = delivery;
-  return out;
 }
 
 /** Serialises async read-modify-write per key inside one process. */

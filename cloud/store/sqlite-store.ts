@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CloudError } from '../errors.ts';
-import { clampLimit, decodeCursor, mergeDelivery, normaliseEvent } from './query.ts';
+import { mergeDelivery, summarise } from './deliveries.ts';
+import { clampLimit, decodeCursor, normaliseEvent } from './query.ts';
 import { applyResponseChange } from './response.ts';
 import type {
   AlertSuppression,
@@ -191,16 +192,11 @@ export class SqliteEventStore implements EventStore {
     this.s.update.run(JSON.stringify(fn(JSON.parse(row.doc) as StoredEvent)), eventId);
   }
 
-  async updateDelivery(
-    eventId: string,
-    delivery: ChannelDelivery,
-    responseStatus: ResponseStatus,
-  ): Promise<void> {
-    this.modify(eventId, (e) => ({
-      ...e,
-      deliveries: mergeDelivery(e.deliveries ?? [], delivery),
-      responseStatus,
-    }));
+  async updateDelivery(eventId: string, delivery: ChannelDelivery): Promise<void> {
+    this.modify(eventId, (e) => {
+      const deliveries = mergeDelivery(e.deliveries ?? [], delivery);
+      return { ...e, deliveries, responseStatus: summarise(deliveries) };
+    });
   }
 
   async setReview(eventId: string, review: Review): Promise<void> {

@@ -78,7 +78,7 @@ export type Review = {
 /** What an event is: a sensor's detection or near-miss, an operator's, an upload, a sensor's health. */
 export type AlertType = 'scream' | 'near-miss' | 'manual' | 'upload' | 'sensor-offline' | 'sensor-degraded';
 
-/** The summary of an event's alert deliveries (cloud/alerts/alert-policy.ts `summarise`). */
+/** The summary of an event's alert deliveries (cloud/store/deliveries.ts `summarise`). */
 export type ResponseStatus =
   | 'pending'
   | 'alerted'
@@ -145,7 +145,12 @@ export interface EventStore {
   get(eventId: string): Promise<StoredEvent | null>;
   /** Newest first by timestamp, then eventId. */
   list(query: EventQuery): Promise<StoredEvent[]>;
-  updateDelivery(eventId: string, delivery: ChannelDelivery, responseStatus: ResponseStatus): Promise<void>;
+  /**
+   * Merges one channel/recipient outcome into `deliveries[]` (kept only if newer than the stored
+   * one: cloud/store/deliveries.ts) and sets `responseStatus` to the summary of the result.
+   * Atomic against other bridges writing the same event.
+   */
+  updateDelivery(eventId: string, delivery: ChannelDelivery): Promise<void>;
   setReview(eventId: string, review: Review): Promise<void>;
   /**
    * Sets the response state (and, when resolved, `review`) and appends the entry to `history`,

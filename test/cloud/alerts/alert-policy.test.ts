@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { AlertPolicy, deliveriesOf, summarise } from '../../../cloud/alerts/alert-policy.ts';
+import { AlertPolicy, deliveriesOf } from '../../../cloud/alerts/alert-policy.ts';
 import type { AlertJob } from '../../../cloud/alerts/alert-state.ts';
 import { type CloudConfigInput, parseCloudConfig } from '../../../cloud/config/schema.ts';
+import { summarise } from '../../../cloud/store/deliveries.ts';
 import { sampleStoredEvent } from '../fixtures.ts';
 
 const NOW = Date.parse('2026-11-24T10:00:01.000Z');

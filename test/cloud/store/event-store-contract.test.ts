@@ -21,6 +21,8 @@ export interface StoreFactory {
   teardown(): Promise<void>;
   /** A fresh, empty store each time (a new file / database). */
   create(): Promise<EventStore>;
+  /** A second handle on the store `create` made last: another bridge's, for races between writers. */
+  another(): Promise<EventStore>;
 }
 
 export function eventStoreContract(factory: StoreFactory): void {
@@ -144,15 +146,14 @@ export function eventStoreContract(factory: StoreFactory): void {
         providerId: '<id@x>',
         updatedAt: at,
       };
-      await Promise.all([
-        store.updateDelivery(e.eventId, sms, 'pending'),
-        store.updateDelivery(e.eventId, email, 'pending'),
-      ]);
-      await store.updateDelivery(
-        e.eventId,
-        { ...sms, status: 'sent', attempts: 2, providerId: 'SM1', lastError: null },
-        'alerted',
-      );
+      await Promise.all([store.updateDelivery(e.eventId, sms), store.updateDelivery(e.eventId, email)]);
+      await store.updateDelivery(e.eventId, {
+        ...sms,
+        status: 'sent',
+        attempts: 2,
+        providerId: 'SM1',
+        lastError: null,
+      });
       const got = await store.get(e.eventId);
       expect(got?.responseStatus).toBe('alerted');
       expect(got?.deliveries).toHaveLength(2);
@@ -165,6 +166,69 @@ export function eventStoreContract(factory: StoreFactory): void {
         status: 'sent',
         to: 'a@example.org',
       });
+    });
+
+    it('keeps the newer delivery when writes arrive out of order (more attempts, then later)', async () => {
+      const e = mk();
+      await store.insertIfNew(e);
+      const t = (s: number) => new Date(base + s * 1000).toISOString();
+      const sent: ChannelDelivery = {
+        channel: 'sms',
+        to: '+1555',
+        status: 'sent',
+        attempts: 1,
+        updatedAt: t(2),
+      };
+      await store.updateDelivery(e.eventId, sent);
+      // a re-sync read before the send finished: same attempt, earlier
+      await store.updateDelivery(e.eventId, { ...sent, status: 'pending', updatedAt: t(1) });
+      // a job created but not yet claimed (0 attempts), written last
+      await store.updateDelivery(e.eventId, { ...sent, status: 'pending', attempts: 0, updatedAt: t(3) });
+      let got = await store.get(e.eventId);
+      expect(got?.deliveries).toEqual([sent]);
+      expect(got?.responseStatus).toBe('alerted');
+      // a retry taken over by another bridge whose clock is behind: more attempts wins
+      const retry = {
+        ...sent,
+        status: 'failed' as const,
+        attempts: 2,
+        updatedAt: t(0),
+        lastError: 'HTTP 400',
+      };
+      await store.updateDelivery(e.eventId, retry);
+      got = await store.get(e.eventId);
+      expect(got?.deliveries).toEqual([retry]);
+      expect(got?.responseStatus).toBe('failed');
+    });
+
+    it('two writers finishing different contacts of one event at once: both land', async () => {
+      const e = mk();
+      await store.insertIfNew(e);
+      const other = await factory.another();
+      await other.start();
+      try {
+        const at = new Date(base).toISOString();
+        const writes: Promise<void>[] = [];
+        for (let i = 0; i < 6; i++) {
+          const d: ChannelDelivery = {
+            channel: 'sms',
+            to: `+1555000${i}`,
+            status: 'sent',
+            attempts: 1,
+            updatedAt: at,
+          };
+          writes.push((i % 2 ? other : store).updateDelivery(e.eventId, d));
+        }
+        await Promise.all(writes);
+        const got = await store.get(e.eventId);
+        expect(got?.deliveries.map((d) => d.to).sort()).toEqual(
+          [0, 1, 2, 3, 4, 5].map((i) => `+1555000${i}`),
+        );
+        expect(got?.responseStatus).toBe('alerted');
+        expect(await other.get(e.eventId)).toEqual(got);
+      } finally {
+        await other.stop();
+      }
     });
 
     it('sets a review', async () => {
@@ -285,17 +349,13 @@ export function eventStoreContract(factory: StoreFactory): void {
 
     it('rejects a delivery update for an unknown event with a coded error', async () => {
       await expect(
-        store.updateDelivery(
-          '01JZZZZZZZZZZZZZZZZZZZZZZZ',
-          {
-            channel: 'sms',
-            to: '+15550001111',
-            status: 'sent',
-            attempts: 1,
-            updatedAt: new Date().toISOString(),
-          },
-          'alerted',
-        ),
+        store.updateDelivery('01JZZZZZZZZZZZZZZZZZZZZZZZ', {
+          channel: 'sms',
+          to: '+15550001111',
+          status: 'sent',
+          attempts: 1,
+          updatedAt: new Date().toISOString(),
+        }),
       ).rejects.toMatchObject({ code: 'CLOUD_STORE_WRITE_FAILED' });
     });
 
@@ -322,6 +382,9 @@ eventStoreContract({
   async create() {
     return new SqliteEventStore(join(sqliteDir, `events-${sqliteN++}.sqlite`));
   },
+  async another() {
+    return new SqliteEventStore(join(sqliteDir, `events-${sqliteN - 1}.sqlite`));
+  },
 });
 
 let wire: MongoWireServer | null = null;
@@ -337,6 +400,12 @@ eventStoreContract({
   async create() {
     return new MongoEventStore({
       uri: `${wire!.uri}/sw-contract-${wireN++}`,
+      serverSelectionTimeoutMs: 3000,
+    });
+  },
+  async another() {
+    return new MongoEventStore({
+      uri: `${wire!.uri}/sw-contract-${wireN - 1}`,
       serverSelectionTimeoutMs: 3000,
     });
   },
@@ -363,5 +432,8 @@ eventStoreContract({
     const dbName = `screamwatch_contract_${process.pid}_${realN++}`;
     realDbs.push(dbName);
     return new MongoEventStore({ uri: realUri!, dbName });
+  },
+  async another() {
+    return new MongoEventStore({ uri: realUri!, dbName: realDbs.at(-1)! });
   },
 });

@@ -180,7 +180,7 @@ export class RecordingAlerts {
       attempts: 1,
       updatedAt: new Date().toISOString(),
     };
-    await this.store.updateDelivery(eventId, d, 'alerted');
+    await this.store.updateDelivery(eventId, d);
     return { deliveries: [d] };
   }
 }

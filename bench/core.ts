@@ -41,9 +41,16 @@ export async function runCoreBench(): Promise<Record<string, number | string>> {
   const seconds = 300;
   const audio = testSignal(seconds);
   analyzeSamples(audio.subarray(0, 16000 * 10), model); // warm-up (JIT)
-  const t1 = performance.now();
-  const r = analyzeSamples(audio, model);
-  const elapsed = (performance.now() - t1) / 1000;
+  // the median of three runs: one run on a shared VM varies by +-20%
+  const runs: number[] = [];
+  let r = analyzeSamples(audio.subarray(0, 16000), model);
+  for (let i = 0; i < 3; i++) {
+    const t1 = performance.now();
+    r = analyzeSamples(audio, model);
+    runs.push((performance.now() - t1) / 1000);
+  }
+  const elapsed = runs.sort((a, b) => a - b)[1]!;
+  out.analysisRunsTimesRealTime = runs.map((e) => round(seconds / e)).join(' / ');
   out.analysedSeconds = seconds;
   out.windows = r.windows.length;
   out.analysisTimesRealTime = round(seconds / elapsed);

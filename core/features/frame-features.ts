@@ -1,4 +1,5 @@
 import Meyda from 'meyda';
+import { MeydaSpectrum } from './spectrum.ts';
 
 /**
  * Features are computed on the full 0-8 kHz band. (An earlier version analysed 0-4 kHz only,
@@ -48,13 +49,15 @@ export interface FrameFeatures {
 }
 
 /**
- * Spectral centroid, spread and kurtosis come from `meydaSpectralMoments` (Meyda's formulas
- * on one pass of its `mu` moments instead of seven). MFCC and chroma are computed from Meyda's own filter banks by `meydaMfcc`/`meydaChroma`
- * below, with Meyda's arithmetic, so they equal `Meyda.extract(['mfcc', 'chroma'])` to the
- * bit (test/core/features.test.ts checks it); Meyda's versions allocate 26 arrays a frame
- * and walk every zero of the mel bank, which made them a third of the analysis time.
+ * Every spectral feature is Meyda's, computed without `Meyda.extract`: the window, FFT,
+ * amplitude spectrum, zcr, rolloff and flatness by `MeydaSpectrum` (./spectrum.ts); centroid,
+ * spread and kurtosis by `meydaSpectralMoments` (Meyda's formulas on one pass of its `mu`
+ * moments instead of seven); MFCC and chroma from Meyda's own filter banks by
+ * `meydaMfcc`/`meydaChroma` below. All with Meyda's arithmetic, so they equal
+ * `Meyda.extract` to the bit (test/core/features.test.ts), and the model's features are
+ * unchanged (test/core/feature-golden.test.ts). Meyda's versions allocate arrays and objects
+ * per frame and walk every zero of the mel bank: they were half of the analysis time.
  */
-const MEYDA_FEATURES = ['zcr', 'spectralRolloff', 'spectralFlatness', 'amplitudeSpectrum'] as const;
 
 interface MeydaGlobals {
   bufferSize: number;
@@ -92,6 +95,8 @@ function configureMeyda(): void {
   meyda.melFilterBank = undefined;
   meyda.chromaFilterBank = undefined;
   meyda.barkScale = undefined;
+  // Meyda builds its filter banks inside extract(); one call on a zero frame builds them.
+  meyda.extract(['zcr'], new Float32Array(FRAME_SIZE));
 }
 
 /**
@@ -102,7 +107,11 @@ function configureMeyda(): void {
  */
 export class FrameFeatureExtractor {
   private prevSpectrum: Float64Array | null = null;
+  /** Two unit-energy spectra, this frame's and the previous one's, swapped each frame. */
+  private readonly spectra = [new Float64Array(FRAME_SIZE / 2), new Float64Array(FRAME_SIZE / 2)] as const;
+  private flip = 0;
   private readonly scaled = new Float32Array(FRAME_SIZE);
+  private readonly spectrum = new MeydaSpectrum(FRAME_SIZE, FEATURE_SAMPLE_RATE);
 
   extract(frame: Float32Array): FrameFeatures {
     configureMeyda();
@@ -123,10 +132,11 @@ export class FrameFeatureExtractor {
     const gain = FRAME_TARGET_RMS / rms;
     for (let i = 0; i < FRAME_SIZE; i++) this.scaled[i] = (frame[i]! - mean) * gain;
 
-    const f = meyda.extract(MEYDA_FEATURES, this.scaled);
-    const amp = f.amplitudeSpectrum as Float32Array;
+    this.spectrum.compute(this.scaled);
+    const amp = this.spectrum.amp;
     const moments = meydaSpectralMoments(amp);
-    const spectrum = unitEnergy(amp);
+    this.flip ^= 1;
+    const spectrum = unitEnergy(amp, this.spectra[this.flip]!);
     let flux = 0;
     if (this.prevSpectrum) {
       for (let k = 0; k < spectrum.length; k++) {
@@ -151,10 +161,10 @@ export class FrameFeatureExtractor {
       silent: false,
       mfcc: finiteArray(meydaMfcc(amp)),
       chroma: finiteArray(meydaChroma(amp)),
-      zcr: finite(f.zcr as number) / FRAME_SIZE,
+      zcr: finite(this.spectrum.zcr()) / FRAME_SIZE,
       centroidHz: finite(moments.centroid) * binHz, // Meyda's centroid is a bin index
-      rolloffHz: finite(f.spectralRolloff as number),
-      flatness: finite(f.spectralFlatness as number),
+      rolloffHz: finite(this.spectrum.rolloff()),
+      flatness: finite(this.spectrum.flatness()),
       spreadHz: finite(moments.spread) * binHz,
       kurtosis: clamp(finite(moments.kurtosis), -10, 100),
       flux,
@@ -170,6 +180,21 @@ interface SparseRow {
   weights: Float64Array;
 }
 let sparseMel: { bank: unknown; rows: SparseRow[] } | null = null;
+
+/** A filter bank's non-zero weights per row, over the first `width` bins. */
+function sparseRows(bank: ArrayLike<number>[], width: number): SparseRow[] {
+  return bank.map((row) => {
+    const bins: number[] = [];
+    const weights: number[] = [];
+    for (let j = 0; j < width; j++) {
+      if (row[j] !== 0) {
+        bins.push(j);
+        weights.push(row[j]!);
+      }
+    }
+    return { bins: Int32Array.from(bins), weights: Float64Array.from(weights) };
+  });
+}
 const melPower = new Float32Array(FRAME_SIZE / 2);
 const melLogged = new Float32Array(26);
 const dctCos = dctTable(26);
@@ -177,22 +202,7 @@ const dctCos = dctTable(26);
 /** Meyda's mfcc extractor (melBands: log(1 + mel energy) in float32, then dct's DCT-II x2), over the non-zero weights only. */
 export function meydaMfcc(amp: Float32Array): number[] {
   const bank = meyda.melFilterBank!;
-  if (sparseMel?.bank !== bank) {
-    sparseMel = {
-      bank,
-      rows: bank.map((row) => {
-        const bins: number[] = [];
-        const weights: number[] = [];
-        for (let j = 0; j < FRAME_SIZE / 2; j++) {
-          if (row[j] !== 0) {
-            bins.push(j);
-            weights.push(row[j]!);
-          }
-        }
-        return { bins: Int32Array.from(bins), weights: Float64Array.from(weights) };
-      }),
-    };
-  }
+  if (sparseMel?.bank !== bank) sparseMel = { bank, rows: sparseRows(bank, FRAME_SIZE / 2) };
   for (let j = 0; j < melPower.length; j++) melPower[j] = amp[j]! ** 2;
   const rows = sparseMel.rows;
   for (let i = 0; i < rows.length; i++) {
@@ -236,12 +246,13 @@ export function meydaSpectralMoments(amp: Float32Array): {
   let n3 = 0;
   let n4 = 0;
   let den = 0;
+  const p = binPowers(amp.length);
   for (let k = 0; k < amp.length; k++) {
     const a = Math.abs(amp[k]!);
     n1 += k * a;
-    n2 += k ** 2 * a;
-    n3 += k ** 3 * a;
-    n4 += k ** 4 * a;
+    n2 += p.k2[k]! * a;
+    n3 += p.k3[k]! * a;
+    n4 += p.k4[k]! * a;
     den += amp[k]!;
   }
   const mu1 = n1 / den;
@@ -253,20 +264,34 @@ export function meydaSpectralMoments(amp: Float32Array): {
   return { centroid: mu1, spread, kurtosis: numerator / spread ** 4 };
 }
 
+let powers: { k2: Float64Array; k3: Float64Array; k4: Float64Array } | null = null;
+/** k^2, k^3, k^4 per bin: exact integers (k < 2^13), the same values `k ** i` gives, without a pow per bin. */
+function binPowers(n: number) {
+  if (powers?.k2.length !== n) {
+    const t = (e: number) => Float64Array.from({ length: n }, (_, k) => k ** e);
+    powers = { k2: t(2), k3: t(3), k4: t(4) };
+  }
+  return powers;
+}
+
 /** Meyda's chroma extractor (filter bank products, normalised by the largest). */
 export function meydaChroma(amp: Float32Array): number[] {
   const bank = meyda.chromaFilterBank!;
-  const out = new Array<number>(bank.length);
+  if (sparseChroma?.bank !== bank) sparseChroma = { bank, rows: sparseRows(bank, amp.length) };
+  const rows = sparseChroma.rows;
+  const out = new Array<number>(rows.length);
   let max = -Infinity;
-  for (let i = 0; i < bank.length; i++) {
-    const row = bank[i]!;
+  for (let i = 0; i < rows.length; i++) {
+    const { bins, weights } = rows[i]!;
+    // in bin order, as Meyda; its products with zero weights add +0 (amplitudes are >= 0)
     let acc = 0;
-    for (let j = 0; j < amp.length; j++) acc += amp[j]! * row[j]!;
+    for (let t = 0; t < bins.length; t++) acc += amp[bins[t]!]! * weights[t]!;
     out[i] = acc;
     if (acc > max) max = acc;
   }
   return max ? out.map((v) => v / max) : out;
 }
+let sparseChroma: { bank: unknown; rows: SparseRow[] } | null = null;
 
 function silentFrame(rmsDb: number): FrameFeatures {
   return {
@@ -287,11 +312,10 @@ function silentFrame(rmsDb: number): FrameFeatures {
   };
 }
 
-function unitEnergy(amp: Float32Array): Float64Array {
+function unitEnergy(amp: Float32Array, out: Float64Array): Float64Array {
   let e = 0;
   for (let k = 0; k < amp.length; k++) e += amp[k]! * amp[k]!;
   const norm = e > 0 ? 1 / Math.sqrt(e) : 0;
-  const out = new Float64Array(amp.length);
   for (let k = 0; k < amp.length; k++) out[k] = amp[k]! * norm;
   return out;
 }
@@ -300,25 +324,59 @@ function unitEnergy(amp: Float32Array): Float64Array {
  * Normalised autocorrelation pitch estimate. Screams are strongly voiced at a high
  * fundamental (often 500 Hz - 1.5 kHz), speech sits at 100-300 Hz, noise has no peak.
  */
-const pitchBuffer = new Float32Array(FRAME_SIZE / 2);
+/** The decimated frame: Float32-rounded values (as the model was trained), held as doubles. */
+const pitchBuffer = new Float64Array(FRAME_SIZE / 2);
+const pitchCum = new Float64Array(FRAME_SIZE / 2 + 1);
+const pitchR = new Float64Array(MAX_LAG + 2);
 
 function pitch(frame: Float32Array): { harmonicity: number; f0Hz: number } {
   const x = pitchBuffer;
-  for (let i = 0; i < x.length; i++) x[i] = 0.5 * (frame[2 * i]! + frame[2 * i + 1]!);
+  for (let i = 0; i < x.length; i++) x[i] = Math.fround(0.5 * (frame[2 * i]! + frame[2 * i + 1]!));
   const n = x.length;
   // prefix sums of energy give each lag's normalisation in O(1)
-  const cum = new Float64Array(n + 1);
+  const cum = pitchCum;
   for (let i = 0; i < n; i++) cum[i + 1] = cum[i]! + x[i]! * x[i]!;
   let best = 0;
   let bestLag = 0;
-  const r = new Float64Array(MAX_LAG + 2);
-  for (let lag = MIN_LAG - 1; lag <= MAX_LAG + 1; lag++) {
+  const r = pitchR;
+  const first = MIN_LAG - 1;
+  const last = MAX_LAG + 1;
+  // Four lags per pass over x (four sums, each still added in index order: the same bits as
+  // one lag at a time, a third of the loads).
+  let lag = first;
+  for (; lag + 3 <= last; lag += 4) {
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    const end = n - lag - 3;
+    let i = 0;
+    for (; i < end; i++) {
+      const xi = x[i]!;
+      a0 += xi * x[i + lag]!;
+      a1 += xi * x[i + lag + 1]!;
+      a2 += xi * x[i + lag + 2]!;
+      a3 += xi * x[i + lag + 3]!;
+    }
+    for (; i < n - lag - 2; i++) {
+      a0 += x[i]! * x[i + lag]!;
+      a1 += x[i]! * x[i + lag + 1]!;
+      a2 += x[i]! * x[i + lag + 2]!;
+    }
+    for (; i < n - lag - 1; i++) {
+      a0 += x[i]! * x[i + lag]!;
+      a1 += x[i]! * x[i + lag + 1]!;
+    }
+    for (; i < n - lag; i++) a0 += x[i]! * x[i + lag]!;
+    r[lag] = normalised(a0, cum, n, lag);
+    r[lag + 1] = normalised(a1, cum, n, lag + 1);
+    r[lag + 2] = normalised(a2, cum, n, lag + 2);
+    r[lag + 3] = normalised(a3, cum, n, lag + 3);
+  }
+  for (; lag <= last; lag++) {
     let acc = 0;
     for (let i = 0; i + lag < n; i++) acc += x[i]! * x[i + lag]!;
-    const e0 = cum[n - lag]!;
-    const e1 = cum[n]! - cum[lag]!;
-    const denom = Math.sqrt(e0 * e1);
-    r[lag] = denom > 0 ? acc / denom : 0;
+    r[lag] = normalised(acc, cum, n, lag);
   }
   for (let lag = MIN_LAG; lag <= MAX_LAG; lag++) {
     const v = r[lag]!;
@@ -341,6 +399,13 @@ function pitch(frame: Float32Array): { harmonicity: number; f0Hz: number } {
   const denom = a - 2 * b + c;
   const shift = denom !== 0 ? clamp((0.5 * (a - c)) / denom, -0.5, 0.5) : 0;
   return { harmonicity: clamp(best, 0, 1), f0Hz: PITCH_RATE / (bestLag + shift) };
+}
+
+function normalised(acc: number, cum: Float64Array, n: number, lag: number): number {
+  const e0 = cum[n - lag]!;
+  const e1 = cum[n]! - cum[lag]!;
+  const denom = Math.sqrt(e0 * e1);
+  return denom > 0 ? acc / denom : 0;
 }
 
 function finite(x: number): number {

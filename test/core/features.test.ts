@@ -8,6 +8,7 @@ import {
   meydaMfcc,
   meydaSpectralMoments,
 } from '../../core/features/frame-features.ts';
+import { MeydaSpectrum } from '../../core/features/spectrum.ts';
 import { WINDOW_FEATURE_NAMES, WINDOW_S } from '../../core/features/window-features.ts';
 import { WindowFeatureStream } from '../../core/features/window-stream.ts';
 
@@ -64,8 +65,9 @@ describe('frame features on known signals', () => {
   });
 });
 
-describe('MFCC, chroma and spectral moments equal Meyda.extract to the bit', () => {
+describe('the spectrum, MFCC, chroma and spectral moments equal Meyda.extract to the bit', () => {
   it('on tones, noise and a sweep', () => {
+    const spectrum = new MeydaSpectrum(FRAME_SIZE, FEATURE_SAMPLE_RATE);
     new FrameFeatureExtractor().extract(tone(440, FRAME_SIZE, FEATURE_SAMPLE_RATE)); // configures Meyda
     const m = Meyda as unknown as {
       extract: (
@@ -90,7 +92,17 @@ describe('MFCC, chroma and spectral moments equal Meyda.extract to the bit', () 
     ];
     for (const frame of frames) {
       const ref = m.extract(
-        ['mfcc', 'chroma', 'amplitudeSpectrum', 'spectralCentroid', 'spectralSpread', 'spectralKurtosis'],
+        [
+          'mfcc',
+          'chroma',
+          'amplitudeSpectrum',
+          'spectralCentroid',
+          'spectralSpread',
+          'spectralKurtosis',
+          'zcr',
+          'spectralRolloff',
+          'spectralFlatness',
+        ],
         frame,
       ) as unknown as Record<string, number> & {
         mfcc: number[];
@@ -104,6 +116,13 @@ describe('MFCC, chroma and spectral moments equal Meyda.extract to the bit', () 
       });
       expect(meydaMfcc(ref.amplitudeSpectrum)).toEqual(Array.from(ref.mfcc));
       expect(meydaChroma(ref.amplitudeSpectrum)).toEqual(Array.from(ref.chroma));
+      spectrum.compute(frame);
+      expect(spectrum.amp).toEqual(ref.amplitudeSpectrum);
+      expect([spectrum.zcr(), spectrum.rolloff(), spectrum.flatness()]).toEqual([
+        ref.zcr,
+        ref.spectralRolloff,
+        ref.spectralFlatness,
+      ]);
     }
   });
 });

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * ULIDs: 48-bit millisecond time + 80 random bits, Crockford base32, 26 chars.
  * Lexicographic order is time order, so the outbox and the store sort by id alone.
@@ -37,6 +39,17 @@ export class UlidFactory {
       this.lastRandom[i] = 0;
     }
   }
+}
+
+/**
+ * A ULID that is a pure function of `basis` (its random part from SHA-256 of it) at `timeMs`:
+ * every bridge that derives an id for the same thing gets the same id, so the store's
+ * de-duplication by eventId covers it.
+ */
+export function digestUlid(basis: string, timeMs: number): string {
+  const digest = createHash('sha256').update(basis).digest();
+  let i = 0;
+  return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Number.isFinite(timeMs) ? timeMs : 0);
 }
 
 /** Milliseconds since the epoch encoded in a ULID. */

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { UlidFactory } from '../../protocol/event-id.ts';
+import { digestUlid, UlidFactory } from '../../protocol/event-id.ts';
 import type { CloudConfig, SensorConfig } from '../config/schema.ts';
 import { CloudError } from '../errors.ts';
 import type { AlertDecision, EventAlerter } from '../ingest/event-ingest.ts';
@@ -58,9 +57,7 @@ export function offlineEventId(
 ): string {
   const basis = sensor.lastBeaconAt ?? sensor.lastSeen;
   if (!basis) return new UlidFactory().next(nowMs);
-  const digest = createHash('sha256').update(`${sensor.id}|offline|${basis}`).digest();
-  let i = 0;
-  return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Date.parse(basis));
+  return digestUlid(`${sensor.id}|offline|${basis}`, Date.parse(basis));
 }
 
 /**
@@ -70,10 +67,7 @@ export function offlineEventId(
  */
 export function degradedEventId(sensor: Pick<SensorView, 'id' | 'health' | 'healthSince'>): string {
   const since = sensor.healthSince ?? new Date(0).toISOString();
-  const digest = createHash('sha256').update(`${sensor.id}|degraded|${sensor.health}|${since}`).digest();
-  let i = 0;
-  const ms = Date.parse(since);
-  return new UlidFactory(() => digest[i++ % digest.length]! / 256).next(Number.isFinite(ms) ? ms : 0);
+  return digestUlid(`${sensor.id}|degraded|${sensor.health}|${since}`, Date.parse(since));
 }
 
 /**

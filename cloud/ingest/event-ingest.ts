@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
+import { digestUlid, ulidTime } from '../../protocol/event-id.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import type { Geolocator } from '../geo/locator.ts';
@@ -131,7 +132,7 @@ export class EventIngest {
       case 'events': {
         const m = decoded.message;
         registry.noteEvent(m.sensorId, m.timestamp, m.modelVersion);
-        return this.ingestEvent(this.toStored(m));
+        return this.ingestEvent(await this.keyedBySensor(this.toStored(m)));
       }
     }
   }
@@ -166,21 +167,39 @@ export class EventIngest {
   }
 
   /**
-   * A redelivery carries the same content; the same eventId from another sensor or with other
-   * content is not a redelivery. The store keeps the first (eventId is its key), so say so with
-   * a code instead of dropping the second silently.
+   * Events are de-duplicated per (sensorId, eventId). The store's key is the eventId alone, so
+   * an event whose id is already taken by another sensor's event (a cloned SD card, a sensor
+   * bug, a hostile client) is stored under an id derived from both (the same on every bridge
+   * and every redelivery, so it is still stored and alerted once), with the sensor's own id in
+   * `sensorEventId`, and a coded warning. Nothing acknowledged is dropped.
+   */
+  private async keyedBySensor(event: StoredEvent): Promise<StoredEvent> {
+    const stored = await this.deps.store.get(event.eventId);
+    if (!stored || stored.sensorId === event.sensorId) return event;
+    const eventId = digestUlid(`${event.sensorId}|${event.eventId}`, ulidTime(event.eventId));
+    this.deps.logger.warn(
+      {
+        code: 'EVENT_ID_CONFLICT',
+        eventId,
+        sensorEventId: event.eventId,
+        sensorId: event.sensorId,
+        storedSensorId: stored.sensorId,
+        differs: ['sensorId'],
+      },
+      `event ${event.eventId} from ${event.sensorId} has the id of a stored event of ${stored.sensorId}; stored as ${eventId}`,
+    );
+    return { ...event, eventId, sensorEventId: event.eventId };
+  }
+
+  /**
+   * A redelivery carries the same content; the same eventId of the same sensor with other
+   * content is not a redelivery. The store keeps the first, so say so with a code instead of
+   * dropping the second silently (another sensor's was re-keyed before: keyedBySensor).
    */
   private async checkConflict(event: StoredEvent): Promise<void> {
     const stored = await this.deps.store.get(event.eventId).catch(() => null);
     if (!stored) return;
-    const fields = [
-      'sensorId',
-      'timestamp',
-      'startedAt',
-      'screamProbability',
-      'isScream',
-      'audioSource',
-    ] as const;
+    const fields = ['timestamp', 'startedAt', 'screamProbability', 'isScream', 'audioSource'] as const;
     const differs = fields.filter((f) => stored[f] !== event[f]);
     if (differs.length === 0) return;
     this.deps.logger.warn(
@@ -191,7 +210,7 @@ export class EventIngest {
         storedSensorId: stored.sensorId,
         differs,
       },
-      `event ${event.eventId} from ${event.sensorId} has the id of a stored event with other content (${differs.join(', ')}); the stored one is kept and this one is not stored`,
+      `event ${event.eventId} from ${event.sensorId} has the id of a stored event of the same sensor with other content (${differs.join(', ')}); the stored one is kept and this one is not stored`,
     );
   }
 

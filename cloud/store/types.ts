@@ -91,6 +91,11 @@ export type ResponseStatus =
 export interface StoredEvent {
   eventId: string;
   sensorId: string;
+  /**
+   * The eventId the sensor sent, when it was taken by another sensor's event and the bridge
+   * stored this one under an id derived from both (cloud/ingest/event-ingest.ts).
+   */
+  sensorEventId?: string;
   /** When the sensor confirmed the event (ISO). */
   timestamp: string;
   /** When the cloud received it (ISO); differs from timestamp under clock skew or backlog. */

@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 describe('duplicate eventIds', () => {
-  it('a redelivery is dropped quietly; the same id with other content or from another sensor is logged as EVENT_ID_CONFLICT', async () => {
+  it('de-duplicates per (sensorId, eventId): a redelivery is dropped quietly, other content of the same sensor is kept out with EVENT_ID_CONFLICT, another sensor with the same id is stored under a derived id', async () => {
     const dir = await tempDir('sw-conflict-');
     cleanups.push(() => dir.remove());
     const { app, logs } = await startBridge({
@@ -29,17 +29,32 @@ describe('duplicate eventIds', () => {
     await publishEvent(client, ev);
     await publishEvent(client, ev); // a redelivery
     await publishEvent(client, { ...ev, screamProbability: 0.31 });
-    await publishEvent(client, { ...ev, sensorId: 'yard-2' });
+    const other = { ...ev, sensorId: 'yard-2', screamProbability: 0.97 };
+    await publishEvent(client, other);
+    await publishEvent(client, other); // its redelivery: still one copy
     const conflicts = await eventually(
       () => {
         const c = logs.lines.filter((l) => l.code === 'EVENT_ID_CONFLICT');
-        return c.length >= 2 ? c : null;
+        return c.length >= 3 ? c : null;
       },
       5000,
-      'two conflicts',
+      'three conflicts',
     );
-    expect(conflicts.map((c) => c.differs)).toEqual([['screamProbability'], ['sensorId']]);
-    expect(conflicts[1]).toMatchObject({ sensorId: 'yard-2', storedSensorId: 'hall-1' });
-    expect(logs.find('event stored')).toHaveLength(1);
+    expect(conflicts.map((c) => c.differs)).toEqual([['screamProbability'], ['sensorId'], ['sensorId']]);
+    expect(conflicts[1]).toMatchObject({
+      sensorId: 'yard-2',
+      storedSensorId: 'hall-1',
+      sensorEventId: ev.eventId,
+    });
+    const derived = conflicts[1]!.eventId as string;
+    expect(derived).not.toBe(ev.eventId);
+    expect(conflicts[2]!.eventId).toBe(derived);
+    // the derived id keeps the sensor's time, so the list order is unchanged
+    expect(derived.slice(0, 10)).toBe(ev.eventId.slice(0, 10));
+    await eventually(() => logs.find('event stored').length === 2, 5000, 'both stored');
+    const stored = await app.store.get(derived);
+    expect(stored).toMatchObject({ sensorId: 'yard-2', screamProbability: 0.97, sensorEventId: ev.eventId });
+    expect((await app.store.get(ev.eventId))?.sensorId).toBe('hall-1');
+    expect(await app.store.count()).toBe(2);
   });
 });

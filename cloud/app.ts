@@ -272,6 +272,7 @@ export class CloudApp {
       topicRoot: config.mqtt.topicRoot,
       logger: this.logger.child({ component: 'ingest' }),
       clock: this.clock,
+      maxClockSkewS: config.maxClockSkewS,
       onStored: (event) => {
         if (event.isScream && event.alertType === 'scream') this.homeAssistant?.scream(event.sensorId);
       },

@@ -95,6 +95,10 @@ export const ERRORS = {
   CLOUD_ALERT_QUEUE: { message: 'the alert queue {path} failed' },
   CLOUD_START_ABORTED: { message: 'bridge start aborted by a stop request' },
   CLOUD_START_FAILED: { message: 'the bridge failed to start' },
+  /** Logged: another sensor's event had this eventId; stored under a derived id (or same sensor, other content: kept out). */
+  EVENT_ID_CONFLICT: { message: 'event {eventId} from {sensorId} has the id of a stored event' },
+  /** Logged: an event stamped further ahead than maxClockSkewS is listed by its received time. */
+  SENSOR_CLOCK_SKEW: { message: 'sensor {sensorId} clock is {skewS} s ahead; listed by received time' },
   /** A page cursor (`before=`) that this store did not hand out. */
   STORE_CURSOR_INVALID: { message: 'invalid page cursor {cursor}', status: 400 },
   EVENT_NOT_FOUND: { message: 'event {eventId} not found', status: 404 },

@@ -141,6 +141,11 @@ export const CloudConfigSchema = z.object({
     .prefault({}),
   sensors: z.array(SensorConfigSchema).default([]),
   offlineAfterS: z.number().min(1).default(300),
+  /**
+   * An event stamped further in the future than this (a sensor clock gone wrong) is listed and
+   * sorted by when the bridge received it; its own time stays in `sensorTimestamp`.
+   */
+  maxClockSkewS: z.number().min(1).default(300),
   geo: z.object({ ipDatabase: nullableString.default(null) }).prefault({}),
   alerts: z
     .object({

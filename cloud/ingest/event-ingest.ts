@@ -53,6 +53,8 @@ export interface EventIngestDeps {
   topicRoot: string;
   logger: Logger;
   clock?: () => Date;
+  /** An event stamped further ahead than this is listed by its received time (config maxClockSkewS). */
+  maxClockSkewS?: number;
   /** After a new event is stored (Home Assistant state); must not throw. */
   onStored?: (event: StoredEvent) => void;
 }
@@ -130,9 +132,9 @@ export class EventIngest {
         registry.noteHeartbeat(decoded.message);
         return 'heartbeat';
       case 'events': {
-        const m = decoded.message;
-        registry.noteEvent(m.sensorId, m.timestamp, m.modelVersion);
-        return this.ingestEvent(await this.keyedBySensor(this.toStored(m)));
+        const event = this.toStored(decoded.message);
+        registry.noteEvent(event.sensorId, event.timestamp, decoded.message.modelVersion);
+        return this.ingestEvent(await this.keyedBySensor(event));
       }
     }
   }
@@ -140,11 +142,16 @@ export class EventIngest {
   private toStored(m: EventMessage): StoredEvent {
     const sensor = this.deps.registry.config(m.sensorId);
     const ip = this.deps.registry.get(m.sensorId)?.ip ?? null;
+    const received = this.clock();
+    const sensorMs = Date.parse(m.timestamp);
+    const timestamp = new Date(sensorMs).toISOString();
+    const skewS = Math.round((sensorMs - received.getTime()) / 1000);
+    const skewed = skewS > (this.deps.maxClockSkewS ?? 300);
     const event: StoredEvent = {
       eventId: m.eventId,
       sensorId: m.sensorId,
-      timestamp: new Date(Date.parse(m.timestamp)).toISOString(),
-      receivedAt: this.clock().toISOString(),
+      timestamp: skewed ? received.toISOString() : timestamp,
+      receivedAt: received.toISOString(),
       startedAt: m.startedAt,
       audioSource: m.audioSource,
       screamProbability: m.screamProbability,
@@ -163,6 +170,22 @@ export class EventIngest {
       error: null,
       review: null,
     };
+    if (skewed) {
+      // A clock ahead would pin the event to the top of the list and the fleet view for as
+      // long as the skew lasts; listed by its received time instead, the skew shown with it.
+      event.sensorTimestamp = timestamp;
+      event.clockSkewS = skewS;
+      this.deps.logger.warn(
+        {
+          code: 'SENSOR_CLOCK_SKEW',
+          sensorId: m.sensorId,
+          eventId: m.eventId,
+          sensorTimestamp: timestamp,
+          skewS,
+        },
+        `sensor ${m.sensorId} clock is ${skewS} s ahead; event ${m.eventId} is listed by its received time`,
+      );
+    }
     return event;
   }
 

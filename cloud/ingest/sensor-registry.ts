@@ -24,6 +24,11 @@ export interface SensorView {
   ip: string | null;
   /** Sensor-clock timestamp of the last status or heartbeat (the same on every bridge). */
   lastBeaconAt: string | null;
+  /**
+   * How far the sensor's clock was ahead of the bridge's (negative: behind) at its last
+   * heartbeat, in whole seconds (includes transit, normally well under a second).
+   */
+  clockSkewS?: number | null;
   /** The sensor's input classifier (null: never reported, an older daemon). */
   health?: InputHealth | null;
   /** When `health` began, sensor clock. */
@@ -47,6 +52,7 @@ interface SensorState {
   droppedFrames: number | null;
   ip: string | null;
   lastBeaconAt: string | null;
+  clockSkewS: number | null;
   health: InputHealth | null;
   healthSince: string | null;
   /** `${health}|${since}` of the degradation already reported (one alert per episode). */
@@ -109,6 +115,7 @@ export class SensorRegistry {
       droppedFrames: null,
       ip: null,
       lastBeaconAt: null,
+      clockSkewS: null,
       health: null,
       healthSince: null,
       degradedReported: null,
@@ -225,6 +232,10 @@ export class SensorRegistry {
   noteHeartbeat(m: HeartbeatMessage): void {
     const s = this.heard(m.sensorId);
     s.lastBeaconAt = m.timestamp;
+    const sensorMs = Date.parse(m.timestamp);
+    s.clockSkewS = Number.isFinite(sensorMs)
+      ? Math.round((sensorMs - (s.lastSeenMs ?? sensorMs)) / 1000)
+      : null;
     s.outboxDepth = m.outboxDepth;
     s.inputLevelDbfs = m.inputLevelDbfs;
     s.modelVersion = m.modelVersion;
@@ -282,6 +293,7 @@ export class SensorRegistry {
       droppedFrames: s.droppedFrames,
       ip: s.ip,
       lastBeaconAt: s.lastBeaconAt,
+      clockSkewS: s.clockSkewS,
       health: s.health,
       healthSince: s.healthSince,
       degraded: s.status === 'online' && s.health !== null && s.health !== 'ok',

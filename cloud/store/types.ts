@@ -96,6 +96,13 @@ export interface StoredEvent {
    * stored this one under an id derived from both (cloud/ingest/event-ingest.ts).
    */
   sensorEventId?: string;
+  /**
+   * The sensor's own timestamp, when it was more than maxClockSkewS ahead of the bridge's clock:
+   * `timestamp` is then the received time (so a clock years ahead does not pin the event to the
+   * top of the list) and `clockSkewS` says by how much the sensor was ahead.
+   */
+  sensorTimestamp?: string;
+  clockSkewS?: number;
   /** When the sensor confirmed the event (ISO). */
   timestamp: string;
   /** When the cloud received it (ISO); differs from timestamp under clock skew or backlog. */

@@ -46,6 +46,7 @@ export type SensorView = Pick<
   | 'droppedFrames'
   | 'health'
   | 'healthSince'
+  | 'clockSkewS'
   | 'degraded'
 >;
 

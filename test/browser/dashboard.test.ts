@@ -181,6 +181,33 @@ describe('dashboard in Chromium', () => {
     await screenshot(page, 'sensor-page');
   });
 
+  it('says when a sensor clock is off: on its fleet card and on an event it stamped years ahead', async () => {
+    const now = Date.now();
+    const skewS = 3 * 365 * 86_400;
+    const view = h.registry.get('gym-3')!;
+    h.registry.set({ ...view, clockSkewS: skewS });
+    const e = sampleEvent({
+      sensorId: 'gym-3',
+      timestamp: new Date(now - 60_000).toISOString(),
+      receivedAt: new Date(now - 60_000).toISOString(),
+      sensorTimestamp: new Date(now - 60_000 + skewS * 1000).toISOString(),
+      clockSkewS: skewS,
+    });
+    await h.store.insertIfNew(e);
+    await page.goto(`${h.web.url}/fleet`);
+    const card = page.locator('.sensor-card[data-sensor-id="gym-3"]');
+    await card.locator('.clock-skew').waitFor({ timeout: 5000 });
+    expect(await card.locator('.clock-skew').innerText()).toBe(
+      'Sensor clock 1095 days ahead: check its time sync (NTP)',
+    );
+    expect(await page.locator('.sensor-card[data-sensor-id="hall-1"] .clock-skew').count()).toBe(0);
+    await page.goto(`${h.web.url}/events/${e.eventId}`);
+    const skew = page.locator('.clock-skew');
+    await skew.waitFor({ timeout: 5000 });
+    expect(await skew.innerText()).toMatch(/^1095 days ahead: stamped .+; listed by its received time$/);
+    await screenshot(page, 'event-clock-skew');
+  });
+
   it('analyses an uploaded WAV and plots probability, threshold and the detected event', async () => {
     await page.click('nav a[href="/analyse"]');
     await page.setInputFiles('#audio-file', screamWav(fixtures.dir, 'hallway-test.wav', 44_100));

@@ -4,6 +4,7 @@ import { alertToast, channelName, describeAlert, describeDelivery, type Outcome 
 import { ApiError, get, post } from './api.ts';
 import { append, clear, h, toast } from './dom.ts';
 import {
+  clockSkew,
   dateTime,
   db,
   kind,
@@ -335,6 +336,16 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
       row('Detected', dateTime(e.timestamp)),
       e.startedAt ? row('Began', dateTime(e.startedAt)) : null,
       row('Received', `${dateTime(e.receivedAt)}${receivedLag(e.timestamp, e.receivedAt)}`),
+      e.sensorTimestamp && e.clockSkewS != null
+        ? row(
+            'Sensor clock',
+            h(
+              'span',
+              { class: 'clock-skew' },
+              `${clockSkew(e.clockSkewS)}: stamped ${dateTime(e.sensorTimestamp)}; listed by its received time`,
+            ),
+          )
+        : null,
     ),
     h('h2', {}, 'Detection'),
     h(

@@ -1,7 +1,11 @@
 import type { SensorView } from '../types.ts';
 import { ApiError, get } from './api.ts';
 import { clear, h } from './dom.ts';
-import { dateTime, db, relative } from './format.ts';
+import { clockSkew, dateTime, db, relative } from './format.ts';
+
+/** A sensor clock further off than this is shown on its card (event times come from it). */
+const CLOCK_WARN_S = 60;
+
 import { liveStream } from './live-stream.ts';
 
 const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 2, online: 3 };
@@ -58,6 +62,13 @@ export function sensorCard(s: SensorView): HTMLElement {
           'p',
           { class: 'health-warning' },
           `Cannot hear: input ${s.health} since ${dateTime(s.healthSince ?? null)}`,
+        )
+      : null,
+    s.clockSkewS != null && Math.abs(s.clockSkewS) > CLOCK_WARN_S
+      ? h(
+          'p',
+          { class: 'health-warning clock-skew' },
+          `Sensor clock ${clockSkew(s.clockSkewS)}: check its time sync (NTP)`,
         )
       : null,
     h(

@@ -76,6 +76,20 @@ export function receivedLag(timestamp: string, receivedAt: string): string {
   return s > 0 ? ` (${s} s after detection)` : ` (sensor clock ${-s} s ahead)`;
 }
 
+/** A clock offset in words: "3 h 12 min ahead", "45 s behind". */
+export function clockSkew(seconds: number): string {
+  const a = Math.abs(seconds);
+  const span =
+    a >= 172_800
+      ? `${Math.round(a / 86_400)} days`
+      : a >= 7_200
+        ? `${Math.round(a / 3600)} h`
+        : a >= 120
+          ? `${Math.round(a / 60)} min`
+          : `${a} s`;
+  return `${span} ${seconds >= 0 ? 'ahead' : 'behind'}`;
+}
+
 /** Where the people on call are with an event: acknowledged by whom, or resolved with a verdict. */
 export function responseState(
   e: Pick<StoredEvent, 'response' | 'review'>,

@@ -5,9 +5,9 @@ import { DaemonApp } from '../../daemon/app.ts';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import type { EventMessage, HeartbeatMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };

@@ -6,10 +6,10 @@ import { DaemonApp } from '../../daemon/app.ts';
 import { OutboxStore } from '../../daemon/outbox/outbox-store.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };

@@ -26,8 +26,8 @@ import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
 import { synthesizeDemoRecording } from '../demo/scream-recording.ts';
 import type { EventMessage } from '../protocol/messages.ts';
 import { startAedes } from '../test/support/aedes.ts';
+import { concatWav, roomToneWav, screamWav, sox, tinyModelFile } from '../test/support/audio-fixtures.ts';
 import { FAKE_ARECORD_DIR } from '../test/support/fake-arecord.ts';
-import { tinyModelFile } from '../test/support/scream-fixtures.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -100,58 +100,12 @@ export async function runDaemonBench(): Promise<Record<string, number | string>>
     } else {
       replayKind = 'sox sweep in room tone';
       // 30 s segments: 25 s of room tone, a 2 s scream-like sweep, 3 s of room tone
-      const seg = join(dir, 'segment.wav');
-      await run('sox', [
-        '-n',
-        '-r',
-        '16000',
-        '-c',
-        '1',
-        '-b',
-        '16',
-        join(dir, 'tone1.wav'),
-        'synth',
-        String(SCREAM_AT_S),
-        'brownnoise',
-        'vol',
-        '0.01',
+      const seg = await concatWav(join(dir, 'segment.wav'), [
+        await roomToneWav(join(dir, 'tone1.wav'), SCREAM_AT_S),
+        await screamWav(join(dir, 'scream.wav'), 2),
+        await roomToneWav(join(dir, 'tone2.wav'), SEGMENT_S - SCREAM_AT_S - 2),
       ]);
-      await run('sox', [
-        '-n',
-        '-r',
-        '16000',
-        '-c',
-        '1',
-        '-b',
-        '16',
-        join(dir, 'scream.wav'),
-        'synth',
-        '2',
-        'sine',
-        '900:1400',
-        'tremolo',
-        '6',
-        '40',
-        'vol',
-        '0.6',
-      ]);
-      await run('sox', [
-        '-n',
-        '-r',
-        '16000',
-        '-c',
-        '1',
-        '-b',
-        '16',
-        join(dir, 'tone2.wav'),
-        'synth',
-        String(SEGMENT_S - SCREAM_AT_S - 2),
-        'brownnoise',
-        'vol',
-        '0.01',
-      ]);
-      await run('sox', [join(dir, 'tone1.wav'), join(dir, 'scream.wav'), join(dir, 'tone2.wav'), seg]);
-      await run('sox', [seg, wav, 'repeat', String(segments - 1)]);
+      await sox(seg, wav, 'repeat', String(segments - 1));
     }
     const durationS = segments * SEGMENT_S;
     const onsetsS = Array.from({ length: segments }, (_, i) => i * SEGMENT_S + SCREAM_AT_S);

@@ -44,12 +44,12 @@ export class OpsServer {
   private server: Server | null = null;
   url = '';
 
-  constructor(private readonly o: OpsServerOptions) {}
+  constructor(private readonly options: OpsServerOptions) {}
 
   async start(): Promise<void> {
     const server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
-        this.o.logger.error({ err }, 'ops endpoint failed');
+        this.options.logger.error({ err }, 'ops endpoint failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error\n');
       });
@@ -57,7 +57,7 @@ export class OpsServer {
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.o.port, this.o.host, () => {
+      server.listen(this.options.port, this.options.host, () => {
         server.off('error', reject);
         resolve();
       });
@@ -66,7 +66,7 @@ export class OpsServer {
     const a = server.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     this.url = `http://${host}:${a.port}`;
-    this.o.logger.info(
+    this.options.logger.info(
       { url: this.url },
       'metrics and health endpoint listening (/metrics, /healthz, /livez)',
     );
@@ -80,13 +80,13 @@ export class OpsServer {
       return;
     }
     if (path === '/metrics') {
-      const text = await this.o.registry.metrics();
-      res.writeHead(200, { 'content-type': this.o.registry.contentType });
+      const text = await this.options.registry.metrics();
+      res.writeHead(200, { 'content-type': this.options.registry.contentType });
       res.end(text);
       return;
     }
     if (path === '/healthz') {
-      const { status, body } = await readinessBody(this.o.readiness);
+      const { status, body } = await readinessBody(this.options.readiness);
       res.writeHead(status, {
         'content-type': 'application/json; charset=utf-8',
         'cache-control': 'no-store',

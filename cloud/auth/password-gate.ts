@@ -37,18 +37,18 @@ export const DEFAULT_PASSWORD_GATE: PasswordGateOptions = {
  * 3. at most `concurrency` hashes run at once, `maxQueued` wait, the rest are refused ("busy").
  */
 export class PasswordGate {
-  private readonly o: PasswordGateOptions;
+  private readonly options: PasswordGateOptions;
   private readonly failures = new Map<string, number[]>();
   private readonly cache = new Map<string, number>();
   private running = 0;
   private readonly waiting: (() => void)[] = [];
 
   constructor(options: Partial<PasswordGateOptions> = {}) {
-    this.o = { ...DEFAULT_PASSWORD_GATE, ...options };
+    this.options = { ...DEFAULT_PASSWORD_GATE, ...options };
   }
 
   private now(): number {
-    return this.o.now?.() ?? Date.now();
+    return this.options.now?.() ?? Date.now();
   }
 
   private cacheKey(username: string, password: string, hash: string): string {
@@ -56,7 +56,7 @@ export class PasswordGate {
   }
 
   private recent(key: string): number[] {
-    const cutoff = this.now() - this.o.windowMs;
+    const cutoff = this.now() - this.options.windowMs;
     const list = (this.failures.get(key) ?? []).filter((t) => t > cutoff);
     if (list.length) this.failures.set(key, list);
     else this.failures.delete(key);
@@ -67,9 +67,9 @@ export class PasswordGate {
   retryAt(ip: string | null, username: string): number | null {
     const times: number[] = [];
     const ipList = ip ? this.recent(`ip:${ip}`) : [];
-    if (ipList.length >= this.o.failuresPerIp) times.push(ipList[0]! + this.o.windowMs);
+    if (ipList.length >= this.options.failuresPerIp) times.push(ipList[0]! + this.options.windowMs);
     const userList = this.recent(`user:${username}`);
-    if (userList.length >= this.o.failuresPerUser) times.push(userList[0]! + this.o.windowMs);
+    if (userList.length >= this.options.failuresPerUser) times.push(userList[0]! + this.options.windowMs);
     return times.length ? Math.max(...times) : null;
   }
 
@@ -89,8 +89,8 @@ export class PasswordGate {
     const cached = this.cache.get(key);
     if (cached !== undefined && cached > this.now()) return 'ok';
     if (this.retryAt(ip, username) !== null) return 'rate-limited';
-    if (this.running >= this.o.concurrency) {
-      if (this.waiting.length >= this.o.maxQueued) return 'busy';
+    if (this.running >= this.options.concurrency) {
+      if (this.waiting.length >= this.options.maxQueued) return 'busy';
       // the slot is handed over by the check that finishes (running stays the same)
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {
@@ -115,7 +115,7 @@ export class PasswordGate {
     }
     if (ok) {
       if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(key, this.now() + this.o.cacheMs);
+      this.cache.set(key, this.now() + this.options.cacheMs);
       return 'ok';
     }
     const t = this.now();

@@ -141,10 +141,10 @@ export class HomeAssistantDiscovery {
   private running = false;
   private refreshing: Promise<void> | null = null;
 
-  constructor(private readonly o: HomeAssistantOptions) {}
+  constructor(private readonly options: HomeAssistantOptions) {}
 
   private get file(): string {
-    return join(this.o.dataDir, PUBLISHED_FILE);
+    return join(this.options.dataDir, PUBLISHED_FILE);
   }
 
   private publishedIds(): string[] {
@@ -164,20 +164,20 @@ export class HomeAssistantDiscovery {
   }
 
   private configTopic(e: Entity, sensorId: string): string {
-    return `${this.o.config.discoveryPrefix}/${e.component}/${haId(sensorId)}/${e.objectId}/config`;
+    return `${this.options.config.discoveryPrefix}/${e.component}/${haId(sensorId)}/${e.objectId}/config`;
   }
 
   async start(): Promise<void> {
     this.running = true;
     // Sensors no longer configured and not seen: remove their entities from HA.
-    const known = new Set([...this.o.configuredIds(), ...this.o.sensors().map((s) => s.id)]);
+    const known = new Set([...this.options.configuredIds(), ...this.options.sensors().map((s) => s.id)]);
     const stale = this.publishedIds().filter((id) => !known.has(id));
     for (const id of stale) await this.remove(id);
-    for (const s of this.o.sensors()) {
-      await this.o.publish(screamStateTopic(this.o.topicRoot, s.id), 'OFF', true);
+    for (const s of this.options.sensors()) {
+      await this.options.publish(screamStateTopic(this.options.topicRoot, s.id), 'OFF', true);
     }
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.o.refreshMs ?? 10_000);
+    this.timer = setInterval(() => void this.refresh(), this.options.refreshMs ?? 10_000);
     this.timer.unref();
   }
 
@@ -186,19 +186,19 @@ export class HomeAssistantDiscovery {
     this.refreshing ??= (async () => {
       try {
         const ids: string[] = [];
-        for (const s of this.o.sensors()) {
+        for (const s of this.options.sensors()) {
           ids.push(s.id);
-          for (const e of discoveryEntities(s, this.o.topicRoot)) {
+          for (const e of discoveryEntities(s, this.options.topicRoot)) {
             const topic = this.configTopic(e, s.id);
             const body = JSON.stringify(e.payload);
             if (this.published.get(topic) === body) continue;
-            await this.o.publish(topic, body, true);
+            await this.options.publish(topic, body, true);
             this.published.set(topic, body);
           }
         }
         this.savePublishedIds([...ids, ...this.publishedIds()]);
       } catch (err) {
-        this.o.logger.warn(
+        this.options.logger.warn(
           { err: (err as Error).message },
           'Home Assistant discovery: publish failed; retrying',
         );
@@ -211,27 +211,27 @@ export class HomeAssistantDiscovery {
 
   private async remove(sensorId: string): Promise<void> {
     const view = { id: sensorId, name: null, room: null, daemonVersion: null } as SensorView;
-    for (const e of discoveryEntities(view, this.o.topicRoot)) {
-      await this.o.publish(this.configTopic(e, sensorId), '', true);
+    for (const e of discoveryEntities(view, this.options.topicRoot)) {
+      await this.options.publish(this.configTopic(e, sensorId), '', true);
     }
-    await this.o.publish(screamStateTopic(this.o.topicRoot, sensorId), '', true);
+    await this.options.publish(screamStateTopic(this.options.topicRoot, sensorId), '', true);
     this.savePublishedIds(this.publishedIds().filter((id) => id !== sensorId));
-    this.o.logger.info({ sensorId }, 'Home Assistant discovery: removed a sensor no longer configured');
+    this.options.logger.info({ sensorId }, 'Home Assistant discovery: removed a sensor no longer configured');
   }
 
   /** A confirmed scream was stored: the binary_sensor is ON, and OFF screamOffAfterS later. */
   scream(sensorId: string): void {
     if (!this.running) return;
-    const topic = screamStateTopic(this.o.topicRoot, sensorId);
+    const topic = screamStateTopic(this.options.topicRoot, sensorId);
     const fail = (err: Error) =>
-      this.o.logger.warn({ err: err.message, sensorId }, 'Home Assistant: scream state not published');
-    this.o.publish(topic, 'ON', true).catch(fail);
+      this.options.logger.warn({ err: err.message, sensorId }, 'Home Assistant: scream state not published');
+    this.options.publish(topic, 'ON', true).catch(fail);
     const prev = this.offTimers.get(sensorId);
     if (prev) clearTimeout(prev);
     const t = setTimeout(() => {
       this.offTimers.delete(sensorId);
-      this.o.publish(topic, 'OFF', true).catch(fail);
-    }, this.o.config.screamOffAfterS * 1000);
+      this.options.publish(topic, 'OFF', true).catch(fail);
+    }, this.options.config.screamOffAfterS * 1000);
     t.unref();
     this.offTimers.set(sensorId, t);
   }

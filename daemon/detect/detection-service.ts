@@ -59,9 +59,9 @@ export class DetectionService {
   eventsConfirmed = 0;
   reportsSent = 0;
 
-  constructor(private readonly o: DetectionServiceOptions) {
-    const d = o.detection;
-    this.detector = new StreamDetector(o.model, {
+  constructor(private readonly options: DetectionServiceOptions) {
+    const d = options.detection;
+    this.detector = new StreamDetector(options.model, {
       ...(d.threshold !== null && { threshold: d.threshold }),
       ...(d.k !== null && { k: d.k }),
       ...(d.n !== null && { n: d.n }),
@@ -73,12 +73,12 @@ export class DetectionService {
 
   async start(): Promise<void> {
     this.running = true;
-    this.o.queue.setListener(() => this.schedule());
-    this.o.logger.info(
+    this.options.queue.setListener(() => this.schedule());
+    this.options.logger.info(
       {
-        modelVersion: this.o.model.version,
+        modelVersion: this.options.model.version,
         ...this.detector.options,
-        reportThreshold: this.o.detection.reportThreshold,
+        reportThreshold: this.options.detection.reportThreshold,
       },
       'detector ready',
     );
@@ -95,14 +95,14 @@ export class DetectionService {
     this.scheduled = setImmediate(() => {
       this.scheduled = null;
       this.drain(CHUNKS_PER_TURN);
-      if (this.o.queue.queuedSamples > 0) this.schedule();
+      if (this.options.queue.queuedSamples > 0) this.schedule();
     });
   }
 
   /** Processes queued audio; `Infinity` empties the queue (shutdown: finish the current window). */
   drain(maxChunks: number): void {
     for (let i = 0; i < maxChunks; i++) {
-      const chunk = this.o.queue.shift();
+      const chunk = this.options.queue.shift();
       if (!chunk) break;
       this.process(chunk);
     }
@@ -112,12 +112,12 @@ export class DetectionService {
     let sum = 0;
     for (let i = 0; i < chunk.length; i++) sum += chunk[i]! * chunk[i]!;
     this.inputLevelDbfs = chunk.length ? Math.max(-200, 10 * Math.log10(sum / chunk.length + 1e-20)) : -200;
-    this.o.clips?.push(chunk);
+    this.options.clips?.push(chunk);
     const out = this.detector.push(chunk);
     this.processedS += chunk.length / 16_000;
     for (const w of out.windows) {
       this.windowsScored++;
-      this.o.onWindow?.(w.probability);
+      this.options.onWindow?.(w.probability);
       if (w.probability > this.maxProbability) this.maxProbability = w.probability;
       this.trackNearMiss(w);
     }
@@ -129,19 +129,19 @@ export class DetectionService {
         this.onConfirmed(u.event);
       } else {
         this.eventOpen = false;
-        this.o.logger.info(
+        this.options.logger.info(
           { startS: u.event.startS, endS: u.event.endS, peakProbability: u.event.peakProbability },
           'scream ended',
         );
       }
     }
-    this.o.onProgress?.();
+    this.options.onProgress?.();
   }
 
   private onConfirmed(e: DetectedEvent): void {
     // the confirmer's event carries its peak window (level and features) itself
     const peak = e.peakWindow;
-    const nowMs = this.o.clock.now();
+    const nowMs = this.options.clock.now();
     // The confirming window ended at detectedAtS of audio time; what was analysed after it
     // in this same chunk is a few ms, so "now" is the confirmation time on the wall clock.
     const lagS = Math.max(0, this.processedS - e.detectedAtS);
@@ -158,9 +158,9 @@ export class DetectionService {
       peak,
     );
     this.eventsConfirmed++;
-    this.o.sink.commit('event', msg);
-    this.o.clips?.capture(eventId);
-    this.o.logger.warn(
+    this.options.sink.commit('event', msg);
+    this.options.clips?.capture(eventId);
+    this.options.logger.warn(
       {
         eventId,
         screamProbability: e.peakProbability,
@@ -173,7 +173,7 @@ export class DetectionService {
   }
 
   private trackNearMiss(w: DetectedWindow): void {
-    const reportThreshold = this.o.detection.reportThreshold;
+    const reportThreshold = this.options.detection.reportThreshold;
     if (reportThreshold === null || this.eventOpen) return;
     if (w.probability >= reportThreshold) {
       this.nearMissStartS ??= w.startS;
@@ -185,7 +185,7 @@ export class DetectionService {
     const startS = this.nearMissStartS ?? peak.startS;
     this.nearMiss = null;
     this.nearMissStartS = null;
-    const nowMs = this.o.clock.now();
+    const nowMs = this.options.clock.now();
     const lagS = Math.max(0, this.processedS - w.endS);
     const msg = this.message(
       this.ulid.next(nowMs),
@@ -198,7 +198,7 @@ export class DetectionService {
     );
     msg.notes = 'near-miss: windows over reportThreshold, not confirmed as a scream';
     this.reportsSent++;
-    this.o.sink.commit('report', msg);
+    this.options.sink.commit('report', msg);
   }
 
   private message(
@@ -212,28 +212,28 @@ export class DetectionService {
   ): EventMessage {
     return buildEventMessage({
       eventId,
-      sensorId: this.o.sensorId,
+      sensorId: this.options.sensorId,
       timestampMs,
       startedAtMs,
       screamProbability: probability,
       isScream,
       thresholdValue: threshold,
-      audioSource: this.o.audioSource,
+      audioSource: this.options.audioSource,
       levelDbfs: peak?.levelDbfs ?? this.inputLevelDbfs,
-      modelVersion: this.o.model.version,
-      deviceInfo: this.o.deviceInfo,
-      location: this.o.location,
+      modelVersion: this.options.model.version,
+      deviceInfo: this.options.deviceInfo,
+      location: this.options.location,
       features: peak?.features,
     });
   }
 
   /** Stops the loop after analysing what capture already delivered. */
   async stop(): Promise<void> {
-    this.o.queue.setListener(null);
+    this.options.queue.setListener(null);
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = null;
     if (this.running) this.drain(Number.POSITIVE_INFINITY);
     this.running = false;
-    this.o.clips?.flush();
+    this.options.clips?.flush();
   }
 }

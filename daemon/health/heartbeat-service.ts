@@ -30,12 +30,12 @@ export class HeartbeatService {
   private lastCpu = process.cpuUsage();
   private lastAt = performance.now();
 
-  constructor(private readonly o: HeartbeatServiceOptions) {
-    this.startedAtMs = o.clock.now();
+  constructor(private readonly options: HeartbeatServiceOptions) {
+    this.startedAtMs = options.clock.now();
   }
 
   async start(): Promise<void> {
-    this.timer = setInterval(() => this.beat(), this.o.intervalS * 1000);
+    this.timer = setInterval(() => this.beat(), this.options.intervalS * 1000);
     this.timer.unref();
   }
 
@@ -49,12 +49,12 @@ export class HeartbeatService {
   }
 
   message(): HeartbeatMessage {
-    const f = this.o.facts();
+    const f = this.options.facts();
     return {
       v: PROTOCOL_VERSION,
-      sensorId: this.o.sensorId,
-      timestamp: new Date(this.o.clock.now()).toISOString(),
-      uptimeS: Math.max(0, Math.round((this.o.clock.now() - this.startedAtMs) / 1000)),
+      sensorId: this.options.sensorId,
+      timestamp: new Date(this.options.clock.now()).toISOString(),
+      uptimeS: Math.max(0, Math.round((this.options.clock.now() - this.startedAtMs) / 1000)),
       outboxDepth: f.outboxDepth,
       outboxFull: f.outboxFull,
       droppedFrames: f.droppedFrames,
@@ -62,7 +62,7 @@ export class HeartbeatService {
       lastMaxProbability: Math.min(1, Math.max(0, f.lastMaxProbability)),
       cpuPercent: this.cpuPercent(),
       rssBytes: process.memoryUsage.rss(),
-      modelVersion: this.o.modelVersion.slice(0, 100),
+      modelVersion: this.options.modelVersion.slice(0, 100),
       daemonVersion: DAEMON_VERSION,
       ...(f.outboxWritable !== undefined && { outboxWritable: f.outboxWritable }),
       ...(f.outboxLost !== undefined && { outboxLost: f.outboxLost }),
@@ -71,7 +71,7 @@ export class HeartbeatService {
   }
 
   beat(): void {
-    this.o.emit(this.message());
+    this.options.emit(this.message());
   }
 
   async stop(): Promise<void> {

@@ -44,8 +44,8 @@ export class InputHealthMonitor {
   readonly classifier: InputHealthClassifier;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly o: InputHealthMonitorOptions) {
-    this.classifier = new InputHealthClassifier(o.thresholds, o.clock.now());
+  constructor(private readonly options: InputHealthMonitorOptions) {
+    this.classifier = new InputHealthClassifier(options.thresholds, options.clock.now());
   }
 
   get health(): InputHealth {
@@ -57,33 +57,33 @@ export class InputHealthMonitor {
   }
 
   samples(s: Float32Array): void {
-    this.report(this.classifier.push(s, this.o.clock.now()));
+    this.report(this.classifier.push(s, this.options.clock.now()));
   }
 
   deviceFailed(): void {
-    this.report(this.classifier.deviceFailed(this.o.clock.now()));
+    this.report(this.classifier.deviceFailed(this.options.clock.now()));
   }
 
   private report(change: ReturnType<InputHealthClassifier['push']>): void {
     if (!change) return;
     const since = new Date(change.sinceMs).toISOString();
-    const text = describe(change.health, this.o.thresholds);
+    const text = describe(change.health, this.options.thresholds);
     if (change.health === 'ok') {
-      this.o.logger.info(
-        { health: 'ok', previous: change.previous, source: this.o.source },
+      this.options.logger.info(
+        { health: 'ok', previous: change.previous, source: this.options.source },
         `input health ok: ${text}`,
       );
     } else {
-      this.o.logger.error(
-        { code: CODE[change.health], health: change.health, since, source: this.o.source },
-        `input health ${change.health} on ${this.o.source}: ${text}`,
+      this.options.logger.error(
+        { code: CODE[change.health], health: change.health, since, source: this.options.source },
+        `input health ${change.health} on ${this.options.source}: ${text}`,
       );
     }
-    this.o.onChange(change.health, since);
+    this.options.onChange(change.health, since);
   }
 
   async start(): Promise<void> {
-    this.timer = setInterval(() => this.report(this.classifier.tick(this.o.clock.now())), 1000);
+    this.timer = setInterval(() => this.report(this.classifier.tick(this.options.clock.now())), 1000);
     this.timer.unref();
   }
 

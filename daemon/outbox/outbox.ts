@@ -89,9 +89,9 @@ export class Outbox extends EventEmitter implements OutboxQueue {
   /** Why the disk refused, while it does. */
   reason: string | null = null;
 
-  constructor(private readonly o: OutboxOptions) {
+  constructor(private readonly options: OutboxOptions) {
     super();
-    this.path = join(o.stateDir, 'outbox.sqlite');
+    this.path = join(options.stateDir, 'outbox.sqlite');
   }
 
   /**
@@ -101,7 +101,7 @@ export class Outbox extends EventEmitter implements OutboxQueue {
    */
   open(): void {
     try {
-      ensureDir(this.o.stateDir);
+      ensureDir(this.options.stateDir);
     } catch (err) {
       if (diskFaultOf(err)) {
         this.onFault(err, 'create the state directory');
@@ -207,7 +207,7 @@ export class Outbox extends EventEmitter implements OutboxQueue {
     if (this.memory.length) this.flush();
     const left = this.memory.filter((r) => r.kind === 'event');
     if (left.length) {
-      this.o.logger.error(
+      this.options.logger.error(
         { code: 'OUTBOX_WRITE_FAILED', eventIds: left.map((r) => r.eventId), path: this.path },
         `stopping with ${left.length} event(s) that neither reached the disk (${this.reason ?? 'not writable'}) nor the broker: they are lost`,
       );
@@ -239,9 +239,9 @@ export class Outbox extends EventEmitter implements OutboxQueue {
     this.reason = `${code}: ${(err as Error).message}`;
     if (this.writable || !this.faultLogged) {
       this.faultLogged = true;
-      this.o.logger.error(
+      this.options.logger.error(
         { code: 'OUTBOX_WRITE_FAILED', reason: code, op, path: this.path },
-        `outbox ${this.path}: cannot ${op} (${this.reason}); events are kept in memory (up to ${this.o.memoryMaxRows} rows) and published directly; retrying the disk with backoff`,
+        `outbox ${this.path}: cannot ${op} (${this.reason}); events are kept in memory (up to ${this.options.memoryMaxRows} rows) and published directly; retrying the disk with backoff`,
       );
     }
     if (this.writable) {
@@ -258,8 +258,8 @@ export class Outbox extends EventEmitter implements OutboxQueue {
       this.memory = this.memory.filter((r) => r.kind !== 'heartbeat');
       evicted += before - this.memory.length;
     }
-    const full = this.memory.length >= this.o.memoryMaxRows;
-    while (this.memory.length >= this.o.memoryMaxRows) {
+    const full = this.memory.length >= this.options.memoryMaxRows;
+    while (this.memory.length >= this.options.memoryMaxRows) {
       const victim =
         this.memory.findIndex((r) => r.kind === 'heartbeat') >= 0
           ? this.memory.findIndex((r) => r.kind === 'heartbeat')
@@ -272,8 +272,8 @@ export class Outbox extends EventEmitter implements OutboxQueue {
       if (row.kind !== 'event') return { id: null, evicted, full, memory: true };
       const [dropped] = this.memory.splice(0, 1);
       this.lost++;
-      this.o.logger.error(
-        { code: 'OUTBOX_WRITE_FAILED', eventId: dropped!.eventId, memoryMaxRows: this.o.memoryMaxRows },
+      this.options.logger.error(
+        { code: 'OUTBOX_WRITE_FAILED', eventId: dropped!.eventId, memoryMaxRows: this.options.memoryMaxRows },
         'outbox: disk refuses writes and the memory queue is full of events: the oldest event is dropped',
       );
     }
@@ -324,7 +324,7 @@ export class Outbox extends EventEmitter implements OutboxQueue {
     this.writable = true;
     this.faultLogged = false;
     this.attempt = 0;
-    this.o.logger.warn(
+    this.options.logger.warn(
       { code: 'OUTBOX_WRITABLE', moved, path: this.path, was: this.reason },
       `outbox ${this.path} takes writes again; ${moved} row(s) held in memory are now on disk`,
     );
@@ -337,7 +337,7 @@ export class Outbox extends EventEmitter implements OutboxQueue {
   private tryOpenStore(atStart: boolean, movedAside = false): void {
     let store: OutboxStore;
     try {
-      store = new OutboxStore(this.o.stateDir, { maxRows: this.o.maxRows });
+      store = new OutboxStore(this.options.stateDir, { maxRows: this.options.maxRows });
     } catch (err) {
       const cause = (err as Error).cause ?? err;
       const fault = diskFaultOf(cause);
@@ -352,13 +352,13 @@ export class Outbox extends EventEmitter implements OutboxQueue {
     }
     this.store = store;
     this.storeId = this.fileId();
-    if (atStart) this.o.logger.info({ path: this.path, depth: store.depth }, 'outbox open');
+    if (atStart) this.options.logger.info({ path: this.path, depth: store.depth }, 'outbox open');
   }
 
   /** EACCES is someone's configuration; EROFS/ENOSPC are the disk. */
   private dirIsOurs(): boolean {
     try {
-      accessSync(this.o.stateDir, constants.W_OK);
+      accessSync(this.options.stateDir, constants.W_OK);
       return true;
     } catch (err) {
       return diskFaultOf(err) !== null;
@@ -419,7 +419,7 @@ export class Outbox extends EventEmitter implements OutboxQueue {
     if (existsSync(this.path)) this.moveAside(why);
     const lost = Math.max(0, expected - rescued.length);
     this.lost += lost;
-    this.o.logger.error(
+    this.options.logger.error(
       { code: 'OUTBOX_CORRUPT', path: this.path, rescued: rescued.length, lost },
       `outbox ${this.path} ${why}: opened a fresh one; ${rescued.length} queued row(s) recovered, ${lost} lost`,
     );
@@ -432,14 +432,14 @@ export class Outbox extends EventEmitter implements OutboxQueue {
   }
 
   private moveAside(why: string): void {
-    const stamp = new Date(this.o.clock.now()).toISOString().replace(/[:.]/g, '-');
-    const target = join(this.o.stateDir, `outbox.corrupt-${stamp}.sqlite`);
+    const stamp = new Date(this.options.clock.now()).toISOString().replace(/[:.]/g, '-');
+    const target = join(this.options.stateDir, `outbox.corrupt-${stamp}.sqlite`);
     try {
       renameSync(this.path, target);
       for (const suffix of ['-wal', '-shm']) {
         if (existsSync(this.path + suffix)) renameSync(this.path + suffix, target + suffix);
       }
-      this.o.logger.error(
+      this.options.logger.error(
         { code: 'OUTBOX_CORRUPT', path: this.path, movedTo: target },
         `outbox ${this.path} ${why}: moved aside to ${target}; a fresh outbox is opened`,
       );
@@ -463,8 +463,8 @@ export class Outbox extends EventEmitter implements OutboxQueue {
   private schedule(): void {
     if (this.closed || this.timer) return;
     const delay = this.writable
-      ? (this.o.checkIntervalMs ?? 5000)
-      : backoffDelay(this.o.retry, this.attempt++);
+      ? (this.options.checkIntervalMs ?? 5000)
+      : backoffDelay(this.options.retry, this.attempt++);
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.closed) return;

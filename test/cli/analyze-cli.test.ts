@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeToyDataset, silence, sox, synthScream, tempDir } from '../support/audio-fixtures.ts';
+import { harshScreamWav, makeToyDataset, silenceWav, sox, tempDir } from '../support/audio-fixtures.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../bin/screamwatch.js');
@@ -25,24 +25,48 @@ const tmp = tempDir();
 let modelPath = '';
 beforeAll(async () => {
   // a small labelled folder, trained on in the test: train -> analyze end to end
-  makeToyDataset(join(tmp.dir, 'data'), 10);
+  await makeToyDataset(join(tmp.dir, 'data'), 10);
   modelPath = join(tmp.dir, 'toy-model.json');
   const r = await cli(['train', '--data', join(tmp.dir, 'data'), '--out', modelPath, '--trees', '20']);
   expect(r.stderr).toMatch(/wrote .*toy-model\.json/);
   expect(r.code).toBe(0);
   const clips = join(tmp.dir, 'clips');
-  sox('-n', '-r', '16000', '-c', '1', join(tmp.dir, 'lead.wav'), 'synth', '3', 'pinknoise', 'vol', '0.02');
-  synthScream(join(tmp.dir, 'scream.wav'), 2.5, 950, 5);
-  sox('-n', '-r', '16000', '-c', '1', join(tmp.dir, 'tail.wav'), 'synth', '2', 'pinknoise', 'vol', '0.02');
+  await sox(
+    '-n',
+    '-r',
+    '16000',
+    '-c',
+    '1',
+    join(tmp.dir, 'lead.wav'),
+    'synth',
+    '3',
+    'pinknoise',
+    'vol',
+    '0.02',
+  );
+  await harshScreamWav(join(tmp.dir, 'scream.wav'), 2.5, 950, 5);
+  await sox(
+    '-n',
+    '-r',
+    '16000',
+    '-c',
+    '1',
+    join(tmp.dir, 'tail.wav'),
+    'synth',
+    '2',
+    'pinknoise',
+    'vol',
+    '0.02',
+  );
   await run('mkdir', ['-p', join(clips, 'sub')]);
-  sox(
+  await sox(
     join(tmp.dir, 'lead.wav'),
     join(tmp.dir, 'scream.wav'),
     join(tmp.dir, 'tail.wav'),
     join(clips, 'sub', 'with-scream.wav'),
   );
-  silence(join(clips, 'quiet.wav'), 4);
-  sox(join(clips, 'quiet.wav'), '-r', '44100', join(clips, 'quiet-copy.mp3'));
+  await silenceWav(join(clips, 'quiet.wav'), 4);
+  await sox(join(clips, 'quiet.wav'), '-r', '44100', join(clips, 'quiet-copy.mp3'));
   writeFileSync(join(clips, 'corrupt.wav'), 'RIFF....WAVEjunk');
 }, 280_000);
 afterAll(() => tmp.cleanup());

@@ -42,7 +42,7 @@ describe('WAV decoding', () => {
   for (const [name, args] of formats) {
     it(`decodes ${name} to 16 kHz mono, keeping the tone's pitch and length`, async () => {
       const path = join(tmp.dir, `${name.replace(/\W+/g, '_')}.wav`);
-      sox('-n', ...args, path, 'synth', '1.5', 'sine', '1000', 'vol', '0.5');
+      await sox('-n', ...args, path, 'synth', '1.5', 'sine', '1000', 'vol', '0.5');
       const audio = await decodeAudioFile(path);
       expect(audio.sampleRate).toBe(16000);
       expect(audio.durationS).toBeCloseTo(1.5, 2);
@@ -55,7 +55,7 @@ describe('WAV decoding', () => {
 
   it('downmixes channels by averaging (opposite-phase stereo cancels)', async () => {
     const path = join(tmp.dir, 'antiphase.wav');
-    sox(
+    await sox(
       '-n',
       '-r',
       '16000',
@@ -97,7 +97,7 @@ describe('WAV decoding', () => {
 describe('MP3 decoding', () => {
   it('decodes an MP3 (wasm mpg123) to 16 kHz mono', async () => {
     const path = join(tmp.dir, 'tone.mp3');
-    sox('-n', '-r', '44100', '-c', '2', path, 'synth', '2', 'sine', '800', 'vol', '0.5');
+    await sox('-n', '-r', '44100', '-c', '2', path, 'synth', '2', 'sine', '800', 'vol', '0.5');
     const audio = await decodeAudioFile(path);
     expect(audio.originalSampleRate).toBe(44100);
     expect(audio.durationS).toBeGreaterThan(1.9);

@@ -6,9 +6,9 @@ import { AlsaSource } from '../../daemon/capture/alsa-source.ts';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import { startAedes } from '../support/aedes.ts';
+import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
-import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };

@@ -7,7 +7,7 @@ import { FrameQueue } from '../../daemon/capture/frame-queue.ts';
 import { DetectionService } from '../../daemon/detect/detection-service.ts';
 import { deviceInfo, featureSummary } from '../../daemon/detect/event-message.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { captureLogs, daemonConfig, tempDir } from './helpers.ts';
 
 describe('DetectionService: the event message comes from the confirmer event', () => {

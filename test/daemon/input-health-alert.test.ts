@@ -6,9 +6,9 @@ import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { DaemonApp } from '../../daemon/app.ts';
 import { StatusMessageSchema } from '../../protocol/messages.ts';
 import { BRIDGE_USER, SENSOR_PASSWORD, sensorHash, startBridge } from '../cloud/bridge-harness.ts';
+import { tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
-import { tinyModelFile } from '../support/scream-fixtures.ts';
 import { mailText, type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 

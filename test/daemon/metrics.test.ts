@@ -2,10 +2,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonApp } from '../../daemon/app.ts';
 import { DaemonConfigSchema } from '../../daemon/config/schema.ts';
 import { startAedes } from '../support/aedes.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { useFakeArecord } from '../support/fake-arecord.ts';
 import { parseMetrics } from '../support/prometheus.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };

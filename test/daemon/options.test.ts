@@ -5,9 +5,9 @@ import { DaemonApp } from '../../daemon/app.ts';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import type { EventMessage, HeartbeatMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };
@@ -143,7 +143,16 @@ describe('detection options', () => {
     expect(beats[1]!.inputLevelDbfs).toBeLessThan(0);
     await broker.stop();
     await eventually(() => !app.publisher.isConnected, 3000, 'disconnect');
-    await new Promise((r) => setTimeout(r, 2500));
+    // Two heartbeats must have waited in the outbox while offline: the later replaced the earlier.
+    const waited = new Set<number>();
+    await eventually(
+      () => {
+        for (const r of app.outbox.peek(0, 1000)) if (r.kind === 'heartbeat') waited.add(r.id);
+        return waited.size >= 2;
+      },
+      5000,
+      'a second heartbeat while offline',
+    );
     expect(app.outbox.depthOf('heartbeat')).toBe(1);
   });
 });

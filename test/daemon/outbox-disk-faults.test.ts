@@ -7,10 +7,10 @@ import { OutboxStore } from '../../daemon/outbox/outbox-store.ts';
 import { MqttPublisher } from '../../daemon/publish/mqtt-publisher.ts';
 import type { EventMessage, HeartbeatMessage, StatusMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { canMount, loopExt4, smallTmpfs } from '../support/disk-faults.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };

@@ -9,12 +9,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runDaemonCommand } from '../../daemon/cli.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { FAKE_ARECORD_DIR } from '../support/fake-arecord.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto } from '../support/mosquitto.ts';
 import { startNotifySocket } from '../support/notify-socket.ts';
-import { roomToneWav, screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, Teardown, tempDir } from './helpers.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

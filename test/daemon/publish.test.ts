@@ -6,10 +6,10 @@ import { DaemonApp } from '../../daemon/app.ts';
 import { OutboxStore } from '../../daemon/outbox/outbox-store.ts';
 import type { EventMessage } from '../../protocol/messages.ts';
 import { startAedes } from '../support/aedes.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 let fixtures: { dir: string; remove: () => Promise<void> };
@@ -158,8 +158,10 @@ describe('outbox and MQTT delivery', () => {
       ),
     );
     expect(app.publisher.authError?.code).toBe('MQTT_AUTH_REFUSED');
-    await new Promise((r) => setTimeout(r, 1500));
-    // retried with backoff (100 ms doubling to 400 ms), logged once, not once per attempt
+    // retried with backoff (100 ms doubling to 400 ms): every refusal is logged, the repeats at
+    // debug level; wait for the first and two retries
+    await eventually(() => logs.find(/MQTT_AUTH_REFUSED/).length >= 3, 5000, 'two refused retries');
+    // logged once as an error, not once per attempt
     expect(logs.find(/MQTT_AUTH_REFUSED/).filter((l) => l.level === 50)).toHaveLength(1);
     expect(committed).toHaveLength(1);
     expect(app.outbox.depthOf('event')).toBe(1);

@@ -5,9 +5,9 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonApp } from '../../daemon/app.ts';
 import { runDaemonCommand } from '../../daemon/cli.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { startMosquitto } from '../support/mosquitto.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from './helpers.ts';
 
 const run = promisify(execFile);

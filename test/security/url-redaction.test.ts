@@ -7,10 +7,10 @@ import { DaemonApp } from '../../daemon/app.ts';
 import { redactUrl } from '../../protocol/redact.ts';
 import { captureLogs, daemonConfig, Teardown, tempDir } from '../daemon/helpers.ts';
 import { startAedes } from '../support/aedes.ts';
+import { silenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { startMosquitto, writePasswordFile } from '../support/mosquitto.ts';
-import { silenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 
 const SECRET = 'Sup3r-s3cret-PW';
 const teardown = new Teardown();

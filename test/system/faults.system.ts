@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { ulidTime } from '../../protocol/event-id.ts';
+import { screamSequenceWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { canMount, smallTmpfs } from '../support/disk-faults.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MosquittoHarness, startMosquitto } from '../support/mosquitto.ts';
-import { screamSequenceWav, tinyModelFile } from '../support/scream-fixtures.ts';
 import { type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
 import {

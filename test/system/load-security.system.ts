@@ -9,10 +9,10 @@ import { buildEventMessage } from '../../daemon/detect/event-message.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
 import { type MongoWireServer, startMongoWireServer } from '../support/mongo-wire-server.ts';
-import { tinyModelFile } from '../support/scream-fixtures.ts';
 import { type SmtpHarness, startSmtp } from '../support/smtp.ts';
 import { startTwilioEndpoint, type TwilioEndpoint } from '../support/twilio-endpoint.ts';
 import {

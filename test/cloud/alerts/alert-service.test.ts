@@ -15,6 +15,13 @@ import { decideAndStore } from './decide-and-store.ts';
 
 const ids = new UlidFactory();
 
+/** True when none of the service's alert jobs is still queued or being sent: every send it
+ * will make has reached the endpoint. */
+async function settled(service: AlertService): Promise<boolean> {
+  const counts = await service.queue.jobCounts();
+  return counts.every((c) => c.status !== 'queued' && c.status !== 'in-flight');
+}
+
 describe('alert service', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let twilio: TwilioEndpoint;
@@ -112,9 +119,10 @@ describe('alert service', () => {
       userId: 'ops',
       at: new Date().toISOString(),
     });
-    const escalations = await twilio.waitFor((r) => r.some((x) => x.to === '+15550003333'), 5000);
-    await new Promise((r) => setTimeout(r, 300));
-    const esc = escalations.filter((x) => x.to === '+15550003333');
+    await twilio.waitFor((r) => r.some((x) => x.to === '+15550003333'), 5000);
+    // Both escalations fall due together; once both jobs are final, no further SMS can come.
+    await eventually(() => settled(s), 5000, 'both escalation jobs final');
+    const esc = twilio.requests.filter((x) => x.to === '+15550003333');
     expect(esc).toHaveLength(1);
     expect(esc[0]!.body).toContain('ESCALATION (not acknowledged after 1 s)');
     expect(esc[0]!.body).toContain(ignored.eventId);
@@ -174,7 +182,8 @@ describe('alert service', () => {
       expect(rb).toBeNull();
       expect(await store.count()).toBe(1);
       await twilio.waitFor((r) => r.length === 1);
-      await new Promise((r) => setTimeout(r, 200));
+      // Every job of both bridges final: a second send, if any, has reached the endpoint.
+      await eventually(async () => (await settled(bridges[0]!)) && settled(bridges[1]!), 5000, 'jobs final');
       expect(twilio.requests).toHaveLength(1);
       expect(twilio.requests[0]!.body).toContain('Sensor offline: hall-1');
     } finally {

@@ -20,6 +20,7 @@ import { BridgeMetrics } from './observability/bridge-metrics.ts';
 import { ObservedEventStore } from './store/observed-store.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
+import type { WebService } from './web/types.ts';
 
 export interface CloudAppOptions {
   config: CloudConfig;
@@ -101,7 +102,7 @@ export class CloudApp {
   ingest!: EventIngest;
   source!: MessageSource;
   /** The dashboard, when cloud/web/server.ts is present. */
-  web: { url: string; start(): Promise<void>; stop(): Promise<void> } | null = null;
+  web: Pick<WebService, 'url' | 'start' | 'stop' | 'analysisStats'> | null = null;
   /** Prometheus metrics; served by `ops` when metrics.port is set. */
   readonly metrics: BridgeMetrics;
   ops: OpsServer | null = null;
@@ -140,6 +141,7 @@ export class CloudApp {
       alertQueue: () => this.alerts?.queue ?? null,
       broker: () => this.source ?? null,
       sensors: () => this.registry.list(),
+      analysis: () => this.web?.analysisStats() ?? null,
     });
     this.runner = new ServiceRunner({
       services: this.services(),
@@ -385,7 +387,7 @@ export class CloudApp {
     }
   }
 
-  private async createWeb(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> } | null> {
+  private async createWeb(): Promise<WebService | null> {
     const { config } = this.options;
     const model = this.options.model ?? (await this.loadModel());
     if (!model) return null;

@@ -4,6 +4,7 @@ import type { AlertStateStore } from '../alerts/alert-state.ts';
 import type { MessageSource } from '../broker/message-source.ts';
 import type { IngestStats } from '../ingest/event-ingest.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
+import type { AnalysisStats } from '../web/analysis-pool.ts';
 
 /** What the metrics read at scrape time (live objects of the running bridge; any may be absent). */
 export interface BridgeMetricSources {
@@ -11,6 +12,8 @@ export interface BridgeMetricSources {
   alertQueue(): AlertStateStore | null;
   broker(): MessageSource | null;
   sensors(): SensorView[];
+  /** The dashboard's upload analysis pool (null without the dashboard). */
+  analysis?(): AnalysisStats | null;
 }
 
 /**
@@ -94,6 +97,41 @@ export class BridgeMetrics {
         this.set(n);
       },
     });
+    const pool = (pick: (s: AnalysisStats) => number) => () => {
+      const s = sources.analysis?.();
+      return s ? pick(s) : 0;
+    };
+    new Gauge({
+      name: 'screamwatch_analysis_slots_busy',
+      help: 'Dashboard uploads being read or analysed now (at capacity, new uploads get 429)',
+      registers: [r],
+      collect() {
+        this.set(pool((s) => s.busy)());
+      },
+    });
+    new Gauge({
+      name: 'screamwatch_analysis_slots',
+      help: 'Dashboard uploads that can be read or analysed at once',
+      registers: [r],
+      collect() {
+        this.set(pool((s) => s.capacity)());
+      },
+    });
+    counterFrom(
+      'screamwatch_analysis_refused_total',
+      'Dashboard uploads refused with 429 because every analysis slot was held',
+      pool((s) => s.refused),
+    );
+    counterFrom(
+      'screamwatch_analysis_done_total',
+      'Dashboard uploads analysed',
+      pool((s) => s.analysed),
+    );
+    counterFrom(
+      'screamwatch_analysis_failed_total',
+      'Dashboard uploads whose analysis failed (corrupt, too long, worker error)',
+      pool((s) => s.failed),
+    );
     new Gauge({
       name: 'screamwatch_mqtt_connections',
       help: 'MQTT clients connected to the embedded broker (external broker: 1 when the bridge is connected)',

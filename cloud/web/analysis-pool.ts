@@ -5,6 +5,17 @@ import type { AnalysisResult } from '../../core/detect/analyze.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import { WebError } from './errors.ts';
 
+/** What the pool has done since start (metrics). */
+export interface AnalysisStats {
+  /** Slots held now: uploads being read or analysed. */
+  busy: number;
+  capacity: number;
+  /** Uploads refused with 429 because every slot was held. */
+  refused: number;
+  analysed: number;
+  failed: number;
+}
+
 export interface AnalysisOutput {
   originalSampleRate: number;
   result: AnalysisResult;
@@ -36,6 +47,9 @@ export class AnalysisPool {
   private worker: Worker | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Uploads holding a slot: from before their body is read until their analysis ends. */
+  private reserved = 0;
+  private readonly counts = { refused: 0, analysed: 0, failed: 0 };
 
   constructor(
     private readonly modelJson: string,
@@ -45,7 +59,31 @@ export class AnalysisPool {
 
   /** No room for another upload: the route refuses before reading the body. */
   get full(): boolean {
-    return this.pending.size >= MAX_JOBS;
+    return this.reserved >= MAX_JOBS;
+  }
+
+  /**
+   * Takes a slot for one upload before its body is read, or null when all are taken. Reading
+   * the bodies counts against the slots too (twenty 19 MB uploads read at once stalled the
+   * bridge before any reached the worker), so at most MAX_JOBS bodies are in memory.
+   * The returned release is idempotent; call it when the upload is done, however it ends.
+   */
+  reserve(): (() => void) | null {
+    if (this.reserved >= MAX_JOBS) {
+      this.counts.refused++;
+      return null;
+    }
+    this.reserved++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reserved--;
+    };
+  }
+
+  stats(): AnalysisStats {
+    return { busy: this.reserved, capacity: MAX_JOBS, ...this.counts };
   }
 
   async start(): Promise<void> {
@@ -92,8 +130,11 @@ export class AnalysisPool {
     }
     const worker = this.ensureWorker();
     const id = this.nextId++;
-    // a private copy whose buffer can be transferred, not copied again
-    const copy = new Uint8Array(bytes);
+    // transferred to the worker, not copied: the upload's own buffer if it owns it whole
+    // (a large Buffer.concat does), else one private copy
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const copy: Uint8Array<ArrayBuffer> =
+      own && bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
     return new Promise<AnalysisOutput>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -124,6 +165,8 @@ export class AnalysisPool {
       if (!p) return;
       this.pending.delete(m.id);
       clearTimeout(p.timer);
+      if (m.ok) this.counts.analysed++;
+      else this.counts.failed++;
       if (m.ok) p.resolve({ originalSampleRate: m.originalSampleRate, result: m.result });
       else if (m.error.coded) p.reject(new ScreamwatchError(m.error.code, m.error.message));
       else p.reject(new Error(m.error.message));

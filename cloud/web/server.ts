@@ -271,6 +271,7 @@ export function createWebService(deps: WebDeps): WebService {
     get url() {
       return url;
     },
+    analysisStats: () => analysis.stats(),
     start() {
       started ??= doStart();
       return started;

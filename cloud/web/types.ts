@@ -4,6 +4,7 @@ import type { ScreamModel } from '../../core/model/scream-model.ts';
 import type { SensorView as RegistrySensorView } from '../ingest/sensor-registry.ts';
 import type { EventChanges } from '../store/observed-store.ts';
 import type { ChannelDelivery, EventStore, StoredEvent, StoredLocation } from '../store/types.ts';
+import type { AnalysisStats } from './analysis-pool.ts';
 
 export type UserRole = 'admin' | 'viewer';
 
@@ -84,4 +85,6 @@ export interface WebService {
   /** `http://host:port` once started (the real port when config.port is 0). */
   readonly url: string;
   readonly app: FastifyInstance;
+  /** The upload analysis pool's slots and counts (metrics). */
+  analysisStats(): AnalysisStats;
 }

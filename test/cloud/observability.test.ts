@@ -99,6 +99,10 @@ describe('bridge /metrics, /healthz, /livez', () => {
     expect(m.get('screamwatch_alert_jobs{channel="email",status="sent"}')).toBe(1);
     expect(m.get('screamwatch_alert_queue_depth')).toBe(0);
     expect(m.get('screamwatch_mqtt_connections')).toBe(1);
+    // the dashboard's upload analysis pool: capacity, none held, none refused
+    expect(m.get('screamwatch_analysis_slots')).toBe(4);
+    expect(m.get('screamwatch_analysis_slots_busy')).toBe(0);
+    expect(m.get('screamwatch_analysis_refused_total')).toBe(0);
     expect(m.get('screamwatch_sensors{state="online"}')).toBe(1);
     expect(m.get('screamwatch_sensors{state="unknown"}')).toBe(1);
     expect(m.get('screamwatch_sensors{state="degraded"}')).toBe(0);

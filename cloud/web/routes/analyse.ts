@@ -35,25 +35,38 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
       if (store) requireAdmin(request, 'storing an analysis as an event');
       // Refuse before reading the body: twenty 19 MB uploads buffered at once stalled the
       // bridge (and a sensor's PUBACK) for seconds.
-      if (ctx.analysis.full) {
+      if (!request.isMultipart()) {
+        throw new WebError('WEB_UPLOAD_MISSING', 'send the audio as multipart/form-data with a "file" field');
+      }
+      // A slot is taken before the body is read and held until the analysis ends: at most a
+      // few bodies (each <= web.maxUploadBytes) in memory, whatever the number of uploaders.
+      const release = ctx.analysis.reserve();
+      if (!release) {
         reply.header('retry-after', '30');
         throw new WebError('WEB_RATE_LIMITED', 'the server is analysing other files; try again in 30 s', {
           retryAfterS: 30,
         });
       }
-      if (!request.isMultipart()) {
-        throw new WebError('WEB_UPLOAD_MISSING', 'send the audio as multipart/form-data with a "file" field');
+      let name: string;
+      let bytes: number;
+      let analysed: Awaited<ReturnType<typeof ctx.analysis.analyse>>;
+      try {
+        const part = await request.file({ limits: { fileSize: config.maxUploadBytes, files: 1 } });
+        if (!part)
+          throw new WebError('WEB_UPLOAD_MISSING', 'no file in the upload; send it in a "file" field');
+        name = cleanFileName(part.filename);
+        const buf = await part.toBuffer();
+        bytes = buf.byteLength;
+        request.log.debug({ file: name, bytes }, 'web: analysis started');
+        analysed = await ctx.analysis.analyse(buf, name, threshold);
+      } finally {
+        release();
       }
-      const part = await request.file({ limits: { fileSize: config.maxUploadBytes, files: 1 } });
-      if (!part) throw new WebError('WEB_UPLOAD_MISSING', 'no file in the upload; send it in a "file" field');
-      const name = cleanFileName(part.filename);
-      const buf = await part.toBuffer();
-      request.log.debug({ file: name, bytes: buf.byteLength }, 'web: analysis started');
-      const { result, originalSampleRate } = await ctx.analysis.analyse(buf, name, threshold);
+      const { result, originalSampleRate } = analysed;
       request.log.info(
         {
           file: name,
-          bytes: buf.byteLength,
+          bytes,
           durationS: result.durationS,
           isScream: result.isScream,
           userId: s.username,
@@ -93,7 +106,7 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
       }
       return {
         file: name,
-        bytes: buf.byteLength,
+        bytes,
         originalSampleRate,
         result,
         eventId: event?.eventId ?? null,

@@ -259,6 +259,16 @@ describe('dashboard in Chromium', () => {
       await p.locator('.event-row').first().click();
       await p.waitForSelector('#review');
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      // the on-call person's actions come first: acknowledge and both verdicts on the first screen
+      for (const sel of [
+        '#acknowledge',
+        '#review button:has-text("False alarm")',
+        '#review button:has-text("Confirmed")',
+      ]) {
+        const box = await p.locator(sel).boundingBox();
+        expect(box, sel).not.toBeNull();
+        expect(box!.y + box!.height, `${sel} within the first 844 px`).toBeLessThanOrEqual(844);
+      }
       await screenshot(p, 'event-detail-phone');
       await p.goto(`${h.web.url}/analyse`);
       await p.setInputFiles('#audio-file', screamWav(fixtures.dir, 'phone.wav'));

@@ -37,6 +37,21 @@ export const FeatureSummarySchema = z
     message: 'at most 128 feature values',
   });
 
+/** Longest evidence timeline a sensor sends: 10 s of windows at the 0.512 s hop is 20. */
+export const MAX_TIMELINE_WINDOWS = 64;
+
+/**
+ * Evidence without audio (optional, added after v1 shipped: absent = an older daemon): the
+ * window scores up to the confirmation, numbers only. `t` is the window's end in seconds
+ * relative to the confirmation (0 = the confirming window, -10 = ten seconds before).
+ */
+export const TimelineWindowSchema = z.object({
+  t: z.number().min(-120).max(0),
+  p: probability,
+  levelDbfs: z.number().min(-200).max(10),
+});
+export type TimelineWindow = z.infer<typeof TimelineWindowSchema>;
+
 export const EventMessageSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   /** Stable, time-ordered id minted on the sensor (ULID). The cloud de-duplicates on it. */
@@ -59,6 +74,7 @@ export const EventMessageSchema = z.object({
   location: SensorLocationSchema.optional(),
   features: FeatureSummarySchema.optional(),
   notes: z.string().max(2000).optional(),
+  timeline: z.array(TimelineWindowSchema).max(MAX_TIMELINE_WINDOWS).optional(),
 });
 export type EventMessage = z.infer<typeof EventMessageSchema>;
 

@@ -167,6 +167,7 @@ export class EventIngest {
       deviceInfo: m.deviceInfo,
       features: m.features ?? null,
       notes: m.notes ?? null,
+      ...(m.timeline?.length ? { timeline: m.timeline } : {}),
       error: null,
       review: null,
     };

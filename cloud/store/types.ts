@@ -132,6 +132,11 @@ export interface StoredEvent {
   history?: HistoryEntry[] | null;
   /** Window timeline for uploads/analysis: [{startS, endS, probability}]. */
   windows?: { startS: number; endS: number; probability: number }[] | null;
+  /**
+   * A sensor's evidence: its window scores up to the confirmation (`t` s relative to it, <= 0),
+   * with the level of each window; numbers only, no audio (protocol `timeline`).
+   */
+  timeline?: { t: number; p: number; levelDbfs: number }[] | null;
 }
 
 export interface EventQuery {

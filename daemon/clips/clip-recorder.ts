@@ -50,6 +50,11 @@ export class ClipRecorder {
     }
   }
 
+  /** Where the clip of `eventId` is written (the event's notes tell the dashboard). */
+  clipPath(eventId: string): string {
+    return join(this.options.dir, `${eventId}.wav`);
+  }
+
   /** Starts a clip for an event confirmed at the end of the audio pushed so far. */
   capture(eventId: string): void {
     const pre = concat(this.ring);
@@ -70,8 +75,8 @@ export class ClipRecorder {
   }
 
   private write(p: PendingClip): void {
-    const { dir, logger } = this.options;
-    const file = join(dir, `${p.eventId}.wav`);
+    const { logger } = this.options;
+    const file = this.clipPath(p.eventId);
     try {
       const tmp = `${file}.tmp`;
       writeFileSync(tmp, encodeWav16(concat(p.chunks), 16_000));

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { type DetectedEvent, type DetectedWindow, StreamDetector } from '../../core/detect/detector.ts';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
-import type { EventMessage } from '../../protocol/messages.ts';
+import type { EventMessage, TimelineWindow } from '../../protocol/messages.ts';
 import type { FrameQueue } from '../capture/frame-queue.ts';
 import type { ClipRecorder } from '../clips/clip-recorder.ts';
 import type { Clock } from '../clock.ts';
@@ -34,6 +34,10 @@ export interface DetectionServiceOptions {
 
 /** Chunks processed per turn of the event loop before yielding to I/O. */
 const CHUNKS_PER_TURN = 8;
+/** Seconds of window scores before the confirmation that go with an event (evidence, no audio). */
+const TIMELINE_S = 10;
+/** Windows kept for it: 10 s at the 0.512 s hop, and the confirming one. */
+const TIMELINE_WINDOWS = Math.ceil(TIMELINE_S / 0.512) + 1;
 
 /**
  * The analysis loop: pulls audio from the bounded queue, runs the shared StreamDetector,
@@ -49,6 +53,8 @@ export class DetectionService {
   private eventOpen = false;
   private nearMiss: DetectedWindow | null = null;
   private nearMissStartS: number | null = null;
+  /** Score and level of the last windows (a small ring, no features), for the event's timeline. */
+  private readonly lastScores: { endS: number; probability: number; levelDbfs: number }[] = [];
   /** Audio seconds analysed since start. */
   processedS = 0;
   /** RMS level of the last chunk, dBFS. */
@@ -117,6 +123,8 @@ export class DetectionService {
     this.processedS += chunk.length / 16_000;
     for (const w of out.windows) {
       this.windowsScored++;
+      this.lastScores.push({ endS: w.endS, probability: w.probability, levelDbfs: w.levelDbfs });
+      if (this.lastScores.length > TIMELINE_WINDOWS) this.lastScores.shift();
       this.options.onWindow?.(w.probability);
       if (w.probability > this.maxProbability) this.maxProbability = w.probability;
       this.trackNearMiss(w);
@@ -157,6 +165,10 @@ export class DetectionService {
       this.detector.options.threshold,
       peak,
     );
+    const timeline = this.timeline(e.detectedAtS);
+    if (timeline.length) msg.timeline = timeline;
+    if (this.options.clips)
+      msg.notes = `clip kept on the sensor (${this.options.deviceInfo.hostname}): ${this.options.clips.clipPath(eventId)}`;
     this.eventsConfirmed++;
     this.options.sink.commit('event', msg);
     this.options.clips?.capture(eventId);
@@ -170,6 +182,23 @@ export class DetectionService {
       },
       'scream confirmed',
     );
+  }
+
+  /**
+   * The window scores of the last TIMELINE_S seconds up to the confirmation (numbers only: no
+   * audio leaves the sensor). Nothing after it: the event goes out at once, an alert never
+   * waits for evidence.
+   */
+  private timeline(detectedAtS: number): TimelineWindow[] {
+    return this.lastScores
+      .filter((w) => w.endS <= detectedAtS + 1e-6 && w.endS >= detectedAtS - TIMELINE_S - 1e-6)
+      .map((w) => ({
+        t: Math.round((w.endS - detectedAtS) * 1000) / 1000,
+        p: Math.round(w.probability * 1e4) / 1e4,
+        levelDbfs: Number.isFinite(w.levelDbfs)
+          ? Math.min(10, Math.max(-200, Math.round(w.levelDbfs * 10) / 10))
+          : -200,
+      }));
   }
 
   private trackNearMiss(w: DetectedWindow): void {

@@ -1,8 +1,13 @@
 import { hostname } from 'node:os';
 import type { z } from 'zod';
 import { WINDOW_FEATURE_NAMES } from '../../core/features/window-features.ts';
-import type { DeviceInfoSchema, EventMessage, SensorLocationSchema } from '../../protocol/messages.ts';
-import { PROTOCOL_VERSION } from '../../protocol/messages.ts';
+import type {
+  DeviceInfoSchema,
+  EventMessage,
+  SensorLocationSchema,
+  TimelineWindow,
+} from '../../protocol/messages.ts';
+import { MAX_TIMELINE_WINDOWS, PROTOCOL_VERSION } from '../../protocol/messages.ts';
 import type { DaemonConfig } from '../config/schema.ts';
 import { DAEMON_VERSION } from '../version.ts';
 
@@ -52,6 +57,7 @@ export interface EventFacts {
   location: SensorLocation | undefined;
   features: Float64Array | undefined;
   notes?: string;
+  timeline?: TimelineWindow[];
 }
 
 export function buildEventMessage(f: EventFacts): EventMessage {
@@ -72,6 +78,7 @@ export function buildEventMessage(f: EventFacts): EventMessage {
   if (f.location) msg.location = f.location;
   if (f.features) msg.features = featureSummary(f.features);
   if (f.notes) msg.notes = f.notes.slice(0, 2000);
+  if (f.timeline?.length) msg.timeline = f.timeline.slice(-MAX_TIMELINE_WINDOWS);
   return msg;
 }
 

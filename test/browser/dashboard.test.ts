@@ -208,6 +208,30 @@ describe('dashboard in Chromium', () => {
     await screenshot(page, 'event-clock-skew');
   });
 
+  it("plots a sensor event's evidence timeline (window scores up to the detection, no audio)", async () => {
+    const e = sampleEvent({
+      sensorId: 'hall-1',
+      timestamp: new Date(Date.now() - 30_000).toISOString(),
+      thresholdValue: 0.6,
+      timeline: Array.from({ length: 20 }, (_, i) => ({
+        t: Math.round((i - 19) * 512) / 1000,
+        p: i < 16 ? 0.05 + 0.01 * (i % 3) : [0.55, 0.72, 0.88, 0.93][i - 16]!,
+        levelDbfs: i < 16 ? -55 : -22,
+      })),
+    });
+    await h.store.insertIfNew(e);
+    await page.goto(`${h.web.url}/events/${e.eventId}`);
+    await page.waitForSelector('.plot-wrap svg polyline.prob-line', { timeout: 5000 });
+    expect(await page.locator('#timeline-caption').innerText()).toBe(
+      "The sensor's window scores for the 11 s up to the detection (the right edge); numbers only, no audio left the sensor.",
+    );
+    const points = (await page.locator('.plot-wrap polyline.prob-line').getAttribute('points'))!
+      .trim()
+      .split(/\s+/);
+    expect(points.length).toBeGreaterThanOrEqual(20);
+    await screenshot(page, 'event-evidence-timeline');
+  });
+
   it('analyses an uploaded WAV and plots probability, threshold and the detected event', async () => {
     await page.click('nav a[href="/analyse"]');
     await page.setInputFiles('#audio-file', screamWav(fixtures.dir, 'hallway-test.wav', 44_100));

@@ -56,6 +56,18 @@ describe('DetectionService: the event message comes from the confirmer event', (
     expect(peak).toBeGreaterThanOrEqual(0);
     expect(msg.screamProbability).toBe(probs[peak]);
     expect(msg.features).toEqual(featureSummary(windows[peak]!.values));
+    // no window history with features of its own (the confirmer's event carries the peak)
     expect(Object.keys(service)).not.toContain('recent');
+    // the evidence: scores of the windows up to the confirmation, the confirming one last at t = 0
+    const tl = msg.timeline!;
+    expect(tl.length).toBeGreaterThanOrEqual(2);
+    expect(tl.at(-1)!.t).toBe(0);
+    expect(tl[0]!.t).toBeGreaterThanOrEqual(-10.5);
+    for (let i = 1; i < tl.length; i++) expect(tl[i]!.t - tl[i - 1]!.t).toBeCloseTo(0.512, 3);
+    const confirming = hits.at(-1)!;
+    expect(tl.at(-1)!.p).toBeCloseTo(probs[confirming]!, 4);
+    expect(tl.map((w) => w.p)).toEqual(
+      probs.slice(confirming - tl.length + 1, confirming + 1).map((p) => Math.round(p * 1e4) / 1e4),
+    );
   });
 });

@@ -36,7 +36,12 @@ export function goldenEventFacts(): EventFacts {
       address: '1 Example Street, Utrecht, Main hall',
     },
     features: new Float64Array([-312.4567891, 14.25, 0.8123456789, 0.0625]),
-    notes: 'clip kept: 01JPDQ8W3Z4K7M9N2P5R8T0V6X.wav',
+    notes: 'clip kept on the sensor (hall-1): /var/lib/screamwatch/clips/01JPDQ8W3Z4K7M9N2P5R8T0V6X.wav',
+    timeline: [
+      { t: -1.024, p: 0.1203, levelDbfs: -41.2 },
+      { t: -0.512, p: 0.8841, levelDbfs: -24.9 },
+      { t: 0, p: 0.97, levelDbfs: -23.5 },
+    ],
   };
 }
 
@@ -50,5 +55,6 @@ export function goldenReportFacts(): EventFacts {
     location: undefined,
     features: undefined,
     notes: '',
+    timeline: [],
   };
 }

@@ -1,3 +1,4 @@
+import { WINDOW_S } from '../../../core/features/window-features.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import type { SensorView } from '../types.ts';
 import { alertToast, channelName, describeAlert, describeDelivery, type Outcome } from './alert-outcome.ts';
@@ -20,6 +21,23 @@ import { liveStream } from './live-stream.ts';
 import { EventMap } from './map.ts';
 import { mountPlot, probabilityPlot } from './plot.ts';
 import { isAdmin } from './shell.ts';
+
+/**
+ * A sensor's timeline as plot windows on an axis from 0 (the first window's start) to
+ * `spanS` (the confirmation).
+ */
+export function sensorEvidence(
+  e: Pick<StoredEvent, 'timeline'>,
+): { windows: { startS: number; endS: number; probability: number }[]; spanS: number } | null {
+  const t = e.timeline ?? [];
+  if (t.length === 0) return null;
+  const origin = Math.min(...t.map((w) => w.t)) - WINDOW_S;
+  const r = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    windows: t.map((w) => ({ startS: r(w.t - WINDOW_S - origin), endS: r(w.t - origin), probability: w.p })),
+    spanS: r(-origin),
+  };
+}
 
 function row(label: string, value: Node | string): HTMLElement {
   return h('div', { class: 'kv' }, h('dt', {}, label), h('dd', {}, value));
@@ -362,15 +380,24 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
 
   const timeline = h('section', { class: 'card span-2' }, h('h2', {}, 'Window timeline'));
   const plotHost = h('div', { class: 'plot-wrap' });
-  const windows = e.windows ?? [];
+  const evidence = sensorEvidence(e);
+  const windows = e.windows?.length ? e.windows : (evidence?.windows ?? []);
   if (windows.length > 0) {
+    if (evidence && !e.windows?.length)
+      timeline.append(
+        h(
+          'p',
+          { class: 'muted small', id: 'timeline-caption' },
+          `The sensor's window scores for the ${Math.round(evidence.spanS)} s up to the detection (the right edge); numbers only, no audio left the sensor.`,
+        ),
+      );
     timeline.append(plotHost);
   } else {
     timeline.append(
       h(
         'p',
         { class: 'muted' },
-        'Sensors send the peak window only; timelines exist for files and live detections.',
+        'This event came without a window timeline (an older sensor daemon, or not a detection).',
       ),
     );
   }
@@ -442,7 +469,16 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
     h('div', { class: 'detail-grid' }, review, alerts, where, when, timeline, notes),
   );
   if (windows.length > 0) {
-    mountPlot(plotHost, (width) => probabilityPlot({ windows, threshold: e.thresholdValue, width }));
+    mountPlot(plotHost, (width) =>
+      probabilityPlot({
+        windows,
+        threshold: e.thresholdValue,
+        width,
+        ...(evidence && !e.windows?.length
+          ? { events: [{ startS: evidence.spanS - 0.05, endS: evidence.spanS }], durationS: evidence.spanS }
+          : {}),
+      }),
+    );
   }
   if (hasPoint) {
     const map = new EventMap(mapEl, document.body.dataset.tileUrl ?? '');

@@ -38,7 +38,15 @@ describe('sensor clock skew (issue 11.12)', () => {
     // a little ahead (inside maxClockSkewS) is kept as the sensor stamped it
     const slightly = newEvent({ sensorId: 'yard-2', timestamp: new Date(Date.now() + 60_000).toISOString() });
     await publishEvent(client, slightly);
-    const later = newEvent({ sensorId: 'yard-2', timestamp: new Date(Date.now() + 1000).toISOString() });
+    const timeline = [
+      { t: -0.512, p: 0.42, levelDbfs: -30.1 },
+      { t: 0, p: 0.93, levelDbfs: -21 },
+    ];
+    const later = newEvent({
+      sensorId: 'yard-2',
+      timestamp: new Date(Date.now() + 1000).toISOString(),
+      timeline,
+    });
     await publishEvent(client, later);
     const hb = JSON.parse(readFileSync('test/protocol/golden/heartbeat.minimal.json', 'utf8'));
     await client.publishAsync(
@@ -56,6 +64,9 @@ describe('sensor clock skew (issue 11.12)', () => {
     expect(stored!.timestamp).toBe(stored!.receivedAt);
     expect((await app.store.get(slightly.eventId))?.timestamp).toBe(slightly.timestamp);
     expect((await app.store.get(slightly.eventId))?.sensorTimestamp).toBeUndefined();
+    // the sensor's evidence timeline is stored as sent; an event without one has none
+    expect((await app.store.get(later.eventId))?.timeline).toEqual(timeline);
+    expect((await app.store.get(slightly.eventId))?.timeline).toBeUndefined();
 
     // newest first by the times we trust: the skewed event does not stay on top
     const list = await app.store.list({ limit: 10 });

@@ -15,6 +15,7 @@ import type { CloudConfig } from './config/schema.ts';
 import { Geolocator } from './geo/locator.ts';
 import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
+import { SensorHistory } from './ingest/sensor-history.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
 import { BridgeMetrics } from './observability/bridge-metrics.ts';
 import { ObservedEventStore } from './store/observed-store.ts';
@@ -97,6 +98,8 @@ export class CloudApp {
   readonly logger: Logger;
   store!: EventStore;
   readonly registry: SensorRegistry;
+  /** Heartbeat buckets and state changes per sensor, for its page (`<dataDir>/sensor-history.sqlite`). */
+  readonly history: SensorHistory;
   readonly locator: Geolocator;
   alerts!: AlertService;
   ingest!: EventIngest;
@@ -119,6 +122,7 @@ export class CloudApp {
       ipDatabase: config.geo.ipDatabase,
       logger: this.logger.child({ component: 'geo' }),
     });
+    this.history = new SensorHistory({ path: resolve(options.config.dataDir, 'sensor-history.sqlite') });
     this.registry = new SensorRegistry({
       sensors: config.sensors,
       offlineAfterS: config.offlineAfterS,
@@ -212,6 +216,18 @@ export class CloudApp {
       },
       { name: 'geo', tier: 'processing', start: () => this.locator.start(), stop: () => this.locator.stop() },
       {
+        name: 'history',
+        tier: 'storage',
+        start: async () => {
+          this.history.open();
+          this.history.track(
+            () => this.registry.list(),
+            () => this.clock().getTime(),
+          );
+        },
+        stop: async () => this.history.close(),
+      },
+      {
         name: 'registry',
         tier: 'processing',
         start: () => this.registry.start(),
@@ -275,6 +291,16 @@ export class CloudApp {
       logger: this.logger.child({ component: 'ingest' }),
       clock: this.clock,
       maxClockSkewS: config.maxClockSkewS,
+      onHeartbeat: (m) => {
+        try {
+          this.history.heartbeat(m.sensorId, this.clock().getTime(), m.inputLevelDbfs, m.lastMaxProbability);
+        } catch (err) {
+          this.logger.error(
+            { err, sensorId: m.sensorId },
+            'cannot record the heartbeat in the sensor history',
+          );
+        }
+      },
       onStored: (event) => {
         if (event.isScream && event.alertType === 'scream') this.homeAssistant?.scream(event.sensorId);
       },
@@ -398,6 +424,7 @@ export class CloudApp {
       store: this.store,
       ...(this.store instanceof ObservedEventStore ? { changes: this.store } : {}),
       registry: this.registry,
+      history: this.history,
       alerts: this.alerts,
       ingestLocal: async (event) => {
         await this.ingest.ingestEvent(event);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import { digestUlid, ulidTime } from '../../protocol/event-id.ts';
-import type { EventMessage } from '../../protocol/messages.ts';
+import type { EventMessage, HeartbeatMessage } from '../../protocol/messages.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import type { Geolocator } from '../geo/locator.ts';
 import type {
@@ -55,6 +55,8 @@ export interface EventIngestDeps {
   clock?: () => Date;
   /** An event stamped further ahead than this is listed by its received time (config maxClockSkewS). */
   maxClockSkewS?: number;
+  /** Every valid heartbeat (the sensor history); must not throw. */
+  onHeartbeat?: (m: HeartbeatMessage) => void;
   /** After a new event is stored (Home Assistant state); must not throw. */
   onStored?: (event: StoredEvent) => void;
 }
@@ -130,6 +132,7 @@ export class EventIngest {
       case 'heartbeat':
         this.stats.heartbeats += 1;
         registry.noteHeartbeat(decoded.message);
+        this.deps.onHeartbeat?.(decoded.message);
         return 'heartbeat';
       case 'events': {
         const event = this.toStored(decoded.message);

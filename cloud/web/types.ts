@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
+import type { SensorHistoryView } from '../ingest/sensor-history.ts';
 import type { SensorView as RegistrySensorView } from '../ingest/sensor-registry.ts';
 import type { EventChanges } from '../store/observed-store.ts';
 import type { ChannelDelivery, EventStore, StoredEvent, StoredLocation } from '../store/types.ts';
@@ -69,6 +70,8 @@ export interface WebDeps {
    * without it the stream carries sensor changes only and pages fall back to polling for events. */
   changes?: EventChanges;
   registry: SensorRegistryView;
+  /** Per-sensor heartbeat buckets and state periods (the bridge's SensorHistory); absent: none. */
+  history?: SensorHistoryView;
   alerts: ManualAlerts;
   /** Stores (and alerts on) an event made on the dashboard: a live browser detection or an upload. */
   ingestLocal?: (event: StoredEvent) => Promise<void>;

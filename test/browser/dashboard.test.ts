@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, sampleEvent, screamWav, startWeb, tempDir, type WebHarness } from '../cloud/web/support.ts';
-import { launchChromium, screenshot, signIn, startTileServer, watchErrors } from './support.ts';
+import { ARTIFACTS, launchChromium, screenshot, signIn, startTileServer, watchErrors } from './support.ts';
 
 describe('dashboard in Chromium', () => {
   let h: WebHarness;
@@ -179,6 +179,41 @@ describe('dashboard in Chromium', () => {
     expect(Number(today)).toBeGreaterThanOrEqual(1);
     expect(await page.locator('#detection-settings').innerText()).toContain('2026-11-24-abc123');
     await screenshot(page, 'sensor-page');
+  });
+
+  it("shows a sensor's last 24 h and 7 days: state periods, input level and max probability from its heartbeats", async () => {
+    const now = Date.now();
+    const H = 3_600_000;
+    // a day of heartbeats every 5 minutes, a 2-hour gap while it was offline, an hour it could not hear
+    h.history.state('hall-1', 'online', now - 30 * H);
+    h.history.state('hall-1', 'offline', now - 10 * H);
+    h.history.state('hall-1', 'online', now - 8 * H);
+    h.history.state('hall-1', 'degraded', now - 3 * H);
+    h.history.state('hall-1', 'online', now - 2 * H);
+    for (let t = now - 24 * H; t < now; t += 5 * 60_000) {
+      if (t > now - 10 * H && t < now - 8 * H) continue;
+      const deaf = t > now - 3 * H && t < now - 2 * H;
+      h.history.heartbeat('hall-1', t, deaf ? -120 : -50 + 5 * Math.sin(t / H), deaf ? 0 : 0.05);
+    }
+    await page.goto(`${h.web.url}/sensors/hall-1`);
+    const host = page.locator('#sensor-history');
+    await host.locator('svg').waitFor({ timeout: 5000 });
+    expect(await host.locator('rect.period-offline').count()).toBe(1);
+    expect(await host.locator('rect.period-degraded').count()).toBe(1);
+    // the level line breaks at the offline gap: two runs
+    expect(await host.locator('polyline.level-line').count()).toBe(2);
+    expect(await page.locator('#history-summary').innerText()).toMatch(
+      /^\d+ heartbeats; 2 offline or cannot-hear periods in the last 24h\.$/,
+    );
+    await page.locator('#history-card').screenshot({ path: `${ARTIFACTS}/sensor-history-24h.png` });
+    await page.click('#history-card button[data-range="7d"]');
+    await page.waitForFunction(() =>
+      document.querySelector('#sensor-history svg')?.getAttribute('aria-label')?.includes('7d'),
+    );
+    expect(await page.locator('#history-card button[data-range="7d"]').getAttribute('aria-pressed')).toBe(
+      'true',
+    );
+    await screenshot(page, 'sensor-page-history');
   });
 
   it('says when a sensor clock is off: on its fleet card and on an event it stamped years ahead', async () => {

@@ -29,4 +29,29 @@ export function fleetRoutes(app: FastifyInstance, ctx: WebContext): void {
     if (!sensor) throw new WebError('WEB_NOT_FOUND', `no sensor ${id}`);
     return { sensor };
   });
+
+  /** Input level and max probability over 24 h (5-minute buckets) or 7 d (hourly), and state periods. */
+  app.get(
+    '/api/sensors/:id/history',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { range: { type: 'string', enum: ['24h', '7d'], default: '24h' } },
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const { range } = request.query as { range: '24h' | '7d' };
+      if (!ctx.deps.registry.get(id)) throw new WebError('WEB_NOT_FOUND', `no sensor ${id}`);
+      const now = ctx.now();
+      const h = ctx.deps.history?.history(id, range, now.getTime()) ?? {
+        bucketS: 0,
+        buckets: [],
+        periods: [],
+      };
+      return { sensorId: id, range, at: now.toISOString(), ...h, recorded: ctx.deps.history !== undefined };
+    },
+  );
 }

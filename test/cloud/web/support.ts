@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { hashPassword } from '../../../cloud/auth/passwords.ts';
+import { SensorHistory } from '../../../cloud/ingest/sensor-history.ts';
 import { ObservedEventStore } from '../../../cloud/store/observed-store.ts';
 import { SqliteEventStore } from '../../../cloud/store/sqlite-store.ts';
 import type { ChannelDelivery, EventStore, StoredEvent } from '../../../cloud/store/types.ts';
@@ -190,6 +191,8 @@ export interface WebHarness {
   /** The real SQLite store, observed like the bridge's (writes reach the live stream). */
   store: ObservedEventStore;
   registry: FakeRegistry;
+  /** The real sensor history (SQLite in the temp dir) the sensor page reads. */
+  history: SensorHistory;
   alerts: RecordingAlerts;
   ingested: StoredEvent[];
   dir: string;
@@ -220,6 +223,8 @@ export async function startWeb(
   const store = new ObservedEventStore(new SqliteEventStore(join(tmp.dir, 'events.sqlite')));
   await store.start();
   const registry = new FakeRegistry();
+  const history = new SensorHistory({ path: join(tmp.dir, 'sensor-history.sqlite') });
+  history.open();
   const alerts = new RecordingAlerts(store);
   const ingested: StoredEvent[] = [];
   const logs: Record<string, unknown>[] = [];
@@ -246,6 +251,7 @@ export async function startWeb(
     store,
     changes: store,
     registry,
+    history,
     alerts,
     model: options.model ?? pitchModel(),
     logger,
@@ -266,6 +272,7 @@ export async function startWeb(
     },
     store,
     registry,
+    history,
     alerts,
     ingested,
     dir: tmp.dir,
@@ -280,6 +287,7 @@ export async function startWeb(
     async close() {
       await web.stop();
       await store.stop();
+      history.close();
       tmp.remove();
     },
   };

@@ -118,7 +118,12 @@ export class AnalysisPool {
     if (w) await w.terminate();
   }
 
-  analyse(bytes: Uint8Array, name: string, threshold?: number): Promise<AnalysisOutput> {
+  /**
+   * `owned`: the caller gives up `bytes.buffer` (readUpload's buffer), which is transferred to
+   * the worker and detached here, whatever part of it `bytes` views. Otherwise the bytes are
+   * copied unless they view their whole buffer (a Buffer may share Node's pool with others).
+   */
+  analyse(bytes: Uint8Array, name: string, threshold?: number, owned = false): Promise<AnalysisOutput> {
     if (!this.code) return Promise.reject(new WebError('WEB_UNAVAILABLE', 'analysis worker is not started'));
     if (this.pending.size >= MAX_JOBS) {
       return Promise.reject(
@@ -130,9 +135,9 @@ export class AnalysisPool {
     }
     const worker = this.ensureWorker();
     const id = this.nextId++;
-    // transferred to the worker, not copied: the upload's own buffer if it owns it whole
-    // (a large Buffer.concat does), else one private copy
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    // transferred to the worker, not copied, when the buffer is the upload's alone; else one
+    // private copy (a 19 MB copy here holds the event loop)
+    const own = owned || (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength);
     const copy: Uint8Array<ArrayBuffer> =
       own && bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
     return new Promise<AnalysisOutput>((resolve, reject) => {

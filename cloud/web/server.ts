@@ -25,6 +25,7 @@ import { fleetRoutes } from './routes/fleet.ts';
 import { liveRoutes } from './routes/live.ts';
 import { streamRoutes } from './routes/stream.ts';
 import type { WebDeps, WebService } from './types.ts';
+import { uploadTooLarge } from './upload-buffer.ts';
 
 export type { SensorView, WebConfig, WebDeps, WebService, WebUser } from './types.ts';
 
@@ -298,11 +299,8 @@ function describeError(err: FastifyError | ScreamwatchError, maxUploadBytes: num
   }
   const fe = err as FastifyError;
   if (fe.code === 'FST_REQ_FILE_TOO_LARGE' || fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return {
-      status: 413,
-      code: 'WEB_UPLOAD_TOO_LARGE',
-      message: `file is larger than the ${Math.round(maxUploadBytes / 1024 / 1024)} MB limit (web.maxUploadBytes = ${maxUploadBytes})`,
-    };
+    const e = uploadTooLarge(maxUploadBytes);
+    return { status: e.statusCode, code: e.code, message: e.message };
   }
   if (fe.validation) return { status: 400, code: 'WEB_BAD_REQUEST', message: fe.message };
   if (fe.statusCode && fe.statusCode < 500)

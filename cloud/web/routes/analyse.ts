@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { StoredEvent } from '../../store/types.ts';
 import { requireAdmin, sessionOf, type WebContext } from '../context.ts';
 import { WebError } from '../errors.ts';
+import { readUpload } from '../upload-buffer.ts';
 
 /** A file name that is safe to keep in audioSource and show: no path, no control characters. */
 export function cleanFileName(name: string): string {
@@ -55,10 +56,15 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
         if (!part)
           throw new WebError('WEB_UPLOAD_MISSING', 'no file in the upload; send it in a "file" field');
         name = cleanFileName(part.filename);
-        const buf = await part.toBuffer();
+        const length = Number(request.headers['content-length']);
+        const buf = await readUpload(
+          part.file,
+          Number.isNaN(length) ? undefined : length,
+          config.maxUploadBytes,
+        );
         bytes = buf.byteLength;
         request.log.debug({ file: name, bytes }, 'web: analysis started');
-        analysed = await ctx.analysis.analyse(buf, name, threshold);
+        analysed = await ctx.analysis.analyse(buf, name, threshold, true);
       } finally {
         release();
       }

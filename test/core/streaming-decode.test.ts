@@ -215,16 +215,36 @@ describe('streaming decode equals the whole-buffer decode, bit for bit', () => {
     });
   }
 
+  // mpg123 reports one rate per 64 KiB piece, the one it decoded last; the whole-file decode
+  // took the file's last rate for all of it. 5 s of 44.1 kHz stereo fill more than one piece,
+  // so the change to 22.05 kHz is seen while streaming and a second pass resamples from it.
+  async function twoRates(name: string): Promise<Buffer> {
+    const a = join(tmp.dir, `${name}-44.mp3`);
+    const b = join(tmp.dir, `${name}-22.mp3`);
+    sox('-n', '-r', '44100', '-c', '2', a, 'synth', '5', 'sine', '900', 'vol', '0.5');
+    sox('-n', '-r', '22050', '-c', '1', b, 'synth', '3', 'sine', '500', 'vol', '0.5');
+    return Buffer.concat([readFileSync(a), readFileSync(b)]);
+  }
+
   it('MP3s of two rates back to back resample from the rate reported last, as before', async () => {
-    const a = join(tmp.dir, 'a22.mp3');
-    const b = join(tmp.dir, 'b44.mp3');
-    sox('-n', '-r', '22050', '-c', '1', a, 'synth', '1.5', 'sine', '500');
-    sox('-n', '-r', '44100', '-c', '2', b, 'synth', '1.5', 'sine', '900');
-    const bytes = Buffer.concat([readFileSync(a), readFileSync(b)]);
+    const bytes = await twoRates('mixed');
     const ref = await wholeDecode(bytes);
     const got = await decodeAudio(bytes, 'mixed.mp3');
+    expect(got.originalSampleRate).toBe(22_050);
     expect(got.originalSampleRate).toBe(ref.originalSampleRate);
     expect(bytesOf(got.samples).equals(bytesOf(ref.samples))).toBe(true);
+  });
+
+  it('an MP3 whose frame headers understate what it decodes to is stopped while decoding', async () => {
+    // the headers say 8 s (5 s + 3 s); read at the last rate, as it always was, it is 13 s
+    const bytes = await twoRates('understated');
+    await expect(decodeAudio(bytes, 'understated.mp3', { maxSeconds: 7 })).rejects.toThrow(
+      /decodes to 8 s of audio; at most 7 s/,
+    );
+    await expect(decodeAudio(bytes, 'understated.mp3', { maxSeconds: 10 })).rejects.toMatchObject({
+      code: 'AUDIO_TOO_LONG',
+      message: expect.stringMatching(/more than 10 s of audio \(stopped while decoding\); at most 10 s/),
+    });
   });
 });
 
@@ -246,7 +266,7 @@ describe('StreamResampler', () => {
     [16_000, 16_000],
   ] as const) {
     it(`${from} -> ${to} Hz in blocks of 1, 7, 4096 and random sizes matches resample`, () => {
-      const input = noise(9_001, from);
+      const input = noise(Math.round(from / 5) + 1, from); // 0.2 s, odd
       const whole = resample(input, from, to);
       expect(bytesOf(whole).equals(bytesOf(wholeResample(input, from, to)))).toBe(true);
       for (const sizes of [[1], [7], [4096], [3, 500, 1, 2000, 77, 9000]]) {

@@ -1,6 +1,5 @@
 import { MPEGDecoder } from 'mpg123-decoder';
 import { AudioDecodeError } from './errors.ts';
-import type { PcmAudio } from './wav.ts';
 
 /** True when the bytes start like an MP3: an ID3v2 tag or an MPEG audio frame sync. */
 export function looksLikeMp3(buf: Uint8Array): boolean {
@@ -116,12 +115,36 @@ export function scanMp3(buf: Uint8Array): Mp3Scan | null {
   return { frames, durationS: seconds };
 }
 
-/** Decodes MP3 with mpg123 compiled to WebAssembly: no ffmpeg on the machine at run time. */
-export async function decodeMp3(buf: Uint8Array, file: string): Promise<PcmAudio> {
+/**
+ * mpg123-decoder's `decode` feeds its input to mpg123 in pieces this big (its WASM input
+ * buffer). Calling it once per piece of this size makes exactly the same feed and read calls
+ * as one call on the whole file, so the decoded samples are the same, without the whole
+ * file's decoded audio (2 channels of Float32 at the source rate) existing at once.
+ */
+const FEED_BYTES = 65_536;
+
+export interface Mp3Decoded {
+  /** The rate mpg123 reported last, which the whole-file decode reported for all of it. */
+  sampleRate: number;
+  samples: number;
+}
+
+/**
+ * Decodes MP3 with mpg123 compiled to WebAssembly (no ffmpeg on the machine at run time),
+ * one 64 KiB piece at a time: `onAudio` gets each piece's audio downmixed to mono with the
+ * rate mpg123 reports for it, and may throw to stop decoding (a duration bound).
+ * `scan` is `scanMp3(buf)` if the caller already has it.
+ */
+export async function decodeMp3Stream(
+  buf: Uint8Array,
+  file: string,
+  onAudio: (mono: Float32Array, sampleRate: number) => void,
+  scan: Mp3Scan | null = scanMp3(buf),
+): Promise<Mp3Decoded> {
   if (buf.byteLength === 0) throw new AudioDecodeError('AUDIO_EMPTY', file, 'file is empty');
   if (!looksLikeMp3(buf))
     throw new AudioDecodeError('AUDIO_CORRUPT', file, 'not an MP3 file (no ID3 tag or MPEG frame sync)');
-  if (!scanMp3(buf))
+  if (!scan)
     throw new AudioDecodeError(
       'AUDIO_CORRUPT',
       file,
@@ -130,26 +153,40 @@ export async function decodeMp3(buf: Uint8Array, file: string): Promise<PcmAudio
   const decoder = new MPEGDecoder();
   await decoder.ready;
   try {
-    const { channelData, samplesDecoded, sampleRate, errors } = decoder.decode(buf);
-    if (samplesDecoded === 0 || channelData.length === 0) {
-      const why = errors?.[0]?.message ? ` (${errors[0].message})` : '';
+    let samples = 0;
+    let sampleRate = 0;
+    let peak = 0;
+    let errors = 0;
+    let firstError: string | undefined;
+    for (let at = 0; at < buf.byteLength; at += FEED_BYTES) {
+      const piece = decoder.decode(buf.subarray(at, at + FEED_BYTES));
+      sampleRate = piece.sampleRate;
+      errors += piece.errors?.length ?? 0;
+      firstError ??= piece.errors?.[0]?.message;
+      const { channelData, samplesDecoded } = piece;
+      if (samplesDecoded === 0 || channelData.length === 0) continue;
+      // the whole-file downmix, operation for operation (Float32 accumulation in channel order)
+      const mono = new Float32Array(samplesDecoded);
+      for (const channel of channelData) {
+        for (let i = 0; i < samplesDecoded; i++) mono[i]! += channel[i]! / channelData.length;
+      }
+      for (const v of mono) peak = Math.max(peak, Math.abs(v));
+      samples += samplesDecoded;
+      onAudio(mono, piece.sampleRate);
+    }
+    if (samples === 0) {
+      const why = firstError ? ` (${firstError})` : '';
       throw new AudioDecodeError('AUDIO_CORRUPT', file, `MP3 holds no decodable audio frames${why}`);
     }
-    const samples = new Float32Array(samplesDecoded);
-    let peak = 0;
-    for (const channel of channelData) {
-      for (let i = 0; i < samplesDecoded; i++) samples[i]! += channel[i]! / channelData.length;
-    }
-    for (const v of samples) peak = Math.max(peak, Math.abs(v));
     // mpg123 skips what it cannot parse; junk after a sync word comes back as errors plus silence
-    if (errors?.length && peak === 0) {
+    if (errors > 0 && peak === 0) {
       throw new AudioDecodeError(
         'AUDIO_CORRUPT',
         file,
-        `MP3 frames are damaged (${errors.length} decoder errors, no audio)`,
+        `MP3 frames are damaged (${errors} decoder errors, no audio)`,
       );
     }
-    return { samples, sampleRate };
+    return { sampleRate, samples };
   } finally {
     decoder.free();
   }

@@ -6,30 +6,144 @@
  */
 export function resample(input: Float32Array, fromRate: number, toRate: number): Float32Array {
   if (fromRate === toRate) return input;
-  const ratio = toRate / fromRate;
-  const outLength = Math.floor(input.length * ratio);
-  const out = new Float32Array(outLength);
-  const cutoff = Math.min(1, ratio) * 0.95; // fraction of the input Nyquist
-  const halfTaps = 16;
-  const support = Math.ceil(halfTaps / Math.min(1, ratio));
-  const beta = 8;
-  const i0Beta = besselI0(beta);
-  for (let n = 0; n < outLength; n++) {
-    const center = n / ratio;
-    const first = Math.max(0, Math.ceil(center - support));
-    const last = Math.min(input.length - 1, Math.floor(center + support));
+  const kernel = new SincKernel(fromRate, toRate);
+  const out = new Float32Array(kernel.outputLength(input.length));
+  for (let n = 0; n < out.length; n++) {
+    const center = n / kernel.ratio;
+    const first = Math.max(0, Math.ceil(center - kernel.support));
+    const last = Math.min(input.length - 1, Math.floor(center + kernel.support));
+    out[n] = kernel.interpolate(input, 0, first, last, center);
+  }
+  return out;
+}
+
+/**
+ * The same resampling fed piece by piece: every output sample is computed from the same
+ * input samples, taps and phase as `resample` on the whole signal would use, so the
+ * concatenated output is identical to it bit for bit (the model's features depend on it).
+ * An output sample is emitted once its right-hand taps have arrived; the input is kept only
+ * from the first tap of the next output sample on (2 x support samples, ~100 at 48 kHz).
+ * Decoding a 10-minute upload therefore never holds the source-rate signal in memory.
+ */
+export class StreamResampler {
+  private readonly kernel: SincKernel | null;
+  /** Input samples [histStart, histStart + histLen) live at hist[histOff...]. */
+  private hist = new Float32Array(0);
+  private histOff = 0;
+  private histLen = 0;
+  private histStart = 0;
+  private received = 0;
+  /** Index of the next output sample. */
+  private next = 0;
+
+  constructor(
+    readonly fromRate: number,
+    readonly toRate: number,
+  ) {
+    this.kernel = fromRate === toRate ? null : new SincKernel(fromRate, toRate);
+  }
+
+  /** How many samples `resample` returns for `inputLength` input samples. */
+  outputLength(inputLength: number): number {
+    return this.kernel ? this.kernel.outputLength(inputLength) : inputLength;
+  }
+
+  /**
+   * Appends input; returns the output samples it completes (possibly none). When the rates
+   * are equal this is `chunk` itself, valid until the caller reuses it.
+   */
+  push(chunk: Float32Array): Float32Array {
+    this.received += chunk.length;
+    const k = this.kernel;
+    if (!k) return chunk;
+    this.append(chunk);
+    // n < floor(received * ratio) keeps n below the final output length, whatever follows
+    const limit = k.outputLength(this.received);
+    const ready: number[] = [];
+    for (; this.next < limit; this.next++) {
+      const center = this.next / k.ratio;
+      const last = Math.floor(center + k.support);
+      if (last > this.received - 1) break; // its right-hand taps have not arrived yet
+      const first = Math.max(0, Math.ceil(center - k.support));
+      ready.push(k.interpolate(this.hist, this.histStart - this.histOff, first, last, center));
+    }
+    this.dropBefore(Math.max(0, Math.ceil(this.next / k.ratio - k.support)));
+    return Float32Array.from(ready);
+  }
+
+  /** The input has ended: returns the remaining output samples (edge taps clamped, as in `resample`). */
+  end(): Float32Array {
+    const k = this.kernel;
+    if (!k) return new Float32Array(0);
+    const total = this.received;
+    const out = new Float32Array(Math.max(0, k.outputLength(total) - this.next));
+    for (let i = 0; i < out.length; i++, this.next++) {
+      const center = this.next / k.ratio;
+      const first = Math.max(0, Math.ceil(center - k.support));
+      const last = Math.min(total - 1, Math.floor(center + k.support));
+      out[i] = k.interpolate(this.hist, this.histStart - this.histOff, first, last, center);
+    }
+    return out;
+  }
+
+  private append(chunk: Float32Array): void {
+    if (this.histOff + this.histLen + chunk.length > this.hist.length) {
+      if (this.histLen + chunk.length <= this.hist.length) {
+        this.hist.copyWithin(0, this.histOff, this.histOff + this.histLen);
+      } else {
+        const grown = new Float32Array(Math.max(this.histLen + chunk.length, 2 * this.hist.length));
+        grown.set(this.hist.subarray(this.histOff, this.histOff + this.histLen));
+        this.hist = grown;
+      }
+      this.histOff = 0;
+    }
+    this.hist.set(chunk, this.histOff + this.histLen);
+    this.histLen += chunk.length;
+  }
+
+  private dropBefore(index: number): void {
+    const drop = Math.min(index - this.histStart, this.histLen);
+    if (drop <= 0) return;
+    this.histOff += drop;
+    this.histLen -= drop;
+    this.histStart += drop;
+  }
+}
+
+/** The windowed-sinc kernel for one rate pair, shared by both resamplers. */
+class SincKernel {
+  readonly ratio: number;
+  /** Input samples either side of an output sample's centre. */
+  readonly support: number;
+  private readonly cutoff: number;
+  private readonly beta = 8;
+  private readonly i0Beta: number;
+
+  constructor(fromRate: number, toRate: number) {
+    this.ratio = toRate / fromRate;
+    this.cutoff = Math.min(1, this.ratio) * 0.95; // fraction of the input Nyquist
+    const halfTaps = 16;
+    this.support = Math.ceil(halfTaps / Math.min(1, this.ratio));
+    this.i0Beta = besselI0(this.beta);
+  }
+
+  outputLength(inputLength: number): number {
+    return Math.floor(inputLength * this.ratio);
+  }
+
+  /** One output sample at `center` from input[first..last], input index k at buf[k - base]. */
+  interpolate(buf: Float32Array, base: number, first: number, last: number, center: number): number {
     let acc = 0;
     let norm = 0;
     for (let k = first; k <= last; k++) {
       const x = k - center;
-      const w = kaiser(x / support, beta, i0Beta);
-      const s = sinc(x * cutoff) * cutoff * w;
-      acc += input[k]! * s;
+      const w = kaiser(x / this.support, this.beta, this.i0Beta);
+      const s = sinc(x * this.cutoff) * this.cutoff * w;
+      acc += buf[k - base]! * s;
       norm += s;
     }
-    out[n] = norm > 0 ? acc / norm : 0;
+    return norm > 0 ? acc / norm : 0;
   }
-  return out;
 }
 
 function sinc(x: number): number {

@@ -1,22 +1,27 @@
 import { AudioDecodeError } from './errors.ts';
 
-export interface PcmAudio {
-  /** Mono samples in [-1, 1]. */
-  samples: Float32Array;
-  sampleRate: number;
-}
-
 const WAVE_FORMAT_PCM = 1;
 const WAVE_FORMAT_IEEE_FLOAT = 3;
 const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
 
+/** A WAV file's audio, read from its bytes block by block (see `openWav`). */
+export interface WavReader {
+  sampleRate: number;
+  /** Whole frames in the data chunk (one sample per channel each). */
+  frames: number;
+  /** Writes frames [from, from + count), downmixed to mono in [-1, 1], to out[0..count). */
+  read(from: number, count: number, out: Float32Array): void;
+}
+
 /**
- * Decodes a RIFF/WAVE (or RF64-less) file: integer PCM 8/16/24/32-bit, IEEE float 32/64,
+ * Parses a RIFF/WAVE (or RF64-less) header: integer PCM 8/16/24/32-bit, IEEE float 32/64,
  * WAVE_FORMAT_EXTENSIBLE wrapping either; any channel count, downmixed to mono.
  * A data chunk that claims more bytes than the file holds (a recording cut off by a power
- * loss, or arecord streaming with a 0x7fffffff size) is read up to the last whole frame.
+ * loss, or arecord streaming with a 0x7fffffff size) is read up to the last whole frame;
+ * bytes after the size the data chunk declares are not audio. So `frames` is exact before a
+ * sample is decoded, and the caller can refuse a file that is too long without allocating.
  */
-export function decodeWav(buf: Uint8Array, file: string): PcmAudio {
+export function openWav(buf: Uint8Array, file: string): WavReader {
   if (buf.byteLength === 0) throw new AudioDecodeError('AUDIO_EMPTY', file, 'file is empty');
   if (buf.byteLength < 12)
     throw new AudioDecodeError('AUDIO_TRUNCATED', file, `only ${buf.byteLength} bytes, no WAV header`);
@@ -85,15 +90,19 @@ export function decodeWav(buf: Uint8Array, file: string): PcmAudio {
   const frames = Math.floor(dataLength / frameBytes);
   if (frames === 0) throw new AudioDecodeError('AUDIO_EMPTY', file, 'WAV data chunk holds no audio');
 
-  const samples = new Float32Array(frames);
-  const read = sampleReader(view, bits, isFloat);
-  for (let f = 0; f < frames; f++) {
-    let acc = 0;
-    const base = dataStart + f * frameBytes;
-    for (let c = 0; c < channels; c++) acc += read(base + c * bytesPerSample);
-    samples[f] = acc / channels;
-  }
-  return { samples, sampleRate: rate };
+  const sample = sampleReader(view, bits, isFloat);
+  return {
+    sampleRate: rate,
+    frames,
+    read(from, count, out) {
+      for (let i = 0; i < count; i++) {
+        let acc = 0;
+        const base = dataStart + (from + i) * frameBytes;
+        for (let c = 0; c < channels; c++) acc += sample(base + c * bytesPerSample);
+        out[i] = acc / channels;
+      }
+    },
+  };
 }
 
 function sampleReader(view: DataView, bits: number, isFloat: boolean): (at: number) => number {

@@ -1,5 +1,6 @@
 import { createHook } from 'node:async_hooks';
 import { readdirSync, readlinkSync } from 'node:fs';
+import { Server } from 'node:net';
 
 /**
  * The leaked-resource check behind test/support/leak-check.ts (the vitest setup file), in the
@@ -93,7 +94,7 @@ export interface LiveResource {
   refed: boolean | undefined;
   /** The creating stack with async_hooks' own frames removed, innermost first. */
   frames: readonly string[];
-  /** What it is, where the stack cannot say (a file handle's path). */
+  /** What it is: a file handle's path, a server's address, a child's pid and command. */
   detail?: string;
 }
 
@@ -195,7 +196,8 @@ export function findLeaks(input: LeakInput, rules: readonly AllowRule[], file: s
   const filesBefore = new Map<string, number>();
   for (const path of input.baselineFiles) filesBefore.set(path, (filesBefore.get(path) ?? 0) + 1);
   for (const res of input.live) {
-    if (res.detail !== undefined) filesBefore.set(res.detail, (filesBefore.get(res.detail) ?? 0) + 1);
+    if (res.type === 'FILEHANDLE' && res.detail !== undefined)
+      filesBefore.set(res.detail, (filesBefore.get(res.detail) ?? 0) + 1);
   }
   for (const path of input.currentFiles) {
     const seen = filesBefore.get(path) ?? 0;
@@ -312,7 +314,8 @@ export function formatLeaks(
     }
     const shown = sourceFrames(leak.frames, 4);
     const parent = leak.frames.find((f) => f.startsWith('(from '));
-    if (parent !== undefined) lines.push(`    opened by (accepted on) the ${resourceFamily(parent.slice(6, -1))} created`);
+    if (parent !== undefined)
+      lines.push(`    opened by (accepted on) the ${resourceFamily(parent.slice(6, -1))} created`);
     for (const frame of shown) lines.push(`    at ${short(frame)}`);
     const lib = libraryFrame(leak.frames);
     if (lib !== undefined && !shown.includes(lib)) lines.push(`    in ${short(lib)}`);
@@ -343,11 +346,7 @@ export class ResourceTracker {
   private readonly hook = createHook({
     init: (asyncId, type, triggerId, resource) => {
       if (this.paused || !TRACKED_TYPES.has(type)) return;
-      const stack: { stack?: string } = {};
-      const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = 30;
-      Error.captureStackTrace(stack);
-      Error.stackTraceLimit = limit;
+      const stack = captureStack();
       this.live.set(asyncId, {
         type,
         resource: new WeakRef(resource),
@@ -360,13 +359,29 @@ export class ResourceTracker {
     },
   });
 
+  /**
+   * `server.listen(port, host)` creates the server's handle after a lookup, from a callback with
+   * no JS frame of the caller's, so the tracker keeps the stack of each listen() call.
+   */
+  private readonly listenStacks = new WeakMap<object, { stack?: string }>();
+  private originalListen: typeof Server.prototype.listen | null = null;
+
   start(): this {
     this.hook.enable();
+    const original = Server.prototype.listen;
+    const stacks = this.listenStacks;
+    this.originalListen = original;
+    Server.prototype.listen = function (this: Server, ...args: unknown[]) {
+      stacks.set(this, captureStack());
+      return original.apply(this, args as Parameters<typeof original>);
+    } as typeof original;
     return this;
   }
 
   stop(): void {
     this.hook.disable();
+    if (this.originalListen) Server.prototype.listen = this.originalListen;
+    this.originalListen = null;
     this.live.clear();
   }
 
@@ -381,16 +396,15 @@ export class ResourceTracker {
   }
 
   private frames(rec: Record_, depth = 0): string[] {
-    const lines = (rec.stack.stack ?? '')
-      .split('\n')
-      .slice(1)
-      .map((l) => l.trim().replace(/^at /, ''))
-      .filter((l) => l !== '' && !HOOK_FRAME.test(l));
+    const lines = stackFrames(rec.stack);
+    if (lines.some((l) => !NODE_FRAME.test(l))) return lines;
+    const owner = ownerOf(rec.resource.deref());
+    const listened = owner === undefined ? undefined : this.listenStacks.get(owner);
+    if (listened !== undefined) return stackFrames(listened);
     // A socket accepted by a server is created from a native callback with no JS stack of its
     // own: name the resource that triggered it (the server) instead.
-    if (lines.length === 0 && depth < 3) {
-      const parent = rec.parent;
-      if (parent !== undefined) return [`(from ${parent.type})`, ...this.frames(parent, depth + 1)];
+    if (rec.parent !== undefined && depth < 3) {
+      return [`(from ${rec.parent.type})`, ...this.frames(rec.parent, depth + 1)];
     }
     return lines;
   }
@@ -412,8 +426,74 @@ export class ResourceTracker {
         out.push({ type: rec.type, refed, frames: this.frames(rec), detail: fdPath(fd) ?? `fd ${fd}` });
         continue;
       }
-      out.push({ type: rec.type, refed, frames: this.frames(rec) });
+      const detail = describeHandle(rec.type, resource);
+      out.push({
+        type: rec.type,
+        refed,
+        frames: this.frames(rec),
+        ...(detail === undefined ? {} : { detail }),
+      });
     }
     return out;
   }
+}
+
+function captureStack(): { stack?: string } {
+  const holder: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 30;
+  Error.captureStackTrace(holder);
+  Error.stackTraceLimit = limit;
+  return holder;
+}
+
+function stackFrames(holder: { stack?: string }): string[] {
+  return (holder.stack ?? '')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().replace(/^at /, ''))
+    .filter((l) => l !== '' && !HOOK_FRAME.test(l));
+}
+
+/** The JS object a native handle belongs to (net.Server, net.Socket, ChildProcess): node's owner_symbol. */
+function ownerOf(handle: object | undefined): object | undefined {
+  if (handle === undefined) return undefined;
+  const sym = Object.getOwnPropertySymbols(handle).find((x) => x.description === 'owner_symbol');
+  const owner = sym === undefined ? undefined : (handle as Record<symbol, unknown>)[sym];
+  return typeof owner === 'object' && owner !== null ? owner : undefined;
+}
+
+interface NativeHandle {
+  getsockname?: (out: Record<string, unknown>) => number;
+  getpeername?: (out: Record<string, unknown>) => number;
+  pid?: number;
+}
+
+/** A server's address, a socket's peer, a child's pid and command: which one leaked. */
+function describeHandle(type: string, resource: object): string | undefined {
+  const h = resource as NativeHandle;
+  const addr = (fn: 'getsockname' | 'getpeername'): string | undefined => {
+    const out: Record<string, unknown> = {};
+    try {
+      const get = h[fn];
+      if (typeof get !== 'function' || get.call(h, out) !== 0) return undefined;
+    } catch {
+      return undefined;
+    }
+    return out.port === undefined ? undefined : `${String(out.address)}:${String(out.port)}`;
+  };
+  if (type === 'TCPSERVERWRAP') {
+    const a = addr('getsockname');
+    return a && `listening on ${a}`;
+  }
+  if (type === 'TCPWRAP') {
+    const a = addr('getpeername');
+    return a && `connected to ${a}`;
+  }
+  if (type === 'PROCESSWRAP' && typeof h.pid === 'number') {
+    const child = ownerOf(resource) as { spawnargs?: string[] } | undefined;
+    const cmd = child?.spawnargs?.join(' ') ?? '';
+    return `pid ${h.pid}${cmd ? `: ${cmd.length > 120 ? `${cmd.slice(0, 117)}...` : cmd}` : ''}`;
+  }
+  return undefined;
 }

@@ -9,6 +9,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     fileParallelism: false,
+    // the same leaked-resource check as `npm test`: a bridge or daemon child left running fails the file
+    setupFiles: ['./test/support/leak-check.ts'],
     globalSetup: ['./test/system/report.ts'],
     reporters: ['default', './test/support/count-reporter.ts'],
   },

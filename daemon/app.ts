@@ -357,7 +357,14 @@ export class DaemonApp extends EventEmitter {
             logger: this.logger,
           });
     await this.inputHealth.start();
-    await this.source.start();
+    try {
+      await this.source.start();
+    } catch (err) {
+      // The runner rolls back only services that started: a capture that fails to start
+      // stops its own health monitor, whose interval otherwise ran on after app.stop().
+      await this.inputHealth.stop();
+      throw err;
+    }
     // WATCHDOG comes from the analysis loop. While the microphone is known to be missing and
     // being retried, keep systemd from restarting us in a loop: we are handling it. A stall we
     // do not know about (no data, no error) stops the pings.
@@ -368,8 +375,11 @@ export class DaemonApp extends EventEmitter {
   private async stopCapture(): Promise<void> {
     this.stopWatchdogPings();
     this.stopWatchdogPings = () => {};
-    await this.source.stop();
-    await this.inputHealth.stop();
+    try {
+      await this.source.stop();
+    } finally {
+      await this.inputHealth.stop();
+    }
   }
 
   /**

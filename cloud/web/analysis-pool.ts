@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { build } from 'esbuild';
 import type { AnalysisResult } from '../../core/detect/analyze.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import { WebError } from './errors.ts';
+import { buildThenStopService } from './esbuild-service.ts';
 
 /** What the pool has done since start (metrics). */
 export interface AnalysisStats {
@@ -88,7 +88,7 @@ export class AnalysisPool {
 
   async start(): Promise<void> {
     try {
-      const out = await build({
+      const out = await buildThenStopService({
         entryPoints: [fileURLToPath(new URL('./analysis-worker.ts', import.meta.url))],
         bundle: true,
         write: false,

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WebError } from './errors.ts';
+import { buildThenStopService } from './esbuild-service.ts';
 
 export interface StaticAsset {
   body: Buffer;
@@ -38,9 +38,9 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
  * scores the microphone with exactly the code the sensors run.
  */
 export async function bundleClient(): Promise<Map<string, StaticAsset>> {
-  let result: Awaited<ReturnType<typeof build>>;
+  let result: Awaited<ReturnType<typeof buildThenStopService>>;
   try {
-    result = await build({
+    result = await buildThenStopService({
       entryPoints: { app: here('./client/app.ts'), live: here('./client/live.ts') },
       bundle: true,
       write: false,

@@ -204,6 +204,18 @@ export function createWebService(deps: WebDeps): WebService {
   app.get('/analyse', page('analyse'));
   app.get('/live', page('live'));
 
+  let released: Promise<void> | null = null;
+  /** Once: after a failed start, stop() finds it done. */
+  function release(): Promise<void> {
+    released ??= (async () => {
+      endStreams();
+      await app.close();
+      await feed.stop();
+      await analysis.stop();
+    })();
+    return released;
+  }
+
   async function doStart(): Promise<void> {
     const [users, secret, bundled] = await Promise.all([
       resolveUsers(config.users, config.dataDir, logger),
@@ -274,15 +286,17 @@ export function createWebService(deps: WebDeps): WebService {
     },
     analysisStats: () => analysis.stats(),
     start() {
-      started ??= doStart();
+      // The service runner does not stop a service whose start failed (the port taken, a bad
+      // user): release what doStart got going, the live feed's timer first of all.
+      started ??= doStart().catch(async (err) => {
+        await release().catch(() => undefined);
+        throw err;
+      });
       return started;
     },
     async stop() {
       if (started) await started.catch(() => undefined);
-      endStreams();
-      await app.close();
-      await feed.stop();
-      await analysis.stop();
+      await release();
     },
   };
 }

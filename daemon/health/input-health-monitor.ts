@@ -83,6 +83,7 @@ export class InputHealthMonitor {
   }
 
   async start(): Promise<void> {
+    if (this.timer) clearInterval(this.timer); // a restarted capture starts it again
     this.timer = setInterval(() => this.report(this.classifier.tick(this.options.clock.now())), 1000);
     this.timer.unref();
   }

@@ -19,6 +19,21 @@ function alive(pid: number): boolean {
   }
 }
 
+/** `p`, or 'hung' after `ms`; the timer is cleared either way (the leak check counts it). */
+async function orHung<T>(p: Promise<T>, ms: number): Promise<T | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<'hung'>((r) => {
+        timer = setTimeout(() => r('hung'), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
@@ -167,10 +182,7 @@ describe('screamwatch demo (the `npm start` command)', () => {
 
     // Ctrl-C: the terminal signals the whole foreground group (npm and the demo)
     process.kill(-proc.pid!, 'SIGINT');
-    const code = await Promise.race([
-      exited,
-      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
-    ]);
+    const code = await orHung(exited, 20_000);
     expect(code, `${stderr}\n${stdout}`).toBe(0);
     expect(stdout).toMatch(/Stopped\.\s*$/);
     expect(alive(proc.pid!)).toBe(false);
@@ -212,10 +224,7 @@ describe('screamwatch demo (the `npm start` command)', () => {
       250,
     );
     proc.kill('SIGINT');
-    const code = await Promise.race([
-      exited,
-      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
-    ]);
+    const code = await orHung(exited, 20_000);
     expect(code).toBe(0);
     // no orphaned capture process
     const pids = readFileSync(join(dir, 'arecord.log'), 'utf8')

@@ -264,8 +264,16 @@ export async function startWeb(
       await store.insertIfNew(e);
     };
   }
-  let web = createWebService(deps);
-  await web.start();
+  let web: WebService;
+  try {
+    web = createWebService(deps);
+    await web.start();
+  } catch (err) {
+    // a test that expects the start to fail gets no harness to close: close the store here
+    await store.stop();
+    tmp.remove();
+    throw err;
+  }
   return {
     get web() {
       return web;

@@ -2,6 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { buildEventMessage } from '../../daemon/detect/event-message.ts';
+import { UlidFactory } from '../../protocol/event-id.ts';
+import type { EventMessage } from '../../protocol/messages.ts';
 import { eventually } from '../support/eventually.ts';
 import { mailText, type SmtpHarness } from '../support/smtp.ts';
 import type { TwilioEndpoint } from '../support/twilio-endpoint.ts';
@@ -289,4 +292,24 @@ export function alertTally(delivered: Map<string, number>) {
     if (n > 1) dup += n - 1;
   }
   return { alertsSent: sent, duplicatedAlerts: dup };
+}
+
+const systemUlids = new UlidFactory();
+/** A confirmed scream as a sensor daemon would publish it (the system scenarios' traffic). */
+export function systemEvent(sensorId: string, timestampMs = Date.now(), thresholdValue = 0.3): EventMessage {
+  return buildEventMessage({
+    eventId: systemUlids.next(timestampMs),
+    sensorId,
+    timestampMs,
+    startedAtMs: timestampMs - 1000,
+    screamProbability: 0.9,
+    isScream: true,
+    thresholdValue,
+    audioSource: 'alsa:default',
+    levelDbfs: -12,
+    modelVersion: 'system-test',
+    deviceInfo: { hostname: 'pi', daemonVersion: '0.1.0', platform: 'linux-arm64' },
+    location: undefined,
+    features: undefined,
+  });
 }

@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
-import { buildEventMessage } from '../../daemon/detect/event-message.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
-import { UlidFactory } from '../../protocol/event-id.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
@@ -24,6 +22,7 @@ import {
   record,
   startBridge,
   storedIds,
+  systemEvent,
   tally,
 } from './harness.ts';
 
@@ -111,25 +110,6 @@ async function connectSensor(url: string, sensorId: string, password = SENSOR_PA
   return c;
 }
 
-const ulids = new UlidFactory();
-function event(sensorId: string, timestampMs = Date.now()) {
-  return buildEventMessage({
-    eventId: ulids.next(timestampMs),
-    sensorId,
-    timestampMs,
-    startedAtMs: timestampMs - 1000,
-    screamProbability: 0.9,
-    isScream: true,
-    thresholdValue: 0.3,
-    audioSource: 'alsa:default',
-    levelDbfs: -12,
-    modelVersion: 'system-test',
-    deviceInfo: { hostname: 'pi', daemonVersion: '0.1.0', platform: 'linux-arm64' },
-    location: undefined,
-    features: undefined,
-  });
-}
-
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'sw-system-ls-'));
   twilio = await startTwilioEndpoint();
@@ -183,7 +163,7 @@ describe('system: load, clock skew and security', () => {
           const sensorId = ids[i]!;
           const pubs: Promise<unknown>[] = [];
           for (let k = 0; k < 20; k++) {
-            const msg = event(sensorId);
+            const msg = systemEvent(sensorId);
             sent.push(msg.eventId);
             // a QoS 1 PUBACK from the embedded broker means "stored"
             pubs.push(
@@ -236,8 +216,8 @@ describe('system: load, clock skew and security', () => {
     const behind = await connectSensor(b.mqttUrl, 'behind');
     const sent: string[] = [];
     for (let k = 0; k < 5; k++) {
-      const a = event('ahead', Date.now() + 2 * 3600_000 + k);
-      const z = event('behind', Date.now() - 3 * 86_400_000 + k);
+      const a = systemEvent('ahead', Date.now() + 2 * 3600_000 + k);
+      const z = systemEvent('behind', Date.now() - 3 * 86_400_000 + k);
       sent.push(a.eventId, z.eventId);
       await ahead.publishAsync(sensorTopic('screamwatch', 'ahead', 'events'), encodeEvent(a), { qos: 1 });
       await behind.publishAsync(sensorTopic('screamwatch', 'behind', 'events'), encodeEvent(z), { qos: 1 });
@@ -277,7 +257,7 @@ describe('system: load, clock skew and security', () => {
       const carol = await connectSensor(b.mqttUrl, 'carol');
       const sent: string[] = [];
       for (let k = 0; k < 3; k++) {
-        const e = event('carol');
+        const e = systemEvent('carol');
         sent.push(e.eventId);
         await carol.publishAsync(sensorTopic('screamwatch', 'carol', 'events'), encodeEvent(e), { qos: 1 });
       }
@@ -325,7 +305,7 @@ describe('system: load, clock skew and security', () => {
 
     // alice publishing as bob: refused (the connection is dropped, nothing stored)
     const alice = await connectSensor(b.mqttUrl, 'alice');
-    const forged = event('bob');
+    const forged = systemEvent('bob');
     const closed = new Promise<void>((r) => alice.once('close', () => r()));
     alice.publish(sensorTopic('screamwatch', 'bob', 'events'), encodeEvent(forged), { qos: 1 });
     await closed;
@@ -333,7 +313,7 @@ describe('system: load, clock skew and security', () => {
 
     // 10,000 malformed, oversized and fuzzed payloads on alice's own topics
     let fuzz = await connectSensor(b.mqttUrl, 'alice');
-    const valid = encodeEvent(event('alice')).toString();
+    const valid = encodeEvent(systemEvent('alice')).toString();
     const kinds = ['events', 'status', 'heartbeat'] as const;
     let reconnects = 0;
     let acked = 0;
@@ -420,7 +400,7 @@ describe('system: load, clock skew and security', () => {
     expect(storedIds(join(dir, 'data')).size).toBe(0);
 
     // still healthy: a valid event after all that is stored
-    const ok = event('alice');
+    const ok = systemEvent('alice');
     const good = await connectSensor(b.mqttUrl, 'alice');
     await good.publishAsync(sensorTopic('screamwatch', 'alice', 'events'), encodeEvent(ok), { qos: 1 });
     expect([...storedIds(join(dir, 'data')).keys()]).toEqual([ok.eventId]);

@@ -3,9 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildEventMessage } from '../../daemon/detect/event-message.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
-import { UlidFactory } from '../../protocol/event-id.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/free-port.ts';
@@ -21,6 +19,7 @@ import {
   record,
   sleep,
   startBridge,
+  systemEvent,
 } from './harness.ts';
 
 /**
@@ -120,8 +119,6 @@ function bridge(n: number, broker: string): Proc {
   return p;
 }
 
-const ulids = new UlidFactory();
-
 describe('system: three bridges, one Mosquitto, one MongoDB', () => {
   it('kill -9 two bridges in turn and restart Mosquitto: 0 lost, 0 stored twice, 0 alerts twice', async () => {
     const port = await freePort();
@@ -161,21 +158,7 @@ describe('system: three bridges, one Mosquitto, one MongoDB', () => {
         for (const [i, c] of clients.entries()) {
           const sensorId = SENSORS[i]!;
           const at = Date.now();
-          const msg = buildEventMessage({
-            eventId: ulids.next(at),
-            sensorId,
-            timestampMs: at,
-            startedAtMs: at - 1000,
-            screamProbability: 0.9,
-            isScream: true,
-            thresholdValue: 0.5,
-            audioSource: 'alsa:default',
-            levelDbfs: -12,
-            modelVersion: 'system-test',
-            deviceInfo: { hostname: 'pi', daemonVersion: '0.1.0', platform: 'linux-arm64' },
-            location: undefined,
-            features: undefined,
-          });
+          const msg = systemEvent(sensorId, at, 0.5);
           const topic = sensorTopic('screamwatch', sensorId, 'events');
           published.set(msg.eventId, at);
           // mqtt.js keeps an unacknowledged QoS 1 publish and sends it again after a reconnect.

@@ -7,12 +7,10 @@ import { promisify } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
-import { buildEventMessage } from '../../daemon/detect/event-message.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
-import { UlidFactory } from '../../protocol/event-id.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
 import { freePort } from '../support/free-port.ts';
-import { type Proc, record, sleep, startBridge, storedIds, tally } from './harness.ts';
+import { type Proc, record, sleep, startBridge, storedIds, systemEvent, tally } from './harness.ts';
 import type { UploadHammerOptions, UploadHammerResult } from './upload-hammer.ts';
 
 // Project issue 11: twenty concurrent 19 MB uploads pushed /healthz to 1.2 s median and a
@@ -92,26 +90,6 @@ function vm(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return Number(m?.[1] ?? 0) / 1024;
 }
 
-const ulids = new UlidFactory();
-function event(sensorId: string) {
-  const timestampMs = Date.now();
-  return buildEventMessage({
-    eventId: ulids.next(timestampMs),
-    sensorId,
-    timestampMs,
-    startedAtMs: timestampMs - 1000,
-    screamProbability: 0.9,
-    isScream: true,
-    thresholdValue: 0.3,
-    audioSource: 'alsa:default',
-    levelDbfs: -12,
-    modelVersion: 'system-test',
-    deviceInfo: { hostname: 'pi', daemonVersion: '0.1.0', platform: 'linux-arm64' },
-    location: undefined,
-    features: undefined,
-  });
-}
-
 /** The uploaders, as their own process: their CPU is not the sensor's event loop. */
 function hammer(o: UploadHammerOptions): Promise<UploadHammerResult> {
   return new Promise((resolve, reject) => {
@@ -187,7 +165,7 @@ describe('system: uploads under load', () => {
     let rssPeakMb = vm(pid, 'VmRSS');
     const rssStartMb = rssPeakMb;
     const publishTimer = setInterval(() => {
-      const msg = event('loaded');
+      const msg = systemEvent('loaded');
       const p = phase;
       sent.push(msg.eventId);
       const t0 = performance.now();

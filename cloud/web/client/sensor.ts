@@ -1,6 +1,7 @@
 // One sensor: its card as on the fleet page (updated live), where it is, and its events per
 // day over the last 7 days. Detection settings become visible (and editable by admins) with
 // the fleet control plane; until then the page says so rather than showing guesses.
+import type { HistoryBucket, HistoryPeriod } from '../../ingest/sensor-history.ts';
 import type { SensorView } from '../types.ts';
 import { ApiError, get } from './api.ts';
 import { clear, h, s } from './dom.ts';
@@ -74,15 +75,8 @@ interface HistoryReply {
   range: '24h' | '7d';
   at: string;
   bucketS: number;
-  buckets: {
-    at: string;
-    n: number;
-    levelMinDbfs: number;
-    levelMaxDbfs: number;
-    levelMeanDbfs: number;
-    maxProbability: number;
-  }[];
-  periods: { state: 'online' | 'offline' | 'degraded' | 'unknown'; from: string; to: string | null }[];
+  buckets: HistoryBucket[];
+  periods: HistoryPeriod[];
   recorded: boolean;
 }
 

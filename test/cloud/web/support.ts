@@ -269,8 +269,9 @@ export async function startWeb(
     web = createWebService(deps);
     await web.start();
   } catch (err) {
-    // a test that expects the start to fail gets no harness to close: close the store here
+    // a test that expects the start to fail gets no harness to close: close the stores here
     await store.stop();
+    history.close();
     tmp.remove();
     throw err;
   }

@@ -28,7 +28,7 @@ export async function sox(...args: string[]): Promise<void> {
 }
 
 /** Generates `path` (16 kHz mono 16-bit) from sox's null input and the given effects. */
-async function synth16k(path: string, ...effects: string[]): Promise<string> {
+export async function synth16k(path: string, ...effects: string[]): Promise<string> {
   await sox('-n', '-r', '16000', '-c', '1', '-b', '16', path, ...effects);
   return path;
 }

@@ -1,14 +1,14 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../cloud/auth/passwords.ts';
 import { encodeEvent } from '../../protocol/codec.ts';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { synth16k } from '../support/audio-fixtures.ts';
 import { freePort } from '../support/free-port.ts';
 import { type Proc, record, sleep, startBridge, storedIds, systemEvent, tally } from './harness.ts';
 import type { UploadHammerOptions, UploadHammerResult } from './upload-hammer.ts';
@@ -26,7 +26,6 @@ const HEALTH_EVERY_MS = 250;
 const SENSOR_PASSWORD = `sensor-${randomBytes(12).toString('hex')}`;
 const ADMIN_PASSWORD = `admin-${randomBytes(12).toString('hex')}`;
 const HAMMER = new URL('./upload-hammer.ts', import.meta.url).pathname;
-const run = promisify(execFile);
 
 let root = '';
 let wav = '';
@@ -38,26 +37,7 @@ beforeAll(async () => {
   // 600 s (web.maxAnalysisSeconds) of 16 kHz 16-bit mono noise + tone: 19.2 MB, under
   // web.maxUploadBytes, so every accepted upload is decoded and scored in full
   wav = join(root, 'load.wav');
-  await run('sox', [
-    '-n',
-    '-r',
-    '16000',
-    '-c',
-    '1',
-    '-b',
-    '16',
-    wav,
-    'synth',
-    '600',
-    'whitenoise',
-    'synth',
-    '600',
-    'sine',
-    'mix',
-    '440',
-    'vol',
-    '0.3',
-  ]);
+  await synth16k(wav, 'synth', '600', 'whitenoise', 'synth', '600', 'sine', 'mix', '440', 'vol', '0.3');
 });
 
 afterAll(async () => {

@@ -158,14 +158,20 @@ describe('system: uploads under load', () => {
     const healthTimer = setInterval(() => {
       const p = phase;
       const t0 = performance.now();
+      // bounded, and the bound's timer cleared when the answer comes (AbortSignal.timeout's
+      // would outlive the file by 30 s)
+      const abort = new AbortController();
+      const bound = setTimeout(() => abort.abort(), 30_000);
       inflight.push(
-        fetch(`${web}/healthz`, { signal: AbortSignal.timeout(30_000) }).then(
-          async (res) => {
-            await res.arrayBuffer();
-            health.push({ phase: p, ms: performance.now() - t0, status: res.status });
-          },
-          () => health.push({ phase: p, ms: performance.now() - t0, status: 0 }),
-        ),
+        fetch(`${web}/healthz`, { signal: abort.signal })
+          .then(
+            async (res) => {
+              await res.arrayBuffer();
+              health.push({ phase: p, ms: performance.now() - t0, status: res.status });
+            },
+            () => health.push({ phase: p, ms: performance.now() - t0, status: 0 }),
+          )
+          .finally(() => clearTimeout(bound)),
       );
       rssPeakMb = Math.max(rssPeakMb, vm(pid, 'VmRSS'));
     }, HEALTH_EVERY_MS);

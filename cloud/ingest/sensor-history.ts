@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CloudError } from '../errors.ts';
 
@@ -68,6 +70,8 @@ export class SensorHistory implements SensorHistoryView {
   open(): void {
     if (this.db) return;
     try {
+      // the data dir may not exist yet: with MONGODB_URI nothing else in it is a local file
+      mkdirSync(dirname(this.options.path), { recursive: true });
       const db = new Database(this.options.path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');

@@ -118,6 +118,16 @@ describe('sensor history (the sensor page: 24 h / 7 d of heartbeats and states)'
     h.close();
   });
 
+  it('creates its folder: with MongoDB for events and alerts it is the only local file in dataDir', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sw-history-'));
+    dirs.push(dir);
+    const h = new SensorHistory({ path: join(dir, 'not', 'yet', 'h.sqlite') });
+    h.open();
+    h.heartbeat('hall-1', T0, -40, 0.1);
+    expect(h.history('hall-1', '24h', T0 + MIN).buckets).toHaveLength(1);
+    h.close();
+  });
+
   it('track() samples the registry: degraded = online and not hearing; close() stops it', async () => {
     const { h } = open();
     let now = T0;

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { observedCounter } from '../../runtime/metrics.ts';
+import { observedCounter, observedGauge } from '../../runtime/metrics.ts';
 import type { AlertStateStore } from '../alerts/alert-state.ts';
 import type { MessageSource } from '../broker/message-source.ts';
 import type { IngestStats } from '../ingest/event-ingest.ts';
@@ -28,12 +28,19 @@ export class BridgeMetrics {
   constructor(sources: BridgeMetricSources) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'screamwatch_bridge_' });
-    const stat = (pick: (s: IngestStats) => number) => () => {
-      const s = sources.ingest();
-      return s ? pick(s) : 0;
-    };
+    /** A number picked from a source read at scrape time; 0 while the source is absent. */
+    const reader =
+      <S>(source: () => S | null | undefined) =>
+      (pick: (s: S) => number) =>
+      () => {
+        const s = source();
+        return s ? pick(s) : 0;
+      };
+    const stat = reader(() => sources.ingest());
+    const pool = reader(() => sources.analysis?.());
     const counterFrom = (name: string, help: string, read: () => number) =>
       observedCounter(r, name, help, read);
+    const gaugeFrom = (name: string, help: string, read: () => number) => observedGauge(r, name, help, read);
     counterFrom(
       'screamwatch_messages_received_total',
       'MQTT messages received from sensors',
@@ -97,26 +104,16 @@ export class BridgeMetrics {
         this.set(n);
       },
     });
-    const pool = (pick: (s: AnalysisStats) => number) => () => {
-      const s = sources.analysis?.();
-      return s ? pick(s) : 0;
-    };
-    new Gauge({
-      name: 'screamwatch_analysis_slots_busy',
-      help: 'Dashboard uploads being read or analysed now (at capacity, new uploads get 429)',
-      registers: [r],
-      collect() {
-        this.set(pool((s) => s.busy)());
-      },
-    });
-    new Gauge({
-      name: 'screamwatch_analysis_slots',
-      help: 'Dashboard uploads that can be read or analysed at once',
-      registers: [r],
-      collect() {
-        this.set(pool((s) => s.capacity)());
-      },
-    });
+    gaugeFrom(
+      'screamwatch_analysis_slots_busy',
+      'Dashboard uploads being read or analysed now (at capacity, new uploads get 429)',
+      pool((s) => s.busy),
+    );
+    gaugeFrom(
+      'screamwatch_analysis_slots',
+      'Dashboard uploads that can be read or analysed at once',
+      pool((s) => s.capacity),
+    );
     counterFrom(
       'screamwatch_analysis_refused_total',
       'Dashboard uploads refused with 429 because every analysis slot was held',
@@ -132,14 +129,11 @@ export class BridgeMetrics {
       'Dashboard uploads whose analysis failed (corrupt, too long, worker error)',
       pool((s) => s.failed),
     );
-    new Gauge({
-      name: 'screamwatch_mqtt_connections',
-      help: 'MQTT clients connected to the embedded broker (external broker: 1 when the bridge is connected)',
-      registers: [r],
-      collect() {
-        this.set(sources.broker()?.connectionCount?.() ?? 0);
-      },
-    });
+    gaugeFrom(
+      'screamwatch_mqtt_connections',
+      'MQTT clients connected to the embedded broker (external broker: 1 when the bridge is connected)',
+      () => sources.broker()?.connectionCount?.() ?? 0,
+    );
     new Gauge({
       name: 'screamwatch_sensors',
       help: 'Known sensors by state; degraded = online but input health not ok (also counted in online)',

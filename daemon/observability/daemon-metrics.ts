@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { INPUT_HEALTH_STATES, type InputHealth } from '../../protocol/messages.ts';
-import { observedCounter } from '../../runtime/metrics.ts';
+import { observedCounter, observedGauge } from '../../runtime/metrics.ts';
 
 /** Live state of the running daemon, read at scrape time (anything not started yet is null). */
 export interface DaemonMetricSources {
@@ -30,16 +30,7 @@ export class DaemonMetrics {
     collectDefaultMetrics({ register: r, prefix: 'screamwatch_daemon_' });
     const counter = (name: string, help: string, read: () => number) => observedCounter(r, name, help, read);
     const gauge = (name: string, help: string, read: () => number | null) =>
-      new Gauge({
-        name,
-        help,
-        registers: [r],
-        collect() {
-          const v = read();
-          if (v === null) this.reset();
-          else this.set(v);
-        },
-      });
+      observedGauge(r, name, help, read);
     counter(
       'screamwatch_daemon_windows_analysed_total',
       'Analysis windows scored (1.024 s, every 0.512 s)',

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { type DetectedEvent, type DetectedWindow, StreamDetector } from '../../core/detect/detector.ts';
+import { HOP_S } from '../../core/features/window-features.ts';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
 import type { EventMessage, TimelineWindow } from '../../protocol/messages.ts';
@@ -7,7 +8,7 @@ import type { FrameQueue } from '../capture/frame-queue.ts';
 import type { ClipRecorder } from '../clips/clip-recorder.ts';
 import type { Clock } from '../clock.ts';
 import type { DaemonConfig } from '../config/schema.ts';
-import { buildEventMessage, type DeviceInfo, type SensorLocation } from './event-message.ts';
+import { buildEventMessage, type DeviceInfo, type EventFacts, type SensorLocation } from './event-message.ts';
 
 export interface DetectionSink {
   /** Commits the message durably (outbox) before returning; publishing happens later. */
@@ -36,8 +37,8 @@ export interface DetectionServiceOptions {
 const CHUNKS_PER_TURN = 8;
 /** Seconds of window scores before the confirmation that go with an event (evidence, no audio). */
 const TIMELINE_S = 10;
-/** Windows kept for it: 10 s at the 0.512 s hop, and the confirming one. */
-const TIMELINE_WINDOWS = Math.ceil(TIMELINE_S / 0.512) + 1;
+/** Windows kept for it: 10 s of hops, and the confirming one. */
+const TIMELINE_WINDOWS = Math.ceil(TIMELINE_S / HOP_S) + 1;
 
 /**
  * The analysis loop: pulls audio from the bounded queue, runs the shared StreamDetector,
@@ -164,11 +165,13 @@ export class DetectionService {
       true,
       this.detector.options.threshold,
       peak,
+      {
+        timeline: this.timeline(e.detectedAtS),
+        ...(this.options.clips && {
+          notes: `clip kept on the sensor (${this.options.deviceInfo.hostname}): ${this.options.clips.clipPath(eventId)}`,
+        }),
+      },
     );
-    const timeline = this.timeline(e.detectedAtS);
-    if (timeline.length) msg.timeline = timeline;
-    if (this.options.clips)
-      msg.notes = `clip kept on the sensor (${this.options.deviceInfo.hostname}): ${this.options.clips.clipPath(eventId)}`;
     this.eventsConfirmed++;
     this.options.sink.commit('event', msg);
     this.options.clips?.capture(eventId);
@@ -192,13 +195,7 @@ export class DetectionService {
   private timeline(detectedAtS: number): TimelineWindow[] {
     return this.lastScores
       .filter((w) => w.endS <= detectedAtS + 1e-6 && w.endS >= detectedAtS - TIMELINE_S - 1e-6)
-      .map((w) => ({
-        t: Math.round((w.endS - detectedAtS) * 1000) / 1000,
-        p: Math.round(w.probability * 1e4) / 1e4,
-        levelDbfs: Number.isFinite(w.levelDbfs)
-          ? Math.min(10, Math.max(-200, Math.round(w.levelDbfs * 10) / 10))
-          : -200,
-      }));
+      .map((w) => ({ t: w.endS - detectedAtS, p: w.probability, levelDbfs: w.levelDbfs }));
   }
 
   private trackNearMiss(w: DetectedWindow): void {
@@ -224,8 +221,8 @@ export class DetectionService {
       false,
       reportThreshold,
       peak,
+      { notes: 'near-miss: windows over reportThreshold, not confirmed as a scream' },
     );
-    msg.notes = 'near-miss: windows over reportThreshold, not confirmed as a scream';
     this.reportsSent++;
     this.options.sink.commit('report', msg);
   }
@@ -238,8 +235,10 @@ export class DetectionService {
     isScream: boolean,
     threshold: number,
     peak: DetectedWindow | undefined,
+    extra: Pick<EventFacts, 'notes' | 'timeline'> = {},
   ): EventMessage {
     return buildEventMessage({
+      ...extra,
       eventId,
       sensorId: this.options.sensorId,
       timestampMs,

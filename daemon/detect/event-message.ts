@@ -57,6 +57,7 @@ export interface EventFacts {
   location: SensorLocation | undefined;
   features: Float64Array | undefined;
   notes?: string;
+  /** Window scores up to the confirmation (`t` s relative to it); rounded here for the wire. */
   timeline?: TimelineWindow[];
 }
 
@@ -71,15 +72,25 @@ export function buildEventMessage(f: EventFacts): EventMessage {
     isScream: f.isScream,
     thresholdValue: clamp(f.thresholdValue, 0, 1),
     audioSource: f.audioSource.slice(0, 300),
-    levelDbfs: Number.isFinite(f.levelDbfs) ? clamp(Math.round(f.levelDbfs * 10) / 10, -200, 10) : -200,
+    levelDbfs: wireLevel(f.levelDbfs),
     modelVersion: f.modelVersion.slice(0, 100),
     deviceInfo: f.deviceInfo,
   };
   if (f.location) msg.location = f.location;
   if (f.features) msg.features = featureSummary(f.features);
   if (f.notes) msg.notes = f.notes.slice(0, 2000);
-  if (f.timeline?.length) msg.timeline = f.timeline.slice(-MAX_TIMELINE_WINDOWS);
+  if (f.timeline?.length)
+    msg.timeline = f.timeline.slice(-MAX_TIMELINE_WINDOWS).map((w) => ({
+      t: Math.round(w.t * 1000) / 1000,
+      p: Math.round(clamp(w.p, 0, 1) * 1e4) / 1e4,
+      levelDbfs: wireLevel(w.levelDbfs),
+    }));
   return msg;
+}
+
+/** A level as the protocol carries it: dBFS to 0.1 dB within [-200, 10]; not finite = -200. */
+function wireLevel(dbfs: number): number {
+  return Number.isFinite(dbfs) ? clamp(Math.round(dbfs * 10) / 10, -200, 10) : -200;
 }
 
 function clamp(x: number, lo: number, hi: number): number {

@@ -232,10 +232,9 @@ export class SensorRegistry {
   noteHeartbeat(m: HeartbeatMessage): void {
     const s = this.heard(m.sensorId);
     s.lastBeaconAt = m.timestamp;
+    // heard() has just set lastSeenMs to the bridge's now
     const sensorMs = Date.parse(m.timestamp);
-    s.clockSkewS = Number.isFinite(sensorMs)
-      ? Math.round((sensorMs - (s.lastSeenMs ?? sensorMs)) / 1000)
-      : null;
+    s.clockSkewS = Number.isFinite(sensorMs) ? Math.round((sensorMs - s.lastSeenMs!) / 1000) : null;
     s.outboxDepth = m.outboxDepth;
     s.inputLevelDbfs = m.inputLevelDbfs;
     s.modelVersion = m.modelVersion;

@@ -57,11 +57,6 @@ export class AnalysisPool {
     private readonly maxSeconds = 600,
   ) {}
 
-  /** No room for another upload: the route refuses before reading the body. */
-  get full(): boolean {
-    return this.reserved >= MAX_JOBS;
-  }
-
   /**
    * Takes a slot for one upload before its body is read, or null when all are taken. Reading
    * the bodies counts against the slots too (twenty 19 MB uploads read at once stalled the

@@ -2,11 +2,10 @@ import type { SensorView } from '../types.ts';
 import { ApiError, get } from './api.ts';
 import { clear, h } from './dom.ts';
 import { clockSkew, dateTime, db, relative } from './format.ts';
+import { liveStream } from './live-stream.ts';
 
 /** A sensor clock further off than this is shown on its card (event times come from it). */
 const CLOCK_WARN_S = 60;
-
-import { liveStream } from './live-stream.ts';
 
 const ORDER: Record<SensorView['status'], number> = { offline: 0, unknown: 2, online: 3 };
 /** As the API sorts: offline, then online-but-deaf, unknown, online. */

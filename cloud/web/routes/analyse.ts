@@ -34,13 +34,12 @@ export function analyseRoutes(app: FastifyInstance, ctx: WebContext): void {
       const s = sessionOf(request);
       const { store, threshold } = request.query as { store: boolean; threshold?: number };
       if (store) requireAdmin(request, 'storing an analysis as an event');
-      // Refuse before reading the body: twenty 19 MB uploads buffered at once stalled the
-      // bridge (and a sensor's PUBACK) for seconds.
       if (!request.isMultipart()) {
         throw new WebError('WEB_UPLOAD_MISSING', 'send the audio as multipart/form-data with a "file" field');
       }
       // A slot is taken before the body is read and held until the analysis ends: at most a
-      // few bodies (each <= web.maxUploadBytes) in memory, whatever the number of uploaders.
+      // few bodies (each <= web.maxUploadBytes) in memory, whatever the number of uploaders
+      // (twenty 19 MB uploads buffered at once stalled the bridge and a sensor's PUBACK).
       const release = ctx.analysis.reserve();
       if (!release) {
         reply.header('retry-after', '30');

@@ -223,6 +223,11 @@ export class CloudApp {
           this.history.track(
             () => this.registry.list(),
             () => this.clock().getTime(),
+            (err) =>
+              this.logger.error(
+                { err, code: 'CLOUD_STORE_WRITE_FAILED' },
+                'cannot record sensor states in the sensor history; retried every 5 s',
+              ),
           );
         },
         stop: async () => this.history.close(),
@@ -296,7 +301,7 @@ export class CloudApp {
           this.history.heartbeat(m.sensorId, this.clock().getTime(), m.inputLevelDbfs, m.lastMaxProbability);
         } catch (err) {
           this.logger.error(
-            { err, sensorId: m.sensorId },
+            { err, code: 'CLOUD_STORE_WRITE_FAILED', sensorId: m.sensorId },
             'cannot record the heartbeat in the sensor history',
           );
         }

@@ -109,15 +109,20 @@ export class SensorHistory implements SensorHistoryView {
   track(
     sensors: () => readonly { id: string; status: HistoryState; degraded?: boolean }[],
     now: () => number,
+    onError: (err: unknown) => void,
     everyMs = 5000,
   ): void {
+    let failing = false;
     const sample = () => {
       try {
         const at = now();
         for (const v of sensors())
           this.state(v.id, v.status === 'online' && v.degraded ? 'degraded' : v.status, at);
-      } catch {
-        // closed under us during a stop; the next start samples again
+        failing = false;
+      } catch (err) {
+        // said once per run of failures (a full disk would otherwise log every sample)
+        if (!failing) onError(err);
+        failing = true;
       }
     };
     sample();
@@ -181,8 +186,9 @@ export class SensorHistory implements SensorHistoryView {
   /** The sensor's state now; a change from the last one recorded is appended. */
   state(sensorId: string, state: HistoryState, atMs: number): void {
     if (this.lastState.get(sensorId) === state) return;
-    this.lastState.set(sensorId, state);
     this.s.addState.run(sensorId, atMs, state);
+    // remembered once written: a write that failed (disk full) is tried again at the next sample
+    this.lastState.set(sensorId, state);
     this.s.capStates.run(sensorId, sensorId, this.maxStates - 1);
   }
 

@@ -132,9 +132,11 @@ describe('sensor history (the sensor page: 24 h / 7 d of heartbeats and states)'
     const { h } = open();
     let now = T0;
     const views = [{ id: 'hall-1', status: 'online' as const, degraded: false }];
+    const errors: unknown[] = [];
     h.track(
       () => views,
       () => now,
+      (err) => errors.push(err),
       10,
     );
     now += MIN;
@@ -153,5 +155,25 @@ describe('sensor history (the sensor page: 24 h / 7 d of heartbeats and states)'
       'degraded',
     ]);
     reopened.close();
+    expect(errors).toEqual([]);
+  });
+
+  it('a sample that fails is reported once per run of failures and tried again', async () => {
+    const { h } = open();
+    const errors: unknown[] = [];
+    let failures = 3;
+    h.track(
+      () => {
+        if (failures-- > 0) throw new Error('registry unavailable');
+        return [{ id: 'hall-1', status: 'offline' as const }];
+      },
+      () => T0,
+      (err) => errors.push(err),
+      10,
+    );
+    await new Promise((r) => setTimeout(r, 120));
+    expect(errors.map((e) => (e as Error).message)).toEqual(['registry unavailable']);
+    expect(h.history('hall-1', '24h', T0 + MIN).periods.map((p) => p.state)).toEqual(['offline']);
+    h.close();
   });
 });

@@ -12,6 +12,8 @@ import { EmbeddedBroker } from './broker/embedded-broker.ts';
 import { ExternalBroker } from './broker/external-broker.ts';
 import type { MessageSource } from './broker/message-source.ts';
 import type { CloudConfig } from './config/schema.ts';
+import { type CommandLog, MongoCommandLog, SqliteCommandLog } from './control/command-log.ts';
+import { SensorControl } from './control/sensor-control.ts';
 import { Geolocator } from './geo/locator.ts';
 import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
 import { EventIngest } from './ingest/event-ingest.ts';
@@ -111,6 +113,9 @@ export class CloudApp {
   ops: OpsServer | null = null;
   /** Home Assistant MQTT discovery, when homeAssistant.enabled. */
   homeAssistant: HomeAssistantDiscovery | null = null;
+  /** Commands to sensors and their answers (the sensor pages' settings and audit list). */
+  control!: SensorControl;
+  private commandLog!: CommandLog;
   private readonly runner: ServiceRunner;
   private readonly clock: () => Date;
 
@@ -209,6 +214,12 @@ export class CloudApp {
     return [
       { name: 'store', tier: 'storage', start: () => this.startStore(), stop: () => this.store.stop() },
       {
+        name: 'commands',
+        tier: 'storage',
+        start: () => this.startCommandLog(),
+        stop: () => this.commandLog.stop(),
+      },
+      {
         name: 'alerts',
         tier: 'processing',
         start: () => this.startAlerts(),
@@ -271,6 +282,26 @@ export class CloudApp {
     await this.store.start();
   }
 
+  private async startCommandLog(): Promise<void> {
+    const env = this.options.env ?? process.env;
+    this.commandLog = env.MONGODB_URI
+      ? new MongoCommandLog({ uri: env.MONGODB_URI, dbName: env.MONGODB_DB ?? null })
+      : new SqliteCommandLog(resolve(this.options.config.dataDir, 'commands.sqlite'));
+    await this.commandLog.start();
+    this.control = new SensorControl({
+      log: this.commandLog,
+      topicRoot: this.options.config.mqtt.topicRoot,
+      publish: async (topic, payload) => {
+        const publish = this.source?.publish?.bind(this.source);
+        if (!publish) throw new Error('this broker connection cannot publish');
+        await publish(topic, payload, { retain: false });
+      },
+      knows: (id) => this.registry.get(id) !== undefined,
+      clock: this.clock,
+      logger: this.logger.child({ component: 'control' }),
+    });
+  }
+
   private async startAlerts(): Promise<void> {
     const { config } = this.options;
     this.alerts = new AlertService({
@@ -309,6 +340,7 @@ export class CloudApp {
       onStored: (event) => {
         if (event.isScream && event.alertType === 'scream') this.homeAssistant?.scream(event.sensorId);
       },
+      onCommandResult: (m) => this.control.onResult(m),
     });
     await this.alerts.start();
   }
@@ -430,6 +462,7 @@ export class CloudApp {
       ...(this.store instanceof ObservedEventStore ? { changes: this.store } : {}),
       registry: this.registry,
       history: this.history,
+      control: this.control,
       alerts: this.alerts,
       ingestLocal: async (event) => {
         await this.ingest.ingestEvent(event);

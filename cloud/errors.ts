@@ -14,7 +14,9 @@ export type CloudErrorCode =
   | 'CLOUD_START_ABORTED'
   | 'CLI_USAGE'
   | 'STORE_CURSOR_INVALID'
-  | 'EVENT_NOT_FOUND';
+  | 'EVENT_NOT_FOUND'
+  | 'COMMAND_INVALID'
+  | 'COMMAND_FAILED';
 
 /** Every code above is in protocol/errors.ts ERRORS (exit code, HTTP status, config or not). */
 export type CloudCodesRegistered = Registered<CloudErrorCode>;

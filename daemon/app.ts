@@ -3,8 +3,13 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
 import type { ScreamModel } from '../core/model/scream-model.ts';
-import { encodeEvent, encodeHeartbeat } from '../protocol/codec.ts';
-import type { EventMessage } from '../protocol/messages.ts';
+import { encodeCommandResult, encodeEvent, encodeHeartbeat } from '../protocol/codec.ts';
+import type {
+  CommandResultMessage,
+  DetectionOverrides,
+  EffectiveDetection,
+  EventMessage,
+} from '../protocol/messages.ts';
 import { redactUrl } from '../protocol/redact.ts';
 import { sensorTopic } from '../protocol/topics.ts';
 import { type NamedService, ServiceRunner, type StopTier } from '../runtime/lifecycle.ts';
@@ -17,8 +22,11 @@ import { FrameQueue } from './capture/frame-queue.ts';
 import { ClipRecorder } from './clips/clip-recorder.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { DaemonConfig } from './config/schema.ts';
+import { CommandService } from './control/command-service.ts';
+import { DetectionOverridesFile, effectiveDetection, mergeDetection } from './control/detection-settings.ts';
 import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
+import { DaemonError } from './errors.ts';
 import { HeartbeatService } from './health/heartbeat-service.ts';
 import { InputHealthMonitor } from './health/input-health-monitor.ts';
 import { DaemonMetrics } from './observability/daemon-metrics.ts';
@@ -39,6 +47,8 @@ export interface DaemonAppOptions {
   queueCapacityS?: number;
   /** A file: source starts over at its end instead of ending (the demo's replay: one daemon run). */
   loopFileSource?: boolean;
+  /** Re-reads the config file for the `reload` command (the CLI passes its loader); absent = refused. */
+  reloadConfig?: () => DaemonConfig;
 }
 
 export interface DaemonStats {
@@ -89,6 +99,13 @@ export class DaemonApp extends EventEmitter {
   detection!: DetectionService;
   heartbeat!: HeartbeatService;
   source!: AudioSource;
+  /** The remote control plane (daemon/control), when control.enabled. */
+  commands: CommandService | null = null;
+  /** The remote detection overrides (`<stateDir>/detection-overrides.json`) in force. */
+  overrides: DetectionOverrides = {};
+  private overridesFile!: DetectionOverridesFile;
+  /** Commands that arrived before the control service started (handled once it has). */
+  private earlyCommands: [string, Buffer][] | null = [];
   private readonly runner: ServiceRunner;
   private stopping: Promise<void> | null = null;
   private outboxFull = false;
@@ -164,6 +181,12 @@ export class DaemonApp extends EventEmitter {
         start: () => this.startHeartbeat(),
         stop: () => this.heartbeat.stop(),
       },
+      {
+        name: 'control',
+        tier: 'analysis',
+        start: () => this.startControl(),
+        stop: async () => this.commands?.stop(),
+      },
       { name: 'capture', tier: 'capture', start: () => this.startCapture(), stop: () => this.stopCapture() },
       { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
     ];
@@ -222,6 +245,36 @@ export class DaemonApp extends EventEmitter {
     const path = this.config.detection.modelPath ?? DEFAULT_MODEL_PATH;
     this.model = this.options.model ?? loadModelFile(path);
     this.logger.info({ modelVersion: this.model.version, path }, 'model loaded');
+    this.overridesFile = new DetectionOverridesFile(
+      this.config.stateDir,
+      this.logger.child({ service: 'control' }),
+    );
+    const saved = this.config.control.enabled ? this.overridesFile.load() : null;
+    if (!saved) return;
+    try {
+      effectiveDetection(this.model, this.config.detection, saved.overrides);
+      this.overrides = saved.overrides;
+      this.logger.info(
+        {
+          overrides: saved.overrides,
+          issuedBy: saved.issuedBy,
+          savedAt: saved.savedAt,
+          file: this.overridesFile.path,
+        },
+        'remote detection settings in force (they take precedence over the config file)',
+      );
+    } catch (err) {
+      // e.g. the config file's n was lowered under a saved k: the config file wins, visibly
+      this.logger.error(
+        { code: 'SETTINGS_CORRUPT', file: this.overridesFile.path, err: (err as Error).message },
+        'the saved remote detection settings do not fit this config; the config file applies',
+      );
+    }
+  }
+
+  /** The detection settings in force (model defaults < config file < remote overrides). */
+  effectiveDetection(): EffectiveDetection {
+    return effectiveDetection(this.model, this.config.detection, this.overrides);
   }
 
   private openOutbox(): void {
@@ -250,9 +303,15 @@ export class DaemonApp extends EventEmitter {
       outboxWritable: () => this.outbox.writable,
       clock: this.clock,
       logger: this.logger.child({ service: 'mqtt' }),
+      commands: c.control.enabled,
       ...(this.options.mqttReconnect && { reconnect: this.options.mqttReconnect }),
     });
     this.publisher.setHealth(this.inputHealth.health, this.inputHealth.since);
+    this.publisher.setDetection(this.effectiveDetection());
+    this.publisher.on('command', (topic: string, payload: Buffer) => {
+      if (this.earlyCommands) this.earlyCommands.push([topic, payload]);
+      else this.commands?.receive(topic, payload);
+    });
     this.publisher.on('acked', (row: { kind: string; createdAtMs: number }) =>
       this.metrics.acked(row.kind, (this.clock.now() - row.createdAtMs) / 1000),
     );
@@ -272,7 +331,7 @@ export class DaemonApp extends EventEmitter {
       : undefined;
     this.detection = new DetectionService({
       model: this.model,
-      detection: c.detection,
+      detection: mergeDetection(c.detection, this.overrides),
       sensorId: c.sensorId,
       audioSource: c.audio.source,
       deviceInfo: deviceInfo(),
@@ -310,6 +369,96 @@ export class DaemonApp extends EventEmitter {
       },
     });
     await this.heartbeat.start();
+  }
+
+  private async startControl(): Promise<void> {
+    const c = this.config;
+    const early = this.earlyCommands ?? [];
+    this.earlyCommands = null;
+    if (!c.control.enabled) return;
+    this.commands = new CommandService({
+      sensorId: c.sensorId,
+      topicRoot: c.topicRoot,
+      stateDir: c.stateDir,
+      maxCommandAgeS: c.control.maxCommandAgeS,
+      clock: this.clock,
+      logger: this.logger.child({ service: 'control' }),
+      commitResult: (result) => this.commitResult(result),
+      handlers: {
+        ping: () => ({ detection: this.effectiveDetection(), modelVersion: this.model.version }),
+        'set-detection': (command) => this.setDetection(command.detection ?? {}, command),
+        reload: () => this.reloadConfig(),
+      },
+    });
+    await this.commands.start();
+    for (const [topic, payload] of early) this.commands.receive(topic, payload);
+  }
+
+  /**
+   * set-detection: checked against the config and the model, saved (so it survives a restart),
+   * then applied; a refusal at any step leaves the running settings and the file as they were.
+   */
+  private setDetection(
+    overrides: DetectionOverrides,
+    command: { commandId: string; issuedBy: string },
+  ): { detection: EffectiveDetection; modelVersion: string } {
+    const effective = effectiveDetection(this.model, this.config.detection, overrides);
+    this.overridesFile.save({
+      overrides,
+      commandId: command.commandId,
+      issuedBy: command.issuedBy,
+      savedAt: new Date(this.clock.now()).toISOString(),
+    });
+    this.overrides = overrides;
+    this.applyDetection();
+    return { detection: effective, modelVersion: this.model.version };
+  }
+
+  /** The detector and the retained status take the settings in force now. */
+  private applyDetection(): void {
+    this.detection.applyDetection(mergeDetection(this.config.detection, this.overrides));
+    this.publisher.setDetection(this.effectiveDetection());
+  }
+
+  /**
+   * reload: the config file again. Its detection section applies at once (under the remote
+   * overrides, which stay until cleared); anything else that changed needs a restart, and the
+   * answer says which keys.
+   */
+  private reloadConfig(): { detection: EffectiveDetection; modelVersion: string; message: string } {
+    if (!this.options.reloadConfig) {
+      throw new DaemonError('COMMAND_INVALID', 'this daemon was started without a config file to reload', {
+        problem: 'no config file',
+      });
+    }
+    let next: DaemonConfig;
+    try {
+      next = this.options.reloadConfig();
+    } catch (err) {
+      throw new DaemonError('COMMAND_FAILED', (err as Error).message, { problem: (err as Error).message });
+    }
+    // refuse before changing anything when the new file and the overrides do not fit together
+    effectiveDetection(this.model, next.detection, this.overrides);
+    const needsRestart = (Object.keys(next) as (keyof DaemonConfig)[]).filter(
+      (k) => k !== 'detection' && JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+    );
+    const { modelPath: nextModel, ...nextDetection } = next.detection;
+    if (nextModel !== this.config.detection.modelPath) needsRestart.push('detection.modelPath' as never);
+    Object.assign(this.config.detection, nextDetection);
+    this.applyDetection();
+    const message = needsRestart.length
+      ? `detection settings reloaded; these changes need a restart: ${needsRestart.join(', ')}`
+      : 'detection settings reloaded';
+    this.logger.info({ needsRestart }, message);
+    return { detection: this.effectiveDetection(), modelVersion: this.model.version, message };
+  }
+
+  private commitResult(result: CommandResultMessage): void {
+    // Kind 'report': evicted before events when the outbox is full, like near-miss reports; a
+    // lost answer is covered by the retained status, which carries the settings in force.
+    const r = this.commit('report', 'command-results', encodeCommandResult(result));
+    if (r.id === null)
+      this.logger.warn({ commandId: result.commandId }, 'outbox full: command result not queued');
   }
 
   private async startCapture(): Promise<void> {
@@ -388,7 +537,7 @@ export class DaemonApp extends EventEmitter {
    */
   private commit(
     kind: OutboxKind,
-    channel: 'events' | 'heartbeat',
+    channel: 'events' | 'heartbeat' | 'command-results',
     payload: Buffer,
     eventId?: string,
   ): OutboxAddResult {

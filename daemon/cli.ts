@@ -66,18 +66,19 @@ export async function runDaemonCommand(argv: string[], options: RunDaemonOptions
     }
   }
   let config: ReturnType<typeof loadDaemonConfig>;
+  const file = typeof values.config === 'string' ? values.config : undefined;
+  // the same file, environment and flags again, for the remote `reload` command
+  const load = () =>
+    loadDaemonConfig({ file, env: options.env ?? process.env, overrides: overrides as never });
   try {
-    config = loadDaemonConfig({
-      file: typeof values.config === 'string' ? values.config : undefined,
-      env: options.env ?? process.env,
-      overrides: overrides as never,
-    });
+    config = load();
   } catch (err) {
     process.stderr.write(`screamwatch daemon: ${(err as Error).message}\n`);
     return exitCodeFor(err);
   }
   return runDaemon(config, {
     handleSignals: true,
+    ...(file !== undefined && { reloadConfig: load }),
     ...options,
     ...(drainTimeoutS !== undefined && { drainTimeoutS }),
   });

@@ -15,7 +15,12 @@ export type DaemonErrorCode =
   | 'MQTT_CONNECT_FAILED'
   | 'MQTT_TLS_FILE_UNREADABLE'
   | 'CLIPS_WRITE_FAILED'
-  | 'DAEMON_START_ABORTED';
+  | 'DAEMON_START_ABORTED'
+  | 'COMMAND_INVALID'
+  | 'COMMAND_EXPIRED'
+  | 'COMMAND_FAILED'
+  | 'SETTINGS_WRITE_FAILED'
+  | 'SETTINGS_CORRUPT';
 
 /** Every code above is in protocol/errors.ts ERRORS (exit code, config or not). */
 export type DaemonCodesRegistered = Registered<DaemonErrorCode>;

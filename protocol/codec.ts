@@ -1,6 +1,10 @@
 import type { z } from 'zod';
 import { ProtocolError } from './errors.ts';
 import {
+  type CommandMessage,
+  CommandMessageSchema,
+  type CommandResultMessage,
+  CommandResultMessageSchema,
   type EventMessage,
   EventMessageSchema,
   type HeartbeatMessage,
@@ -15,12 +19,14 @@ import type { MessageKind } from './topics.ts';
 export type SensorMessage =
   | { kind: 'events'; message: EventMessage }
   | { kind: 'status'; message: StatusMessage }
-  | { kind: 'heartbeat'; message: HeartbeatMessage };
+  | { kind: 'heartbeat'; message: HeartbeatMessage }
+  | { kind: 'command-results'; message: CommandResultMessage };
 
 const schemas = {
   events: EventMessageSchema,
   status: StatusMessageSchema,
   heartbeat: HeartbeatMessageSchema,
+  'command-results': CommandResultMessageSchema,
 } as const;
 
 function describe(error: z.ZodError): string {
@@ -40,6 +46,46 @@ export function decodeSensorMessage(
   topicSensorId: string,
   payload: Uint8Array,
 ): SensorMessage {
+  const raw = parsePayload(payload);
+  const parsed = schemas[kind].safeParse(raw);
+  if (!parsed.success) throw new ProtocolError('MQTT_PAYLOAD_INVALID', `${kind}: ${describe(parsed.error)}`);
+  checkSensor(parsed.data.sensorId, topicSensorId);
+  return { kind, message: parsed.data } as SensorMessage;
+}
+
+/**
+ * Validates a command received on `<root>/sensors/<topicSensorId>/commands/<name>`: the same
+ * checks as the bridge's, plus the topic's command name must be the payload's.
+ */
+export function decodeCommand(
+  topicSensorId: string,
+  topicCommand: string,
+  payload: Uint8Array,
+): CommandMessage {
+  const raw = parsePayload(payload);
+  const parsed = CommandMessageSchema.safeParse(raw);
+  if (!parsed.success) throw new ProtocolError('MQTT_PAYLOAD_INVALID', `command: ${describe(parsed.error)}`);
+  checkSensor(parsed.data.sensorId, topicSensorId);
+  if (parsed.data.command !== topicCommand) {
+    throw new ProtocolError(
+      'MQTT_TOPIC_INVALID',
+      `command ${JSON.stringify(parsed.data.command)} arrived on the topic of ${JSON.stringify(topicCommand)}`,
+    );
+  }
+  return parsed.data;
+}
+
+function checkSensor(payloadSensorId: string, topicSensorId: string): void {
+  if (payloadSensorId !== topicSensorId) {
+    throw new ProtocolError(
+      'MQTT_SENSOR_MISMATCH',
+      `payload sensorId ${JSON.stringify(payloadSensorId)} does not match topic sensor ${JSON.stringify(topicSensorId)}`,
+    );
+  }
+}
+
+/** Size, UTF-8 JSON object, protocol version: what every message must pass before its schema. */
+function parsePayload(payload: Uint8Array): unknown {
   if (payload.byteLength > MAX_PAYLOAD_BYTES) {
     throw new ProtocolError(
       'MQTT_PAYLOAD_TOO_LARGE',
@@ -62,15 +108,7 @@ export function decodeSensorMessage(
       `protocol version ${JSON.stringify(version)} is not ${PROTOCOL_VERSION}`,
     );
   }
-  const parsed = schemas[kind].safeParse(raw);
-  if (!parsed.success) throw new ProtocolError('MQTT_PAYLOAD_INVALID', `${kind}: ${describe(parsed.error)}`);
-  if (parsed.data.sensorId !== topicSensorId) {
-    throw new ProtocolError(
-      'MQTT_SENSOR_MISMATCH',
-      `payload sensorId ${JSON.stringify(parsed.data.sensorId)} does not match topic sensor ${JSON.stringify(topicSensorId)}`,
-    );
-  }
-  return { kind, message: parsed.data } as SensorMessage;
+  return raw;
 }
 
 /** Validates before sending, so a sensor can never publish what the cloud would reject. */
@@ -82,6 +120,12 @@ export function encodeStatus(message: StatusMessage): Buffer {
 }
 export function encodeHeartbeat(message: HeartbeatMessage): Buffer {
   return encode(HeartbeatMessageSchema, message, 'heartbeat');
+}
+export function encodeCommand(message: CommandMessage): Buffer {
+  return encode(CommandMessageSchema, message, 'command');
+}
+export function encodeCommandResult(message: CommandResultMessage): Buffer {
+  return encode(CommandResultMessageSchema, message, 'command-results');
 }
 
 function encode<T>(schema: z.ZodType<T>, message: T, kind: string): Buffer {

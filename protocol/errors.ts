@@ -82,6 +82,12 @@ export const ERRORS = {
   MQTT_TLS_FILE_UNREADABLE: { message: 'mqtt.{key}: cannot read {file}', config: true },
   CLIPS_WRITE_FAILED: { message: 'cannot write clip {file}' },
   DAEMON_START_ABORTED: { message: 'daemon start aborted by a stop request' },
+  // remote control (daemon/control): answered in the command result, logged with the code
+  COMMAND_INVALID: { message: 'command {commandId} refused: {problem}', status: 400 },
+  COMMAND_EXPIRED: { message: 'command {commandId} was issued more than control.maxCommandAgeS ago' },
+  COMMAND_FAILED: { message: 'command {commandId} failed: {problem}' },
+  SETTINGS_WRITE_FAILED: { message: 'cannot save the remote settings to {file}; nothing changed' },
+  SETTINGS_CORRUPT: { message: 'the remote settings file {file} is unreadable; the config file applies' },
   // --- cloud bridge ---
   CLOUD_DATA_DIR: { message: 'dataDir {dir} cannot be created or written', config: true },
   CLOUD_STORE_OPEN_FAILED: { message: 'cannot open the event store' },

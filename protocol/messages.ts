@@ -86,6 +86,53 @@ export const INPUT_HEALTH_STATES = ['ok', 'silent', 'stuck', 'clipping', 'no-dev
 export type InputHealth = (typeof INPUT_HEALTH_STATES)[number];
 export const InputHealthSchema = z.enum(INPUT_HEALTH_STATES);
 
+/**
+ * Detection settings a sensor runs with, and what an admin may set remotely (`set-detection`).
+ * Bounds are the sensor's: a command outside them is refused before anything changes.
+ */
+export const DETECTION_SETTING_KEYS = ['threshold', 'k', 'n', 'levelGateDbfs', 'reportThreshold'] as const;
+export type DetectionSettingKey = (typeof DETECTION_SETTING_KEYS)[number];
+export const DETECTION_BOUNDS = {
+  threshold: { min: 0.05, max: 0.99 },
+  k: { min: 1, max: 16 },
+  n: { min: 1, max: 16 },
+  levelGateDbfs: { min: -120, max: 0 },
+  reportThreshold: { min: 0.05, max: 0.99 },
+} as const;
+const bounded = (key: Exclude<DetectionSettingKey, 'k' | 'n'>) =>
+  z.number().min(DETECTION_BOUNDS[key].min).max(DETECTION_BOUNDS[key].max);
+const windows = z.number().int().min(DETECTION_BOUNDS.k.min).max(DETECTION_BOUNDS.k.max);
+
+/**
+ * Remote overrides: each key present replaces the sensor's config file value; absent keys keep
+ * it. `reportThreshold: null` switches near-miss reports off. `{}` clears every override.
+ */
+export const DetectionOverridesSchema = z
+  .object({
+    threshold: bounded('threshold').optional(),
+    k: windows.optional(),
+    n: windows.optional(),
+    levelGateDbfs: bounded('levelGateDbfs').optional(),
+    reportThreshold: bounded('reportThreshold').nullable().optional(),
+  })
+  .strict()
+  .refine((d) => d.k === undefined || d.n === undefined || d.k <= d.n, {
+    message: 'k must be <= n',
+    path: ['k'],
+  });
+export type DetectionOverrides = z.infer<typeof DetectionOverridesSchema>;
+
+/** What the sensor runs with now; `remote` names the keys an admin's set-detection overrides. */
+export const EffectiveDetectionSchema = z.object({
+  threshold: probability,
+  k: z.number().int().min(1),
+  n: z.number().int().min(1),
+  levelGateDbfs: z.number().min(-200).max(10),
+  reportThreshold: probability.nullable(),
+  remote: z.array(z.enum(DETECTION_SETTING_KEYS)).max(DETECTION_SETTING_KEYS.length),
+});
+export type EffectiveDetection = z.infer<typeof EffectiveDetectionSchema>;
+
 export const StatusMessageSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   sensorId,
@@ -99,6 +146,8 @@ export const StatusMessageSchema = z.object({
   health: InputHealthSchema.optional(),
   /** When `health` entered its current state, sensor clock. */
   since: isoTimestamp.optional(),
+  /** Optional (added after v1 shipped): the detection settings in force (set-detection changes them). */
+  detection: EffectiveDetectionSchema.optional(),
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
@@ -126,3 +175,71 @@ export const HeartbeatMessageSchema = z.object({
   healthSince: isoTimestamp.optional(),
 });
 export type HeartbeatMessage = z.infer<typeof HeartbeatMessageSchema>;
+
+/**
+ * Commands from the bridge to one sensor, on `<root>/sensors/<id>/commands/<command>` (QoS 1;
+ * the sensor's persistent session keeps them while it is offline). Added after v1 shipped: a
+ * daemon that does not know them never subscribes. Only bridges may publish there (ACL).
+ */
+export const COMMAND_NAMES = ['set-detection', 'set-model', 'reload', 'ping'] as const;
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
+/** Where a sensor fetches a model from (`set-model`), and what the file must be. */
+export const ModelRefSchema = z.object({
+  url: z
+    .string()
+    .max(2000)
+    .regex(/^https?:\/\/[^\s]+$/, 'url must be http(s)://'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex digits'),
+  /** Bytes; the sensor refuses a download that is longer. */
+  size: z
+    .number()
+    .int()
+    .min(1)
+    .max(32 * 1024 * 1024),
+  featureSet: z.string().min(1).max(100),
+  version: z.string().min(1).max(100),
+});
+export type ModelRef = z.infer<typeof ModelRefSchema>;
+
+export const CommandMessageSchema = z
+  .object({
+    v: z.literal(PROTOCOL_VERSION),
+    /** Minted by the bridge (ULID); the sensor applies each id once. */
+    commandId: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'commandId must be a ULID'),
+    sensorId,
+    command: z.enum(COMMAND_NAMES),
+    issuedAt: isoTimestamp,
+    /** The dashboard user who sent it (audit). */
+    issuedBy: z.string().min(1).max(100),
+    /** set-detection: the complete set of overrides wanted (`{}` clears them). */
+    detection: DetectionOverridesSchema.optional(),
+    /** set-model: the model to fetch, verify and switch to. */
+    model: ModelRefSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.command === 'set-detection' && !c.detection)
+      ctx.addIssue({ code: 'custom', path: ['detection'], message: 'set-detection needs detection' });
+    if (c.command === 'set-model' && !c.model)
+      ctx.addIssue({ code: 'custom', path: ['model'], message: 'set-model needs model' });
+  });
+export type CommandMessage = z.infer<typeof CommandMessageSchema>;
+
+/** The sensor's answer on `<root>/sensors/<id>/command-results` (QoS 1, through its outbox). */
+export const CommandResultMessageSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  commandId: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'commandId must be a ULID'),
+  sensorId,
+  command: z.enum(COMMAND_NAMES),
+  /** When the sensor finished with it, sensor clock. */
+  timestamp: isoTimestamp,
+  ok: z.boolean(),
+  /** Why not (a registry code, e.g. COMMAND_INVALID, COMMAND_EXPIRED, MODEL_HASH_MISMATCH). */
+  code: z.string().max(64).optional(),
+  message: z.string().max(1000).optional(),
+  /** The settings in force after the command. */
+  detection: EffectiveDetectionSchema.optional(),
+  modelVersion: z.string().max(100).optional(),
+  daemonVersion: z.string().max(64).optional(),
+});
+export type CommandResultMessage = z.infer<typeof CommandResultMessageSchema>;

@@ -4,10 +4,12 @@
  *   <root>/sensors/<sensorId>/events     QoS 1, one confirmed detection
  *   <root>/sensors/<sensorId>/status     retained online/offline (offline is the last will)
  *   <root>/sensors/<sensorId>/heartbeat  periodic health
+ *   <root>/sensors/<sensorId>/command-results  QoS 1, the sensor's answer to a command
+ *   <root>/sensors/<sensorId>/commands/<command>  QoS 1, bridge -> sensor (never a sensor's to publish)
  */
 export const DEFAULT_TOPIC_ROOT = 'screamwatch';
 
-export const MESSAGE_KINDS = ['events', 'status', 'heartbeat'] as const;
+export const MESSAGE_KINDS = ['events', 'status', 'heartbeat', 'command-results'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /** Sensor ids become topic levels: no MQTT wildcards, separators or whitespace. */
@@ -53,4 +55,14 @@ export function parseSensorTopic(root: string, topic: string): ParsedTopic | nul
   if (!isValidSensorId(sensorId)) return null;
   if (!(MESSAGE_KINDS as readonly string[]).includes(kind)) return null;
   return { sensorId, kind: kind as MessageKind };
+}
+
+/** `<root>/sensors/<id>/commands/<command>`: where the bridge sends a command to one sensor. */
+export function commandTopic(root: string, sensorId: string, command: string): string {
+  return `${root}/sensors/${sensorId}/commands/${command}`;
+}
+
+/** What a sensor subscribes to for its commands. */
+export function commandsFilter(root: string, sensorId: string): string {
+  return `${root}/sensors/${sensorId}/commands/#`;
 }

@@ -269,11 +269,25 @@ export class EmbeddedBroker implements MessageSource {
       authorizeSubscribe: (client, sub, done) => {
         const identity = identities.get(client);
         if (identity?.kind === 'bridge') return done(null, sub);
-        // Sensors may listen only to their own subtree (future commands); never to other sensors.
-        const own = identity?.kind === 'sensor' ? `${root}/sensors/${identity.sensorId}/` : null;
-        if (own && sub.topic.startsWith(own) && !sub.topic.slice(own.length).includes('+'))
-          return done(null, sub);
-        done(new Error(`subscribe to ${sub.topic} not allowed`));
+        // Sensors may listen only to their own commands, never to other sensors. Anonymous
+        // clients (mqtt.allowAnonymous, a lab setup) may already publish as any sensor, so they
+        // may also take any one sensor's commands (no wildcard for the sensor).
+        const m = /^([^/]+(?:\/[^/]+)*)\/sensors\/([^/+#]+)\/commands\/#$/.exec(sub.topic);
+        const mine =
+          m !== null &&
+          m[1] === root &&
+          ((identity?.kind === 'sensor' && identity.sensorId === m[2]) || identity?.kind === 'anonymous');
+        if (mine) return done(null, sub);
+        this.options.logger.warn(
+          {
+            topic: sub.topic,
+            clientId: client.id,
+            sensorId: identity?.kind === 'sensor' ? identity.sensorId : null,
+          },
+          'MQTT subscribe refused by ACL',
+        );
+        // a negative SUBACK (0x80), not a dropped connection: the client keeps publishing its events
+        done(null, null);
       },
     });
     this.broker = broker;

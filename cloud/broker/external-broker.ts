@@ -60,6 +60,8 @@ export class ExternalBroker implements MessageSource {
       sharedGroup ? sharedFilter(sharedGroup, events) : events,
       sensorsFilter(topicRoot, 'status'),
       sensorsFilter(topicRoot, 'heartbeat'),
+      // every bridge records a sensor's answer to a command (idempotent), so each dashboard sees it
+      sensorsFilter(topicRoot, 'command-results'),
     ];
   }
 

@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { sensorTopic } from '../../protocol/topics.ts';
+import { readJsonFile, writeJsonFileAtomic } from '../../runtime/json-file.ts';
 import type { SensorView } from '../ingest/sensor-registry.ts';
 
 export interface HomeAssistantConfig {
@@ -148,9 +148,8 @@ export class HomeAssistantDiscovery {
   }
 
   private publishedIds(): string[] {
-    if (!existsSync(this.file)) return [];
     try {
-      const ids = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
+      const ids = readJsonFile(this.file);
       return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : [];
     } catch {
       return [];
@@ -158,9 +157,7 @@ export class HomeAssistantDiscovery {
   }
 
   private savePublishedIds(ids: string[]): void {
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify([...new Set(ids)].sort()));
-    renameSync(tmp, this.file);
+    writeJsonFileAtomic(this.file, [...new Set(ids)].sort());
   }
 
   private configTopic(e: Entity, sensorId: string): string {

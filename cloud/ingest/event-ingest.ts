@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import { digestUlid, ulidTime } from '../../protocol/event-id.ts';
-import type { EventMessage, HeartbeatMessage } from '../../protocol/messages.ts';
+import type { CommandResultMessage, EventMessage, HeartbeatMessage } from '../../protocol/messages.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import type { Geolocator } from '../geo/locator.ts';
 import type {
@@ -32,7 +32,7 @@ export interface EventAlerter {
   eventStored(event: StoredEvent, decision: AlertDecision, inserted: boolean): void;
 }
 
-export type IngestOutcome = 'stored' | 'duplicate' | 'rejected' | 'status' | 'heartbeat';
+export type IngestOutcome = 'stored' | 'duplicate' | 'rejected' | 'status' | 'heartbeat' | 'command-result';
 
 export interface IngestStats {
   received: number;
@@ -57,6 +57,8 @@ export interface EventIngestDeps {
   maxClockSkewS?: number;
   /** Every valid heartbeat (the sensor history); must not throw. */
   onHeartbeat?: (m: HeartbeatMessage) => void;
+  /** A sensor's answer to a command; awaited (recorded) before the broker is acknowledged. */
+  onCommandResult?: (m: CommandResultMessage) => Promise<void>;
   /** After a new event is stored (Home Assistant state); must not throw. */
   onStored?: (event: StoredEvent) => void;
 }
@@ -134,6 +136,9 @@ export class EventIngest {
         registry.noteHeartbeat(decoded.message);
         this.deps.onHeartbeat?.(decoded.message);
         return 'heartbeat';
+      case 'command-results':
+        await this.deps.onCommandResult?.(decoded.message);
+        return 'command-result';
       case 'events': {
         const event = this.toStored(decoded.message);
         registry.noteEvent(event.sensorId, event.timestamp, decoded.message.modelVersion);

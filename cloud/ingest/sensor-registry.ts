@@ -1,5 +1,10 @@
 import type { Logger } from 'pino';
-import type { HeartbeatMessage, InputHealth, StatusMessage } from '../../protocol/messages.ts';
+import type {
+  EffectiveDetection,
+  HeartbeatMessage,
+  InputHealth,
+  StatusMessage,
+} from '../../protocol/messages.ts';
 import type { SensorConfig } from '../config/schema.ts';
 import type { StoredLocation } from '../store/types.ts';
 
@@ -35,6 +40,8 @@ export interface SensorView {
   healthSince?: string | null;
   /** Online but cannot hear: health is reported and is not `ok` (amber in the fleet view). */
   degraded?: boolean;
+  /** The detection settings the sensor reported in its last online status (null: not reported). */
+  detection?: EffectiveDetection | null;
 }
 
 interface SensorState {
@@ -57,6 +64,7 @@ interface SensorState {
   healthSince: string | null;
   /** `${health}|${since}` of the degradation already reported (one alert per episode). */
   degradedReported: string | null;
+  detection: EffectiveDetection | null;
 }
 
 export interface SensorRegistryOptions {
@@ -119,6 +127,7 @@ export class SensorRegistry {
       health: null,
       healthSince: null,
       degradedReported: null,
+      detection: null,
     };
   }
 
@@ -201,6 +210,7 @@ export class SensorRegistry {
     s.status = m.state;
     if (m.modelVersion) s.modelVersion = m.modelVersion;
     if (m.daemonVersion) s.daemonVersion = m.daemonVersion;
+    if (m.state === 'online' && m.detection) s.detection = m.detection;
     if (m.state === 'online' && m.health) this.noteHealth(m.sensorId, s, m.health, m.since ?? m.timestamp);
   }
 
@@ -296,6 +306,7 @@ export class SensorRegistry {
       health: s.health,
       healthSince: s.healthSince,
       degraded: s.status === 'online' && s.health !== null && s.health !== 'ok',
+      detection: s.detection,
     };
   }
 

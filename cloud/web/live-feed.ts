@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { CommandRecord } from '../control/command-log.ts';
 import type { EventChange, EventChanges } from '../store/observed-store.ts';
 import type { EventStore, StoredEvent } from '../store/types.ts';
-import type { SensorRegistryView, SensorView } from './types.ts';
+import type { SensorCommands, SensorRegistryView, SensorView } from './types.ts';
 
 /** What the list and the map draw; the per-window detail stays in GET /api/events/:id. */
 export type EventSummary = Omit<StoredEvent, 'windows' | 'features'> & { hasWindows: boolean };
@@ -14,7 +15,8 @@ export function summary(e: StoredEvent): EventSummary {
 
 export type FeedMessage =
   | { type: 'event'; created: boolean; event: EventSummary }
-  | { type: 'sensor'; sensor: SensorView };
+  | { type: 'sensor'; sensor: SensorView }
+  | { type: 'command'; command: CommandRecord };
 
 export interface FeedEntry {
   /** `<epoch>-<seq>`: the SSE id a browser resumes from. */
@@ -27,6 +29,8 @@ export interface LiveFeedOptions {
   store: EventStore;
   changes: EventChanges | null;
   registry: SensorRegistryView;
+  /** Command records as they change (sent, queued, answered): the sensor page follows them live. */
+  commands?: SensorCommands | undefined;
   logger: Logger;
   /** Messages kept for resuming (a reconnect further behind than this gets a reset). */
   capacity?: number;
@@ -47,6 +51,7 @@ export class LiveFeed {
   private readonly ring: FeedEntry[] = [];
   private readonly listeners = new Set<(e: FeedEntry) => void>();
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeCommands: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly sensorKeys = new Map<string, string>();
   private readonly capacity: number;
@@ -64,6 +69,8 @@ export class LiveFeed {
 
   start(): void {
     this.unsubscribe = this.options.changes?.subscribe((c) => this.onChange(c)) ?? null;
+    this.unsubscribeCommands =
+      this.options.commands?.subscribe((command) => this.publish({ type: 'command', command })) ?? null;
     for (const s of this.options.registry.list()) this.sensorKeys.set(s.id, JSON.stringify(s));
     this.timer = setInterval(() => this.checkSensors(), this.options.sensorCheckMs ?? 1000);
     this.timer.unref();
@@ -72,6 +79,8 @@ export class LiveFeed {
   async stop(): Promise<void> {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    this.unsubscribeCommands?.();
+    this.unsubscribeCommands = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.chain;

@@ -20,6 +20,7 @@ import { type PageName, renderPage } from './pages.ts';
 import { SlidingWindowLimiter } from './rate-limit.ts';
 import { analyseRoutes } from './routes/analyse.ts';
 import { authRoutes } from './routes/auth.ts';
+import { commandRoutes } from './routes/commands.ts';
 import { eventRoutes } from './routes/events.ts';
 import { fleetRoutes } from './routes/fleet.ts';
 import { liveRoutes } from './routes/live.ts';
@@ -72,6 +73,7 @@ export function createWebService(deps: WebDeps): WebService {
     store: deps.store,
     changes: deps.changes ?? null,
     registry: deps.registry,
+    commands: deps.control,
     logger: logger.child({ component: 'web-live' }),
   });
   let endStreams: () => void = () => {};
@@ -256,6 +258,7 @@ export function createWebService(deps: WebDeps): WebService {
     authRoutes(app, ctx);
     eventRoutes(app, ctx);
     fleetRoutes(app, ctx);
+    commandRoutes(app, ctx);
     analyseRoutes(app, ctx);
     endStreams = streamRoutes(app, ctx, feed);
     // open streams would keep app.close() waiting for their sockets

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
+import type { CommandRecord } from '../control/command-log.ts';
+import type { CommandRequest } from '../control/sensor-control.ts';
 import type { SensorHistoryView } from '../ingest/sensor-history.ts';
 import type { SensorView as RegistrySensorView } from '../ingest/sensor-registry.ts';
 import type { EventChanges } from '../store/observed-store.ts';
@@ -50,11 +52,19 @@ export type SensorView = Pick<
   | 'healthSince'
   | 'clockSkewS'
   | 'degraded'
+  | 'detection'
 >;
 
 export interface SensorRegistryView {
   list(): SensorView[];
   get(id: string): SensorView | undefined;
+}
+
+/** The bridge's control plane as the dashboard uses it (cloud/control/sensor-control.ts). */
+export interface SensorCommands {
+  send(sensorId: string, request: CommandRequest, issuedBy: string): Promise<CommandRecord>;
+  list(sensorId: string, limit: number): Promise<CommandRecord[]>;
+  subscribe(fn: (record: CommandRecord) => void): () => void;
 }
 
 export interface ManualAlerts {
@@ -73,6 +83,8 @@ export interface WebDeps {
   /** Per-sensor heartbeat buckets and state periods (the bridge's SensorHistory); absent: none. */
   history?: SensorHistoryView;
   alerts: ManualAlerts;
+  /** Commands to sensors (set-detection, ping, reload) and their audit list; absent: none. */
+  control?: SensorCommands;
   /** Stores (and alerts on) an event made on the dashboard: a live browser detection or an upload. */
   ingestLocal?: (event: StoredEvent) => Promise<void>;
   /** The server's IP geolocation, used when the browser does not share its position. */

@@ -36,20 +36,41 @@ export interface DetectorOutput {
  * upload analysis and the browser's live mode all run this same class.
  */
 export class StreamDetector {
-  readonly options: ConfirmerOptions & { levelGateDbfs: number };
+  private current: ConfirmerOptions & { levelGateDbfs: number };
   private readonly stream = new WindowFeatureStream();
-  private readonly confirmer: ScreamConfirmer<DetectedWindow>;
+  private confirmer: ScreamConfirmer<DetectedWindow>;
+  /** Settings waiting for the open event to end (see reconfigure). */
+  private pending: (ConfirmerOptions & { levelGateDbfs: number }) | null = null;
 
   constructor(
     readonly model: ScreamModel,
     options: DetectorOptions = {},
   ) {
-    const { levelGateDbfs, ...confirm } = options;
-    this.options = {
-      ...model.confirmerOptions(stripUndefined(confirm)),
-      levelGateDbfs: levelGateDbfs ?? model.meta.levelGateDbfs,
-    };
-    this.confirmer = new ScreamConfirmer<DetectedWindow>(this.options);
+    this.current = resolveOptions(model, options);
+    this.confirmer = new ScreamConfirmer<DetectedWindow>(this.current);
+  }
+
+  /** The settings in force (the model's defaults with the caller's overrides). */
+  get options(): Readonly<ConfirmerOptions & { levelGateDbfs: number }> {
+    return this.current;
+  }
+
+  /**
+   * New settings while the stream runs (a remote set-detection): validated now (a RangeError
+   * leaves everything as it was). They apply from the next window; while an event is open it
+   * finishes under the rule that confirmed it, so a threshold change cannot end it early or
+   * confirm the same scream a second time.
+   */
+  reconfigure(options: DetectorOptions): void {
+    const next = resolveOptions(this.model, options);
+    const confirmer = new ScreamConfirmer<DetectedWindow>(next);
+    if (this.confirmer.isOpen) {
+      this.pending = next;
+      return;
+    }
+    this.pending = null;
+    this.current = next;
+    this.confirmer = confirmer;
   }
 
   push(samples16k: Float32Array): DetectorOutput {
@@ -80,9 +101,25 @@ export class StreamDetector {
       out.windows.push(scored);
       const u = this.confirmer.push(scored);
       if (u) out.updates.push(u);
+      if (this.pending && !this.confirmer.isOpen) {
+        this.current = this.pending;
+        this.confirmer = new ScreamConfirmer<DetectedWindow>(this.current);
+        this.pending = null;
+      }
     });
     return out;
   }
+}
+
+function resolveOptions(
+  model: ScreamModel,
+  options: DetectorOptions,
+): ConfirmerOptions & { levelGateDbfs: number } {
+  const { levelGateDbfs, ...confirm } = options;
+  return {
+    ...model.confirmerOptions(stripUndefined(confirm)),
+    levelGateDbfs: levelGateDbfs ?? model.meta.levelGateDbfs,
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

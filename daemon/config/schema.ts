@@ -161,6 +161,20 @@ export const DaemonConfigSchema = z
       })
       .strict()
       .default({ level: 'info' }),
+    /** Remote control over MQTT (daemon/control): commands from the bridge (set-detection, ...). */
+    control: z
+      .object({
+        /** false: the sensor does not subscribe to its commands topic (settings only by config file). */
+        enabled: z.boolean().default(true),
+        /** A command older than this (its issuedAt, e.g. queued while the sensor was away) is refused. */
+        maxCommandAgeS: z
+          .number()
+          .positive()
+          .max(30 * 86_400)
+          .default(7 * 86_400),
+      })
+      .strict()
+      .default({ enabled: true, maxCommandAgeS: 7 * 86_400 }),
     /** Prometheus /metrics + /healthz + /livez, loopback only; off unless a port is set. */
     metrics: z
       .object({

@@ -1,5 +1,10 @@
 import type { Logger } from 'pino';
-import { type DetectedEvent, type DetectedWindow, StreamDetector } from '../../core/detect/detector.ts';
+import {
+  type DetectedEvent,
+  type DetectedWindow,
+  type DetectorOptions,
+  StreamDetector,
+} from '../../core/detect/detector.ts';
 import { HOP_S } from '../../core/features/window-features.ts';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
@@ -66,16 +71,30 @@ export class DetectionService {
   eventsConfirmed = 0;
   reportsSent = 0;
 
+  /** The detection section in force: the config file's, with remote overrides laid over it. */
+  private detection: DaemonConfig['detection'];
+
   constructor(private readonly options: DetectionServiceOptions) {
-    const d = options.detection;
-    this.detector = new StreamDetector(options.model, {
-      ...(d.threshold !== null && { threshold: d.threshold }),
-      ...(d.k !== null && { k: d.k }),
-      ...(d.n !== null && { n: d.n }),
-      ...(d.releaseWindows !== null && { releaseWindows: d.releaseWindows }),
-      ...(d.singleWindowThreshold !== null && { singleWindowThreshold: d.singleWindowThreshold }),
-      ...(d.levelGateDbfs !== null && { levelGateDbfs: d.levelGateDbfs }),
-    });
+    this.detection = options.detection;
+    this.detector = new StreamDetector(options.model, detectorOptions(options.detection));
+  }
+
+  /**
+   * Takes new settings while running (remote set-detection, a reload): the confirmer from the
+   * next window on (an open event ends under its own rule), near-miss reports at once.
+   * Throws RangeError for settings the confirmer refuses, changing nothing.
+   */
+  applyDetection(detection: DaemonConfig['detection']): void {
+    this.detector.reconfigure(detectorOptions(detection));
+    this.detection = detection;
+    if (detection.reportThreshold === null) {
+      this.nearMiss = null;
+      this.nearMissStartS = null;
+    }
+    this.options.logger.info(
+      { ...this.detector.options, reportThreshold: detection.reportThreshold },
+      'detection settings changed',
+    );
   }
 
   async start(): Promise<void> {
@@ -85,7 +104,7 @@ export class DetectionService {
       {
         modelVersion: this.options.model.version,
         ...this.detector.options,
-        reportThreshold: this.options.detection.reportThreshold,
+        reportThreshold: this.detection.reportThreshold,
       },
       'detector ready',
     );
@@ -199,7 +218,7 @@ export class DetectionService {
   }
 
   private trackNearMiss(w: DetectedWindow): void {
-    const reportThreshold = this.options.detection.reportThreshold;
+    const reportThreshold = this.detection.reportThreshold;
     if (reportThreshold === null || this.eventOpen) return;
     if (w.probability >= reportThreshold) {
       this.nearMissStartS ??= w.startS;
@@ -264,4 +283,16 @@ export class DetectionService {
     this.running = false;
     this.options.clips?.flush();
   }
+}
+
+/** The detector options a detection section asks for (null = the model's default). */
+function detectorOptions(d: DaemonConfig['detection']): DetectorOptions {
+  return {
+    ...(d.threshold !== null && { threshold: d.threshold }),
+    ...(d.k !== null && { k: d.k }),
+    ...(d.n !== null && { n: d.n }),
+    ...(d.releaseWindows !== null && { releaseWindows: d.releaseWindows }),
+    ...(d.singleWindowThreshold !== null && { singleWindowThreshold: d.singleWindowThreshold }),
+    ...(d.levelGateDbfs !== null && { levelGateDbfs: d.levelGateDbfs }),
+  };
 }

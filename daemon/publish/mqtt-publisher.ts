@@ -3,9 +3,14 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
-import { type InputHealth, PROTOCOL_VERSION, type StatusMessage } from '../../protocol/messages.ts';
+import {
+  type EffectiveDetection,
+  type InputHealth,
+  PROTOCOL_VERSION,
+  type StatusMessage,
+} from '../../protocol/messages.ts';
 import { redactUrl } from '../../protocol/redact.ts';
-import { sensorTopic } from '../../protocol/topics.ts';
+import { commandsFilter, sensorTopic } from '../../protocol/topics.ts';
 import { backoffDelay, type RetryPolicy } from '../../runtime/backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { DaemonConfig } from '../config/schema.ts';
@@ -28,6 +33,12 @@ export interface MqttPublisherOptions {
   reconnect?: RetryPolicy;
   /** Publishes awaiting PUBACK at once; more only adds memory, since order is kept anyway. */
   inflightLimit?: number;
+  /**
+   * Subscribe to `<root>/sensors/<id>/commands/#` (QoS 1) and emit 'command' (topic, payload).
+   * The session is then persistent (clean: false), so commands sent while the sensor was away
+   * are delivered when it returns.
+   */
+  commands?: boolean;
 }
 
 /** CONNACK return codes (v3.1.1: 4, 5; v5: 134, 135) that mean "your credentials". */
@@ -39,7 +50,7 @@ const AUTH_CODES = new Set([4, 5, 134, 135]);
  * published again from the outbox on the next connection (the cloud de-duplicates by
  * eventId), so the outbox is the only queue and nothing lives only in memory.
  * Status: `online` retained on every connect, `offline` retained as the last will and on
- * a clean stop.
+ * a clean stop. With `commands`, it also receives the bridge's commands ('command' events).
  */
 export class MqttPublisher extends EventEmitter {
   private client: MqttClient | null = null;
@@ -67,6 +78,7 @@ export class MqttPublisher extends EventEmitter {
   authError: DaemonError | null = null;
   connects = 0;
   private health: { health: InputHealth; since: string } | null = null;
+  private detection: EffectiveDetection | null = null;
 
   constructor(private readonly options: MqttPublisherOptions) {
     super();
@@ -124,7 +136,9 @@ export class MqttPublisher extends EventEmitter {
     const m = this.options.mqtt;
     const options: IClientOptions = {
       clientId: `screamwatch-${this.options.sensorId}`,
-      clean: true,
+      // A persistent session keeps the sensor's command subscription and the commands queued
+      // for it while it is away (the broker's session expiry bounds how long).
+      clean: !this.options.commands,
       keepalive: m.keepaliveS,
       reconnectPeriod: 0, // we reconnect ourselves, with backoff and a fresh client
       connectTimeout: 10_000,
@@ -157,8 +171,29 @@ export class MqttPublisher extends EventEmitter {
         'connected to MQTT broker',
       );
       client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true }, () => {});
+      if (this.options.commands) {
+        // on every connect: a broker that lost the session (restarted without persistence) forgot it
+        client.subscribe(
+          commandsFilter(this.options.topicRoot, this.options.sensorId),
+          { qos: 1 },
+          (err, granted) => {
+            if (this.client !== client) return;
+            const refused =
+              err ?? (granted?.some((g) => g.qos === 128) ? new Error('subscription refused') : null);
+            if (refused)
+              this.options.logger.error(
+                { code: 'MQTT_CONNECT_FAILED', err: refused.message },
+                'cannot subscribe to the commands topic: remote settings will not reach this sensor',
+              );
+          },
+        );
+      }
       this.emit('connected');
       this.pump();
+    });
+    client.on('message', (topic, payload) => {
+      if (this.client !== client) return;
+      this.emit('command', topic, payload);
     });
     client.on('error', (err: Error & { code?: number | string }) => {
       if (this.client !== client) return;
@@ -274,6 +309,12 @@ export class MqttPublisher extends EventEmitter {
     if (!this.stopping) this.republishStatus();
   }
 
+  /** The detection settings in force go into the retained `online` status (the fleet view shows them). */
+  setDetection(detection: EffectiveDetection): void {
+    this.detection = detection;
+    if (!this.stopping) this.republishStatus();
+  }
+
   /** Publishes the retained `online` status again (its facts changed, e.g. outboxWritable). */
   republishStatus(): void {
     if (!this.client || !this.connected) return;
@@ -296,6 +337,7 @@ export class MqttPublisher extends EventEmitter {
       m.health = this.health.health;
       m.since = this.health.since;
     }
+    if (state === 'online' && this.detection) m.detection = this.detection;
     return encodeStatus(m);
   }
 

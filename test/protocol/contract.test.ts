@@ -52,7 +52,12 @@ const SCHEMAS = Object.entries(messages)
   .map(([name, schema]) => ({ name, fixture: fixtureName(name), schema: schema as z.ZodObject }));
 
 /** The sensor topic kind a schema is received on, if it is one. */
-const KIND_OF: Record<string, MessageKind> = { event: 'events', status: 'status', heartbeat: 'heartbeat' };
+const KIND_OF: Record<string, MessageKind> = {
+  event: 'events',
+  status: 'status',
+  heartbeat: 'heartbeat',
+  'command-result': 'command-results',
+};
 
 interface Field {
   path: string;
@@ -227,6 +232,14 @@ describe('today’s daemon encodes the golden bytes', () => {
     const statuses = () => broker.messages.filter((m) => m.topic === topic);
     // the input classifier's state rides on the retained online status (not on the offline will)
     publisher.setHealth('silent', '2026-03-14T09:21:53.589Z');
+    publisher.setDetection({
+      threshold: 0.72,
+      k: 1,
+      n: 1,
+      levelGateDbfs: -60,
+      reportThreshold: null,
+      remote: ['threshold'],
+    });
     await publisher.start();
     await broker.waitFor(() => statuses().length >= 1);
     await publisher.stop();

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeJsonFileAtomic } from '../../../runtime/json-file.ts';
 import type { UserRole } from '../types.ts';
 
 export const SESSION_COOKIE = 'sw_session';
@@ -77,9 +78,7 @@ export class SessionCodec {
     const file = this.persist.revokedFile;
     if (!file) return;
     try {
-      const tmp = `${file}.tmp`;
-      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.revoked)), { mode: 0o600 });
-      renameSync(tmp, file);
+      writeJsonFileAtomic(file, Object.fromEntries(this.revoked), 0o600);
     } catch (err) {
       // still revoked in memory; the log says it will not survive a restart
       this.persist.onError?.(err as Error);

@@ -2,6 +2,7 @@
 // itself and sends Last-Event-ID, so the server replays exactly what was missed. When the
 // stream cannot be opened at all (a proxy that buffers, too many streams), the page polls
 // instead and tries the stream again later.
+import type { CommandRecord } from '../../control/command-log.ts';
 import type { EventSummary, FeedMessage } from '../live-feed.ts';
 import type { SensorView } from '../types.ts';
 
@@ -11,6 +12,8 @@ export type StreamState = 'connecting' | 'live' | 'polling' | 'offline';
 export interface StreamHandlers {
   event?(e: EventSummary, created: boolean): void;
   sensor?(s: SensorView): void;
+  /** A command to a sensor was sent, queued, or answered (the sensor page's audit list). */
+  command?(c: CommandRecord): void;
   /** The server cannot say what was missed (it restarted, or the gap is too long): reload. */
   reset?(): void;
   /** Called every POLL_MS while the stream is down; resolves false when the server is unreachable too. */
@@ -102,6 +105,10 @@ export class LiveStream {
     src.addEventListener('sensor', (ev) => {
       const m = parse(ev as MessageEvent);
       if (m.type === 'sensor') this.emit('sensor', m.sensor);
+    });
+    src.addEventListener('command', (ev) => {
+      const m = parse(ev as MessageEvent);
+      if (m.type === 'command') this.emit('command', m.command);
     });
     src.addEventListener('reset', (ev) => {
       parse(ev as MessageEvent);

@@ -1,6 +1,6 @@
-// One sensor: its card as on the fleet page (updated live), where it is, and its events per
-// day over the last 7 days. Detection settings become visible (and editable by admins) with
-// the fleet control plane; until then the page says so rather than showing guesses.
+// One sensor: its card as on the fleet page (updated live), where it is, its health history,
+// its events per day over the last 7 days, and its detection settings (as the sensor reports
+// them; admins change them remotely, sensor-settings.ts).
 import type { HistoryBucket, HistoryPeriod } from '../../ingest/sensor-history.ts';
 import type { SensorView } from '../types.ts';
 import { ApiError, get } from './api.ts';
@@ -8,6 +8,7 @@ import { clear, h, s } from './dom.ts';
 import { sensorCard } from './fleet.ts';
 import { type EventSummary, liveStream } from './live-stream.ts';
 import { EventMap } from './map.ts';
+import { sensorSettings } from './sensor-settings.ts';
 
 const DAYS = 7;
 
@@ -266,6 +267,7 @@ export async function initSensor(main: HTMLElement): Promise<void> {
       for (const o of rangeButtons) o.setAttribute('aria-pressed', String(o === b));
       void paintHistory(historyHost, sensor.id, b.dataset.range as '24h' | '7d');
     });
+  const settings = sensorSettings(sensor);
   const mapEl = h('div', { class: 'map map-small', id: 'sensor-map' });
   const loc = sensor.location;
   const hasPoint = typeof loc?.latitude === 'number' && typeof loc?.longitude === 'number';
@@ -317,16 +319,7 @@ export async function initSensor(main: HTMLElement): Promise<void> {
           ),
         ),
       ),
-      h(
-        'section',
-        { class: 'card span-2', id: 'detection-settings' },
-        h('h2', {}, 'Detection settings'),
-        h(
-          'p',
-          { class: 'muted' },
-          `Model ${sensor.modelVersion ?? 'unknown'}. Threshold and confirmation are set in the sensor's daemon config; they show here read-only once the sensor reports them.`,
-        ),
-      ),
+      settings.element,
     ),
   );
   if (hasPoint) {
@@ -360,7 +353,12 @@ export async function initSensor(main: HTMLElement): Promise<void> {
   paint();
   liveStream(liveCursor).on({
     sensor(v) {
-      if (v.id === sensor.id) cardHost.replaceChildren(sensorCard(v));
+      if (v.id !== sensor.id) return;
+      cardHost.replaceChildren(sensorCard(v));
+      settings.sensor(v);
+    },
+    command(c) {
+      settings.command(c);
     },
     event(e) {
       if (e.sensorId !== sensor.id || seen.has(e.eventId)) return;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
 import type { ScreamModel } from '../core/model/scream-model.ts';
-import { encodeCommandResult, encodeEvent, encodeHeartbeat } from '../protocol/codec.ts';
+import { encodeCommandResult, encodeEvent, encodeEvidence, encodeHeartbeat } from '../protocol/codec.ts';
 import type {
   CommandResultMessage,
   DetectionOverrides,
@@ -337,7 +337,12 @@ export class DaemonApp extends EventEmitter {
       deviceInfo: deviceInfo(),
       location: sensorLocation(c.location),
       queue: this.queue,
-      sink: { commit: (kind, message) => this.commitEvent(kind, message) },
+      sink: {
+        commit: (kind, message) => this.commitEvent(kind, message),
+        // kind 'report': dropped before events when the outbox is full (the event itself is safe)
+        evidence: (message) =>
+          void this.commit('report', 'evidence', encodeEvidence(message), message.eventId),
+      },
       clock: this.clock,
       logger: this.logger.child({ service: 'detect' }),
       clips,
@@ -537,7 +542,7 @@ export class DaemonApp extends EventEmitter {
    */
   private commit(
     kind: OutboxKind,
-    channel: 'events' | 'heartbeat' | 'command-results',
+    channel: 'events' | 'heartbeat' | 'command-results' | 'evidence',
     payload: Buffer,
     eventId?: string,
   ): OutboxAddResult {

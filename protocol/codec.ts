@@ -7,6 +7,8 @@ import {
   CommandResultMessageSchema,
   type EventMessage,
   EventMessageSchema,
+  type EvidenceMessage,
+  EvidenceMessageSchema,
   type HeartbeatMessage,
   HeartbeatMessageSchema,
   MAX_PAYLOAD_BYTES,
@@ -20,13 +22,15 @@ export type SensorMessage =
   | { kind: 'events'; message: EventMessage }
   | { kind: 'status'; message: StatusMessage }
   | { kind: 'heartbeat'; message: HeartbeatMessage }
-  | { kind: 'command-results'; message: CommandResultMessage };
+  | { kind: 'command-results'; message: CommandResultMessage }
+  | { kind: 'evidence'; message: EvidenceMessage };
 
 const schemas = {
   events: EventMessageSchema,
   status: StatusMessageSchema,
   heartbeat: HeartbeatMessageSchema,
   'command-results': CommandResultMessageSchema,
+  evidence: EvidenceMessageSchema,
 } as const;
 
 function describe(error: z.ZodError): string {
@@ -120,6 +124,9 @@ export function encodeStatus(message: StatusMessage): Buffer {
 }
 export function encodeHeartbeat(message: HeartbeatMessage): Buffer {
   return encode(HeartbeatMessageSchema, message, 'heartbeat');
+}
+export function encodeEvidence(message: EvidenceMessage): Buffer {
+  return encode(EvidenceMessageSchema, message, 'evidence');
 }
 export function encodeCommand(message: CommandMessage): Buffer {
   return encode(CommandMessageSchema, message, 'command');

@@ -37,16 +37,18 @@ export const FeatureSummarySchema = z
     message: 'at most 128 feature values',
   });
 
-/** Longest evidence timeline a sensor sends: 10 s of windows at the 0.512 s hop is 20. */
+/** Longest evidence timeline a sensor sends: 10 s before and after at the 0.512 s hop is 41. */
 export const MAX_TIMELINE_WINDOWS = 64;
 
 /**
  * Evidence without audio (optional, added after v1 shipped: absent = an older daemon): the
- * window scores up to the confirmation, numbers only. `t` is the window's end in seconds
- * relative to the confirmation (0 = the confirming window, -10 = ten seconds before).
+ * window scores around the confirmation, numbers only. `t` is the window's end in seconds
+ * relative to the confirmation (0 = the confirming window, -10 = ten seconds before). The event
+ * goes out with the part up to 0 at once; the whole timeline, with the 10 s after (`t` > 0),
+ * follows in an EvidenceMessage.
  */
 export const TimelineWindowSchema = z.object({
-  t: z.number().min(-120).max(0),
+  t: z.number().min(-120).max(30),
   p: probability,
   levelDbfs: z.number().min(-200).max(10),
 });
@@ -77,6 +79,21 @@ export const EventMessageSchema = z.object({
   timeline: z.array(TimelineWindowSchema).max(MAX_TIMELINE_WINDOWS).optional(),
 });
 export type EventMessage = z.infer<typeof EventMessageSchema>;
+
+/**
+ * The rest of an event's evidence, on `<root>/sensors/<id>/evidence` (QoS 1; optional, added
+ * after v1 shipped): the whole timeline from 10 s before to 10 s after the confirmation, sent
+ * once the 10 s after have passed. The bridge replaces the stored event's timeline with it;
+ * it alerts nobody.
+ */
+export const EvidenceMessageSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  eventId: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'eventId must be a ULID'),
+  sensorId,
+  timestamp: isoTimestamp,
+  timeline: z.array(TimelineWindowSchema).min(1).max(MAX_TIMELINE_WINDOWS),
+});
+export type EvidenceMessage = z.infer<typeof EvidenceMessageSchema>;
 
 /**
  * What the sensor's input classifier says about its microphone (daemon/health/input-health.ts).

@@ -4,12 +4,13 @@
  *   <root>/sensors/<sensorId>/events     QoS 1, one confirmed detection
  *   <root>/sensors/<sensorId>/status     retained online/offline (offline is the last will)
  *   <root>/sensors/<sensorId>/heartbeat  periodic health
+ *   <root>/sensors/<sensorId>/evidence   QoS 1, an event's whole timeline, 10 s after it
  *   <root>/sensors/<sensorId>/command-results  QoS 1, the sensor's answer to a command
  *   <root>/sensors/<sensorId>/commands/<command>  QoS 1, bridge -> sensor (never a sensor's to publish)
  */
 export const DEFAULT_TOPIC_ROOT = 'screamwatch';
 
-export const MESSAGE_KINDS = ['events', 'status', 'heartbeat', 'command-results'] as const;
+export const MESSAGE_KINDS = ['events', 'status', 'heartbeat', 'command-results', 'evidence'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /** Sensor ids become topic levels: no MQTT wildcards, separators or whitespace. */

@@ -62,6 +62,8 @@ export class ExternalBroker implements MessageSource {
       sensorsFilter(topicRoot, 'heartbeat'),
       // every bridge records a sensor's answer to a command (idempotent), so each dashboard sees it
       sensorsFilter(topicRoot, 'command-results'),
+      // an event's whole timeline: idempotent (the longer one is kept), so every bridge may take it
+      sensorsFilter(topicRoot, 'evidence'),
     ];
   }
 

@@ -2,7 +2,12 @@ import type { Logger } from 'pino';
 import { decodeSensorMessage } from '../../protocol/codec.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
 import { digestUlid, ulidTime } from '../../protocol/event-id.ts';
-import type { CommandResultMessage, EventMessage, HeartbeatMessage } from '../../protocol/messages.ts';
+import type {
+  CommandResultMessage,
+  EventMessage,
+  EvidenceMessage,
+  HeartbeatMessage,
+} from '../../protocol/messages.ts';
 import { parseSensorTopic } from '../../protocol/topics.ts';
 import type { Geolocator } from '../geo/locator.ts';
 import type {
@@ -32,7 +37,14 @@ export interface EventAlerter {
   eventStored(event: StoredEvent, decision: AlertDecision, inserted: boolean): void;
 }
 
-export type IngestOutcome = 'stored' | 'duplicate' | 'rejected' | 'status' | 'heartbeat' | 'command-result';
+export type IngestOutcome =
+  | 'stored'
+  | 'duplicate'
+  | 'rejected'
+  | 'status'
+  | 'heartbeat'
+  | 'command-result'
+  | 'evidence';
 
 export interface IngestStats {
   received: number;
@@ -139,6 +151,8 @@ export class EventIngest {
       case 'command-results':
         await this.deps.onCommandResult?.(decoded.message);
         return 'command-result';
+      case 'evidence':
+        return this.takeEvidence(decoded.message);
       case 'events': {
         const event = this.toStored(decoded.message);
         registry.noteEvent(event.sensorId, event.timestamp, decoded.message.modelVersion);
@@ -244,6 +258,26 @@ export class EventIngest {
       },
       `event ${event.eventId} from ${event.sensorId} has the id of a stored event of the same sensor with other content (${differs.join(', ')}); the stored one is kept and this one is not stored`,
     );
+  }
+
+  /**
+   * The whole timeline of an event, from its sensor, 10 s after the event: it replaces the
+   * stored one (the part up to the confirmation) when it is longer. The event is found by the
+   * sensor's id (or the id derived from it when another sensor's event had taken it).
+   */
+  private async takeEvidence(m: EvidenceMessage): Promise<IngestOutcome> {
+    const { store, logger } = this.deps;
+    if (!store.setTimeline) return 'evidence';
+    let stored = await store.get(m.eventId);
+    if (stored && stored.sensorId !== m.sensorId)
+      stored = await store.get(digestUlid(`${m.sensorId}|${m.eventId}`, ulidTime(m.eventId)));
+    if (!stored || stored.sensorId !== m.sensorId) {
+      logger.debug({ eventId: m.eventId, sensorId: m.sensorId }, 'evidence for an event not stored; ignored');
+      return 'evidence';
+    }
+    if ((stored.timeline?.length ?? 0) < m.timeline.length)
+      await store.setTimeline(stored.eventId, m.timeline);
+    return 'evidence';
   }
 
   /** Decides an event's alerts (from MQTT or made on the dashboard) and stores it, once. */

@@ -195,6 +195,10 @@ export class MongoEventStore implements EventStore {
     await this.set(eventId, { review });
   }
 
+  async setTimeline(eventId: string, timeline: NonNullable<StoredEvent['timeline']>): Promise<void> {
+    await this.set(eventId, { timeline });
+  }
+
   async setResponseStatus(
     eventId: string,
     responseStatus: ResponseStatus,

@@ -76,6 +76,11 @@ export class ObservedEventStore implements EventStore, EventChanges {
     await this.inner.setReview(eventId, review);
     this.emit(eventId, false);
   }
+  async setTimeline(eventId: string, timeline: NonNullable<StoredEvent['timeline']>): Promise<void> {
+    if (!this.inner.setTimeline) return;
+    await this.inner.setTimeline(eventId, timeline);
+    this.emit(eventId, false);
+  }
   async recordResponse(eventId: string, change: ResponseChange): Promise<StoredEvent | null> {
     const out = await this.inner.recordResponse(eventId, change);
     if (out) this.emit(eventId, false);

@@ -203,6 +203,10 @@ export class SqliteEventStore implements EventStore {
     this.modify(eventId, (e) => ({ ...e, review }));
   }
 
+  async setTimeline(eventId: string, timeline: NonNullable<StoredEvent['timeline']>): Promise<void> {
+    this.modify(eventId, (e) => ({ ...e, timeline }));
+  }
+
   async setResponseStatus(
     eventId: string,
     responseStatus: ResponseStatus,

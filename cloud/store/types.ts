@@ -174,6 +174,8 @@ export interface EventStore {
    * in one write. Returns the updated event, or null when there is no such event.
    */
   recordResponse(eventId: string, change: ResponseChange): Promise<StoredEvent | null>;
+  /** Replaces the evidence timeline (the sensor's follow-up with the 10 s after the confirmation). */
+  setTimeline?(eventId: string, timeline: NonNullable<StoredEvent['timeline']>): Promise<void>;
   /** Sets the alert summary without a delivery (e.g. 'none', 'suppressed'). Optional: the bridge's stores have it. */
   setResponseStatus?(
     eventId: string,

@@ -8,16 +8,29 @@ import {
 import { HOP_S } from '../../core/features/window-features.ts';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
 import { UlidFactory } from '../../protocol/event-id.ts';
-import type { EventMessage, TimelineWindow } from '../../protocol/messages.ts';
+import {
+  type EventMessage,
+  type EvidenceMessage,
+  PROTOCOL_VERSION,
+  type TimelineWindow,
+} from '../../protocol/messages.ts';
 import type { FrameQueue } from '../capture/frame-queue.ts';
 import type { ClipRecorder } from '../clips/clip-recorder.ts';
 import type { Clock } from '../clock.ts';
 import type { DaemonConfig } from '../config/schema.ts';
-import { buildEventMessage, type DeviceInfo, type EventFacts, type SensorLocation } from './event-message.ts';
+import {
+  buildEventMessage,
+  type DeviceInfo,
+  type EventFacts,
+  type SensorLocation,
+  wireTimeline,
+} from './event-message.ts';
 
 export interface DetectionSink {
   /** Commits the message durably (outbox) before returning; publishing happens later. */
   commit(kind: 'event' | 'report', message: EventMessage): void;
+  /** An event's whole timeline, once the 10 s after its confirmation have passed (optional). */
+  evidence?(message: EvidenceMessage): void;
 }
 
 export interface DetectionServiceOptions {
@@ -40,10 +53,10 @@ export interface DetectionServiceOptions {
 
 /** Chunks processed per turn of the event loop before yielding to I/O. */
 const CHUNKS_PER_TURN = 8;
-/** Seconds of window scores before the confirmation that go with an event (evidence, no audio). */
+/** Seconds of window scores before and after the confirmation that go with an event (evidence, no audio). */
 const TIMELINE_S = 10;
-/** Windows kept for it: 10 s of hops, and the confirming one. */
-const TIMELINE_WINDOWS = Math.ceil(TIMELINE_S / HOP_S) + 1;
+/** Windows kept for it: 10 s of hops before, 10 s after, and the confirming one. */
+const TIMELINE_WINDOWS = 2 * Math.ceil(TIMELINE_S / HOP_S) + 1;
 
 /**
  * The analysis loop: pulls audio from the bounded queue, runs the shared StreamDetector,
@@ -59,6 +72,8 @@ export class DetectionService {
   private eventOpen = false;
   private nearMiss: DetectedWindow | null = null;
   private nearMissStartS: number | null = null;
+  /** Confirmed events waiting for the 10 s after their confirmation (their evidence follow-up). */
+  private readonly evidence: { message: EventMessage; detectedAtS: number }[] = [];
   /** Score and level of the last windows (a small ring, no features), for the event's timeline. */
   private readonly lastScores: { endS: number; probability: number; levelDbfs: number }[] = [];
   /** Audio seconds analysed since start. */
@@ -148,6 +163,7 @@ export class DetectionService {
       this.options.onWindow?.(w.probability);
       if (w.probability > this.maxProbability) this.maxProbability = w.probability;
       this.trackNearMiss(w);
+      this.completeEvidence(w.endS);
     }
     for (const u of out.updates) {
       if (u.type === 'confirmed') {
@@ -193,6 +209,7 @@ export class DetectionService {
     );
     this.eventsConfirmed++;
     this.options.sink.commit('event', msg);
+    this.evidence.push({ message: msg, detectedAtS: e.detectedAtS });
     this.options.clips?.capture(eventId);
     this.options.logger.warn(
       {
@@ -207,14 +224,37 @@ export class DetectionService {
   }
 
   /**
-   * The window scores of the last TIMELINE_S seconds up to the confirmation (numbers only: no
-   * audio leaves the sensor). Nothing after it: the event goes out at once, an alert never
-   * waits for evidence.
+   * The window scores from TIMELINE_S seconds before the confirmation up to `untilS` after it
+   * (numbers only: no audio leaves the sensor). The event goes out at once with the part up to
+   * the confirmation (an alert never waits for evidence); the rest follows (completeEvidence).
    */
-  private timeline(detectedAtS: number): TimelineWindow[] {
+  private timeline(detectedAtS: number, untilS = 0): TimelineWindow[] {
     return this.lastScores
-      .filter((w) => w.endS <= detectedAtS + 1e-6 && w.endS >= detectedAtS - TIMELINE_S - 1e-6)
+      .filter((w) => w.endS <= detectedAtS + untilS + 1e-6 && w.endS >= detectedAtS - TIMELINE_S - 1e-6)
       .map((w) => ({ t: w.endS - detectedAtS, p: w.probability, levelDbfs: w.levelDbfs }));
+  }
+
+  /**
+   * Once TIMELINE_S of audio has passed a confirmation (or at stop, with what there is), the
+   * event's whole timeline goes out as an EvidenceMessage; the bridge completes the stored
+   * event's evidence from it.
+   */
+  private completeEvidence(nowS: number, force = false): void {
+    while (this.evidence.length) {
+      const first = this.evidence[0]!;
+      if (!force && nowS < first.detectedAtS + TIMELINE_S - 1e-6) return;
+      this.evidence.shift();
+      const timeline = this.timeline(first.detectedAtS, TIMELINE_S);
+      if (!timeline.some((w) => w.t > 0)) continue;
+      const m = first.message;
+      this.options.sink.evidence?.({
+        v: PROTOCOL_VERSION,
+        eventId: m.eventId,
+        sensorId: m.sensorId,
+        timestamp: m.timestamp,
+        timeline: wireTimeline(timeline),
+      });
+    }
   }
 
   private trackNearMiss(w: DetectedWindow): void {
@@ -280,6 +320,7 @@ export class DetectionService {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = null;
     if (this.running) this.drain(Number.POSITIVE_INFINITY);
+    this.completeEvidence(this.processedS, true);
     this.running = false;
     this.options.clips?.flush();
   }

@@ -79,13 +79,17 @@ export function buildEventMessage(f: EventFacts): EventMessage {
   if (f.location) msg.location = f.location;
   if (f.features) msg.features = featureSummary(f.features);
   if (f.notes) msg.notes = f.notes.slice(0, 2000);
-  if (f.timeline?.length)
-    msg.timeline = f.timeline.slice(-MAX_TIMELINE_WINDOWS).map((w) => ({
-      t: Math.round(w.t * 1000) / 1000,
-      p: Math.round(clamp(w.p, 0, 1) * 1e4) / 1e4,
-      levelDbfs: wireLevel(w.levelDbfs),
-    }));
+  if (f.timeline?.length) msg.timeline = wireTimeline(f.timeline);
   return msg;
+}
+
+/** A timeline as the protocol carries it (the event's and the evidence message's): ms, 1e-4, 0.1 dB. */
+export function wireTimeline(timeline: TimelineWindow[]): TimelineWindow[] {
+  return timeline.slice(-MAX_TIMELINE_WINDOWS).map((w) => ({
+    t: Math.round(w.t * 1000) / 1000,
+    p: Math.round(clamp(w.p, 0, 1) * 1e4) / 1e4,
+    levelDbfs: wireLevel(w.levelDbfs),
+  }));
 }
 
 /** A level as the protocol carries it: dBFS to 0.1 dB within [-200, 10]; not finite = -200. */

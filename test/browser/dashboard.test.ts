@@ -258,13 +258,31 @@ describe('dashboard in Chromium', () => {
     await page.goto(`${h.web.url}/events/${e.eventId}`);
     await page.waitForSelector('.plot-wrap svg polyline.prob-line', { timeout: 5000 });
     expect(await page.locator('#timeline-caption').innerText()).toBe(
-      "The sensor's window scores for the 11 s up to the detection (the right edge); numbers only, no audio left the sensor.",
+      "The sensor's window scores for the 11 s up to the detection (the right edge); the 10 s after follow from the sensor. Numbers only, no audio left the sensor.",
     );
     const points = (await page.locator('.plot-wrap polyline.prob-line').getAttribute('points'))!
       .trim()
       .split(/\s+/);
     expect(points.length).toBeGreaterThanOrEqual(20);
     await screenshot(page, 'event-evidence-timeline');
+
+    // the sensor's evidence message completes it: 10 s before to 10 s after, the detection marked
+    const after = Array.from({ length: 20 }, (_, i) => ({
+      t: Math.round((i + 1) * 512) / 1000,
+      p: i < 4 ? [0.9, 0.81, 0.64, 0.3][i]! : 0.06,
+      levelDbfs: i < 4 ? -24 : -54,
+    }));
+    await h.store.setTimeline!(e.eventId, [...e.timeline!, ...after]);
+    await page.reload();
+    await page.waitForSelector('.plot-wrap svg polyline.prob-line', { timeout: 5000 });
+    expect(await page.locator('#timeline-caption').innerText()).toBe(
+      "The sensor's window scores from 11 s before to 10 s after the detection (marked); numbers only, no audio left the sensor.",
+    );
+    const all = (await page.locator('.plot-wrap polyline.prob-line').getAttribute('points'))!
+      .trim()
+      .split(/\s+/);
+    expect(all.length).toBeGreaterThanOrEqual(40);
+    await screenshot(page, 'event-evidence-timeline-after');
   });
 
   it('analyses an uploaded WAV and plots probability, threshold and the detected event', async () => {

@@ -57,6 +57,7 @@ const KIND_OF: Record<string, MessageKind> = {
   status: 'status',
   heartbeat: 'heartbeat',
   'command-result': 'command-results',
+  evidence: 'evidence',
 };
 
 interface Field {

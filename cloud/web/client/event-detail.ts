@@ -23,19 +23,25 @@ import { mountPlot, probabilityPlot } from './plot.ts';
 import { isAdmin } from './shell.ts';
 
 /**
- * A sensor's timeline as plot windows on an axis from 0 (the first window's start) to
- * `spanS` (the confirmation).
+ * A sensor's timeline as plot windows on an axis from 0 (the first window's start): the
+ * confirmation at `spanS`, the evidence after it (when the sensor sent it) up to `durationS`.
  */
-export function sensorEvidence(
-  e: Pick<StoredEvent, 'timeline'>,
-): { windows: { startS: number; endS: number; probability: number }[]; spanS: number } | null {
+export function sensorEvidence(e: Pick<StoredEvent, 'timeline'>): {
+  windows: { startS: number; endS: number; probability: number }[];
+  spanS: number;
+  durationS: number;
+  afterS: number;
+} | null {
   const t = e.timeline ?? [];
   if (t.length === 0) return null;
   const origin = Math.min(...t.map((w) => w.t)) - WINDOW_S;
+  const afterS = Math.max(0, ...t.map((w) => w.t));
   const r = (x: number) => Math.round(x * 1000) / 1000;
   return {
     windows: t.map((w) => ({ startS: r(w.t - WINDOW_S - origin), endS: r(w.t - origin), probability: w.p })),
     spanS: r(-origin),
+    durationS: r(afterS - origin),
+    afterS: r(afterS),
   };
 }
 
@@ -388,7 +394,9 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
         h(
           'p',
           { class: 'muted small', id: 'timeline-caption' },
-          `The sensor's window scores for the ${Math.round(evidence.spanS)} s up to the detection (the right edge); numbers only, no audio left the sensor.`,
+          evidence.afterS > 0
+            ? `The sensor's window scores from ${Math.round(evidence.spanS)} s before to ${Math.round(evidence.afterS)} s after the detection (marked); numbers only, no audio left the sensor.`
+            : `The sensor's window scores for the ${Math.round(evidence.spanS)} s up to the detection (the right edge); the 10 s after follow from the sensor. Numbers only, no audio left the sensor.`,
         ),
       );
     timeline.append(plotHost);
@@ -475,7 +483,10 @@ function render(main: HTMLElement, e: StoredEvent, sensorName: string | null): v
         threshold: e.thresholdValue,
         width,
         ...(evidence && !e.windows?.length
-          ? { events: [{ startS: evidence.spanS - 0.05, endS: evidence.spanS }], durationS: evidence.spanS }
+          ? {
+              events: [{ startS: evidence.spanS - 0.05, endS: evidence.spanS }],
+              durationS: evidence.durationS,
+            }
           : {}),
       }),
     );

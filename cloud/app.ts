@@ -118,6 +118,8 @@ export class CloudApp {
   private commandLog!: CommandLog;
   private readonly runner: ServiceRunner;
   private readonly clock: () => Date;
+  /** Heartbeats the sensor history could not write since the last one it could. */
+  private heartbeatWriteFailures = 0;
 
   constructor(private readonly options: CloudAppOptions) {
     const { config } = options;
@@ -330,11 +332,19 @@ export class CloudApp {
       onHeartbeat: (m) => {
         try {
           this.history.heartbeat(m.sensorId, this.clock().getTime(), m.inputLevelDbfs, m.lastMaxProbability);
+          if (this.heartbeatWriteFailures > 0)
+            this.logger.info(
+              { failed: this.heartbeatWriteFailures },
+              'the sensor history takes heartbeats again',
+            );
+          this.heartbeatWriteFailures = 0;
         } catch (err) {
-          this.logger.error(
-            { err, code: 'CLOUD_STORE_WRITE_FAILED', sensorId: m.sensorId },
-            'cannot record the heartbeat in the sensor history',
-          );
+          // once per run of failures (a full disk fails every heartbeat of every sensor)
+          if (this.heartbeatWriteFailures++ === 0)
+            this.logger.error(
+              { err, code: 'CLOUD_STORE_WRITE_FAILED', sensorId: m.sensorId },
+              'cannot record heartbeats in the sensor history; logged again when it recovers',
+            );
         }
       },
       onStored: (event) => {

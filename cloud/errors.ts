@@ -21,7 +21,9 @@ export type CloudErrorCode =
   | 'MODEL_UNKNOWN'
   | 'MODEL_URL_INVALID'
   | 'ROLLOUT_INVALID'
-  | 'ROLLOUT_BUSY';
+  | 'ROLLOUT_BUSY'
+  | 'ROLLOUT_SENSOR_OFFLINE'
+  | 'ROLLOUT_TIMEOUT';
 
 /** Every code above is in protocol/errors.ts ERRORS (exit code, HTTP status, config or not). */
 export type CloudCodesRegistered = Registered<CloudErrorCode>;

@@ -122,6 +122,12 @@ export const ERRORS = {
   MODEL_URL_INVALID: { message: 'the model download link is unsigned, expired or wrong', status: 403 },
   ROLLOUT_INVALID: { message: 'rollout refused: {problem}', status: 400 },
   ROLLOUT_BUSY: { message: 'a rollout is already running', status: 409 },
+  /** Recorded on a rollout's sensor: it was not online when its batch came, so nothing was sent. */
+  ROLLOUT_SENSOR_OFFLINE: { message: 'sensor {sensorId} is not online; the rollout stopped' },
+  /** Recorded on a rollout's sensor: no answer, or no status with the new version, in models.rolloutTimeoutS. */
+  ROLLOUT_TIMEOUT: {
+    message: 'sensor {sensorId} did not report model {version} in time; the rollout stopped',
+  },
   /** A carrier failed for now (5xx, timeout, connection refused): retried with backoff. */
   ALERT_DELIVERY_RETRYABLE: { message: 'alert delivery failed for now; retrying' },
   /** A carrier refused for good (4xx: bad number, auth): not retried. */

@@ -214,7 +214,17 @@ export class ModelUpdater {
 
   private async download(ref: ModelRef): Promise<Buffer> {
     const fetchFn = this.options.fetch ?? fetch;
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.downloadTimeoutMs)]);
+    // our own timer, cleared at the end (AbortSignal.timeout's would outlive the download)
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.options.downloadTimeoutMs);
+    try {
+      return await this.fetchBody(ref, fetchFn, AbortSignal.any([this.abort.signal, timeout.signal]));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async fetchBody(ref: ModelRef, fetchFn: typeof fetch, signal: AbortSignal): Promise<Buffer> {
     const failed = (problem: string) =>
       new DaemonError('MODEL_DOWNLOAD_FAILED', `cannot download model ${ref.version}: ${problem}`, {
         problem,
@@ -229,7 +239,11 @@ export class ModelUpdater {
     try {
       res = await fetchFn(ref.url, { signal, redirect: 'error' });
     } catch (err) {
-      throw failed(signal.aborted ? 'timed out or stopped' : ((err as Error).cause as Error)?.message ?? (err as Error).message);
+      throw failed(
+        signal.aborted
+          ? 'timed out or stopped'
+          : (((err as Error).cause as Error)?.message ?? (err as Error).message),
+      );
     }
     if (!res.ok || !res.body) {
       await res.body?.cancel().catch(() => {});
@@ -333,10 +347,12 @@ export class ModelUpdater {
     if (raw === undefined) return null;
     const s = raw as Partial<ModelState>;
     const slot = (x: unknown): x is ModelSlot =>
-      !!x &&
-      typeof (x as ModelSlot).version === 'string' &&
-      typeof (x as ModelSlot).file === 'string';
-    if ((s.current !== null && !slot(s.current)) || (s.previous !== null && !slot(s.previous)) || typeof s.swappedAt !== 'string') {
+      !!x && typeof (x as ModelSlot).version === 'string' && typeof (x as ModelSlot).file === 'string';
+    if (
+      (s.current !== null && !slot(s.current)) ||
+      (s.previous !== null && !slot(s.previous)) ||
+      typeof s.swappedAt !== 'string'
+    ) {
       this.options.logger.error(
         { code: 'SETTINGS_CORRUPT', file: this.stateFile },
         'the model state file is not what this daemon writes; the config file names the model',

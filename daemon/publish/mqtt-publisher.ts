@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import { encodeStatus } from '../../protocol/codec.ts';
 import {
   type EffectiveDetection,
-  type ModelRollback,
   type InputHealth,
+  type ModelRollback,
   PROTOCOL_VERSION,
   type StatusMessage,
 } from '../../protocol/messages.ts';

@@ -13,6 +13,8 @@ import { ExternalBroker } from './broker/external-broker.ts';
 import type { MessageSource } from './broker/message-source.ts';
 import type { CloudConfig } from './config/schema.ts';
 import { type CommandLog, MongoCommandLog, SqliteCommandLog } from './control/command-log.ts';
+import { ModelLibrary } from './control/model-library.ts';
+import { ModelRollouts } from './control/model-rollout.ts';
 import { SensorControl } from './control/sensor-control.ts';
 import { Geolocator } from './geo/locator.ts';
 import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
@@ -115,6 +117,9 @@ export class CloudApp {
   homeAssistant: HomeAssistantDiscovery | null = null;
   /** Commands to sensors and their answers (the sensor pages' settings and audit list). */
   control!: SensorControl;
+  /** Model files sensors may fetch (shipped + uploaded), and batch rollouts of them. */
+  models!: ModelLibrary;
+  rollouts!: ModelRollouts;
   private commandLog!: CommandLog;
   private readonly runner: ServiceRunner;
   private readonly clock: () => Date;
@@ -251,6 +256,12 @@ export class CloudApp {
         start: () => this.registry.start(),
         stop: () => this.registry.stop(),
       },
+      {
+        name: 'rollouts',
+        tier: 'network',
+        start: async () => this.startModels(),
+        stop: async () => this.rollouts?.stop(),
+      },
       { name: 'mqtt', tier: 'network', start: () => this.startMqtt(), stop: () => this.source.stop() },
       {
         name: 'homeassistant',
@@ -301,6 +312,30 @@ export class CloudApp {
       knows: (id) => this.registry.get(id) !== undefined,
       clock: this.clock,
       logger: this.logger.child({ component: 'control' }),
+    });
+  }
+
+  private startModels(): void {
+    const { config } = this.options;
+    this.models = new ModelLibrary({
+      dataDir: config.dataDir,
+      shippedPath: config.modelPath,
+      maxUploadBytes: config.models.maxUploadBytes,
+      urlSecret: config.models.urlSecret,
+      urlTtlS: config.models.urlTtlS,
+      clock: this.clock,
+      logger: this.logger.child({ component: 'models' }),
+    });
+    this.models.start();
+    this.rollouts = new ModelRollouts({
+      library: this.models,
+      control: this.control,
+      registry: this.registry,
+      // the link must reach the bridge from the sensors: web.publicUrl behind a proxy
+      baseUrl: () => config.web.publicUrl ?? this.web?.url ?? '',
+      timeoutMs: config.models.rolloutTimeoutS * 1000,
+      clock: this.clock,
+      logger: this.logger.child({ component: 'rollout' }),
     });
   }
 
@@ -473,6 +508,16 @@ export class CloudApp {
       registry: this.registry,
       history: this.history,
       control: this.control,
+      models: {
+        library: this.models,
+        rollouts: this.rollouts,
+        group: (name) =>
+          this.registry
+            .list()
+            .filter((s) => s.configured && s.group === name)
+            .map((s) => s.id),
+        maxUploadBytes: config.models.maxUploadBytes,
+      },
       alerts: this.alerts,
       ingestLocal: async (event) => {
         await this.ingest.ingestEvent(event);

@@ -16,7 +16,14 @@ export type CloudErrorCode =
   | 'STORE_CURSOR_INVALID'
   | 'EVENT_NOT_FOUND'
   | 'COMMAND_INVALID'
-  | 'COMMAND_FAILED';
+  | 'COMMAND_FAILED'
+  | 'MODEL_UPLOAD_INVALID'
+  | 'MODEL_UNKNOWN'
+  | 'MODEL_URL_INVALID'
+  | 'ROLLOUT_INVALID'
+  | 'ROLLOUT_BUSY'
+  | 'ROLLOUT_SENSOR_OFFLINE'
+  | 'ROLLOUT_TIMEOUT';
 
 /** Every code above is in protocol/errors.ts ERRORS (exit code, HTTP status, config or not). */
 export type CloudCodesRegistered = Registered<CloudErrorCode>;

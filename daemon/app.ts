@@ -9,6 +9,7 @@ import type {
   DetectionOverrides,
   EffectiveDetection,
   EventMessage,
+  ModelRef,
 } from '../protocol/messages.ts';
 import { redactUrl } from '../protocol/redact.ts';
 import { sensorTopic } from '../protocol/topics.ts';
@@ -24,6 +25,7 @@ import { type Clock, systemClock } from './clock.ts';
 import type { DaemonConfig } from './config/schema.ts';
 import { CommandService } from './control/command-service.ts';
 import { DetectionOverridesFile, effectiveDetection, mergeDetection } from './control/detection-settings.ts';
+import { ModelUpdater } from './control/model-updater.ts';
 import { DetectionService } from './detect/detection-service.ts';
 import { deviceInfo, sensorLocation } from './detect/event-message.ts';
 import { DaemonError } from './errors.ts';
@@ -101,6 +103,10 @@ export class DaemonApp extends EventEmitter {
   source!: AudioSource;
   /** The remote control plane (daemon/control), when control.enabled. */
   commands: CommandService | null = null;
+  /** Remote model rollout (set-model) and its trial/rollback state, when control.enabled. */
+  models: ModelUpdater | null = null;
+  /** A rollback at start not yet told in a command result (the next one carries it). */
+  private rollbackUntold: string | null = null;
   /** The remote detection overrides (`<stateDir>/detection-overrides.json`) in force. */
   overrides: DetectionOverrides = {};
   private overridesFile!: DetectionOverridesFile;
@@ -185,7 +191,11 @@ export class DaemonApp extends EventEmitter {
         name: 'control',
         tier: 'analysis',
         start: () => this.startControl(),
-        stop: async () => this.commands?.stop(),
+        stop: async () => {
+          // a download in progress ends first, so the command being handled can finish
+          this.models?.stop();
+          await this.commands?.stop();
+        },
       },
       { name: 'capture', tier: 'capture', start: () => this.startCapture(), stop: () => this.stopCapture() },
       { name: 'ops', tier: 'network', start: () => this.startOps(), stop: async () => this.ops?.stop() },
@@ -242,8 +252,29 @@ export class DaemonApp extends EventEmitter {
   }
 
   private loadModel(): void {
-    const path = this.config.detection.modelPath ?? DEFAULT_MODEL_PATH;
-    this.model = this.options.model ?? loadModelFile(path);
+    const c = this.config;
+    const path = c.detection.modelPath ?? DEFAULT_MODEL_PATH;
+    if (this.options.model) this.model = this.options.model;
+    else if (c.control.enabled) {
+      // a model rolled out remotely takes precedence over detection.modelPath (like set-detection)
+      this.models = new ModelUpdater({
+        stateDir: c.stateDir,
+        trialS: c.control.modelTrialS,
+        downloadTimeoutMs: c.control.modelDownloadTimeoutS * 1000,
+        clock: this.clock,
+        logger: this.logger.child({ service: 'control' }),
+      });
+      const started = this.models.startupModel(() => loadModelFile(path));
+      this.model = started.model;
+      const rb = this.models.rollback;
+      if (rb && this.models.rolledBackAtStart)
+        this.rollbackUntold = `model ${rb.from} rolled back to ${rb.to} at start: ${rb.reason}`;
+      if (started.source !== 'config')
+        this.logger.info(
+          { modelVersion: this.model.version, file: started.source },
+          'remote model in force (it takes precedence over detection.modelPath)',
+        );
+    } else this.model = loadModelFile(path);
     this.logger.info({ modelVersion: this.model.version, path }, 'model loaded');
     this.overridesFile = new DetectionOverridesFile(
       this.config.stateDir,
@@ -308,6 +339,7 @@ export class DaemonApp extends EventEmitter {
     });
     this.publisher.setHealth(this.inputHealth.health, this.inputHealth.since);
     this.publisher.setDetection(this.effectiveDetection());
+    if (this.models?.rollback) this.publisher.setModelRollback(this.models.rollback);
     this.publisher.on('command', (topic: string, payload: Buffer) => {
       if (this.earlyCommands) this.earlyCommands.push([topic, payload]);
       else this.commands?.receive(topic, payload);
@@ -393,6 +425,7 @@ export class DaemonApp extends EventEmitter {
         ping: () => ({ detection: this.effectiveDetection(), modelVersion: this.model.version }),
         'set-detection': (command) => this.setDetection(command.detection ?? {}, command),
         reload: () => this.reloadConfig(),
+        'set-model': (command) => this.setModel(command.model!),
       },
     });
     await this.commands.start();
@@ -417,6 +450,54 @@ export class DaemonApp extends EventEmitter {
     this.overrides = overrides;
     this.applyDetection();
     return { detection: effective, modelVersion: this.model.version };
+  }
+
+  /**
+   * set-model: download, verify and self-test (model-updater.ts), check that the remote
+   * detection settings fit the new model, write it to the state dir, then switch the running
+   * detector (an open event ends under the old model) and report the new version in the
+   * status and heartbeats. A refusal at any step leaves the model and its files as they were.
+   */
+  private async setModel(ref: ModelRef): Promise<{
+    detection: EffectiveDetection;
+    modelVersion: string;
+    message: string;
+  }> {
+    const models = this.models;
+    if (!models) {
+      throw new DaemonError('COMMAND_INVALID', 'this daemon runs a model given in code; set-model is off', {
+        problem: 'no model state',
+      });
+    }
+    if (ref.version === this.model.version) {
+      if (models.current?.sha256 === ref.sha256 || models.current === null) {
+        return {
+          detection: this.effectiveDetection(),
+          modelVersion: this.model.version,
+          message: `model ${ref.version} is already running`,
+        };
+      }
+      throw new DaemonError('COMMAND_INVALID', `another file is running as model ${ref.version}`, {
+        problem: 'same version, other sha256',
+      });
+    }
+    const { model, bytes } = await models.fetchAndVerify(ref);
+    // the saved remote settings must make a valid rule with the new model's defaults too
+    const detection = effectiveDetection(model, this.config.detection, this.overrides);
+    const previous = this.model;
+    models.install(ref, bytes, previous);
+    this.model = model;
+    this.detection.setModel(model, mergeDetection(this.config.detection, this.overrides));
+    this.heartbeat.setModelVersion(model.version);
+    this.publisher.setModelRollback(null);
+    this.publisher.setDetection(detection);
+    this.publisher.setModelVersion(model.version);
+    const message = `model ${model.version} installed (previous ${previous.version} kept; a restart within ${this.config.control.modelTrialS} s rolls back)`;
+    this.logger.info(
+      { modelVersion: model.version, previous: previous.version, sha256: ref.sha256 },
+      message,
+    );
+    return { detection, modelVersion: model.version, message };
   }
 
   /** The detector and the retained status take the settings in force now. */
@@ -459,6 +540,12 @@ export class DaemonApp extends EventEmitter {
   }
 
   private commitResult(result: CommandResultMessage): void {
+    if (this.rollbackUntold) {
+      // the first answer after a rollback at start says so (the status does too)
+      const note = this.rollbackUntold;
+      this.rollbackUntold = null;
+      result.message = (result.message ? `${note}; ${result.message}` : note).slice(0, 1000);
+    }
     // Kind 'report': evicted before events when the outbox is full, like near-miss reports; a
     // lost answer is covered by the retained status, which carries the settings in force.
     const r = this.commit('report', 'command-results', encodeCommandResult(result));

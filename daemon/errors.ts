@@ -20,7 +20,15 @@ export type DaemonErrorCode =
   | 'COMMAND_EXPIRED'
   | 'COMMAND_FAILED'
   | 'SETTINGS_WRITE_FAILED'
-  | 'SETTINGS_CORRUPT';
+  | 'SETTINGS_CORRUPT'
+  | 'MODEL_INVALID'
+  | 'MODEL_FEATURES_MISMATCH'
+  | 'MODEL_DOWNLOAD_FAILED'
+  | 'MODEL_TOO_LARGE'
+  | 'MODEL_HASH_MISMATCH'
+  | 'MODEL_SELF_TEST_FAILED'
+  | 'MODEL_ROLLED_BACK'
+  | 'MODEL_STATE_WRITE_FAILED';
 
 /** Every code above is in protocol/errors.ts ERRORS (exit code, config or not). */
 export type DaemonCodesRegistered = Registered<DaemonErrorCode>;

@@ -88,6 +88,14 @@ export const ERRORS = {
   COMMAND_FAILED: { message: 'command {commandId} failed: {problem}' },
   SETTINGS_WRITE_FAILED: { message: 'cannot save the remote settings to {file}; nothing changed' },
   SETTINGS_CORRUPT: { message: 'the remote settings file {file} is unreadable; the config file applies' },
+  // model rollout (daemon/control/model-updater.ts): answered in the set-model result
+  MODEL_DOWNLOAD_FAILED: { message: 'cannot download the model from {url}: {problem}' },
+  MODEL_TOO_LARGE: { message: 'the model download is longer than {size} bytes', status: 413 },
+  MODEL_HASH_MISMATCH: { message: 'the downloaded model has sha256 {actual}, not {expected}' },
+  MODEL_SELF_TEST_FAILED: { message: 'the model {version} failed the self-test: {problem}' },
+  /** Logged at start and reported in the status: the daemon went back to the previous model. */
+  MODEL_ROLLED_BACK: { message: 'model {from} rolled back to {to}: {reason}' },
+  MODEL_STATE_WRITE_FAILED: { message: 'cannot write the model state {file}; nothing changed' },
   // --- cloud bridge ---
   CLOUD_DATA_DIR: { message: 'dataDir {dir} cannot be created or written', config: true },
   CLOUD_STORE_OPEN_FAILED: { message: 'cannot open the event store' },
@@ -108,6 +116,18 @@ export const ERRORS = {
   /** A page cursor (`before=`) that this store did not hand out. */
   STORE_CURSOR_INVALID: { message: 'invalid page cursor {cursor}', status: 400 },
   EVENT_NOT_FOUND: { message: 'event {eventId} not found', status: 404 },
+  // model library and rollout (cloud/control/model-library.ts, model-rollout.ts)
+  MODEL_UPLOAD_INVALID: { message: 'the uploaded file is not a usable model: {problem}', status: 422 },
+  MODEL_UNKNOWN: { message: 'no model {sha256} on this bridge', status: 404 },
+  MODEL_URL_INVALID: { message: 'the model download link is unsigned, expired or wrong', status: 403 },
+  ROLLOUT_INVALID: { message: 'rollout refused: {problem}', status: 400 },
+  ROLLOUT_BUSY: { message: 'a rollout is already running', status: 409 },
+  /** Recorded on a rollout's sensor: it was not online when its batch came, so nothing was sent. */
+  ROLLOUT_SENSOR_OFFLINE: { message: 'sensor {sensorId} is not online; the rollout stopped' },
+  /** Recorded on a rollout's sensor: no answer, or no status with the new version, in models.rolloutTimeoutS. */
+  ROLLOUT_TIMEOUT: {
+    message: 'sensor {sensorId} did not report model {version} in time; the rollout stopped',
+  },
   /** A carrier failed for now (5xx, timeout, connection refused): retried with backoff. */
   ALERT_DELIVERY_RETRYABLE: { message: 'alert delivery failed for now; retrying' },
   /** A carrier refused for good (4xx: bad number, auth): not retried. */

@@ -150,6 +150,18 @@ export const EffectiveDetectionSchema = z.object({
 });
 export type EffectiveDetection = z.infer<typeof EffectiveDetectionSchema>;
 
+/**
+ * The sensor went back to its previous model (a restart within control.modelTrialS of a
+ * set-model swap, or the new model failing to load at start). Reported until the next swap.
+ */
+export const ModelRollbackSchema = z.object({
+  from: z.string().max(100),
+  to: z.string().max(100),
+  at: isoTimestamp,
+  reason: z.string().max(500),
+});
+export type ModelRollback = z.infer<typeof ModelRollbackSchema>;
+
 export const StatusMessageSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   sensorId,
@@ -165,6 +177,8 @@ export const StatusMessageSchema = z.object({
   since: isoTimestamp.optional(),
   /** Optional (added after v1 shipped): the detection settings in force (set-detection changes them). */
   detection: EffectiveDetectionSchema.optional(),
+  /** Optional (added after v1 shipped): the last automatic model rollback, until the next swap. */
+  modelRollback: ModelRollbackSchema.optional(),
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 

@@ -239,6 +239,29 @@ export const CloudConfigSchema = z.object({
       host: z.string().min(1).default('127.0.0.1'),
     })
     .prefault({}),
+  /** Model rollout (cloud/control/model-library.ts, model-rollout.ts). */
+  models: z
+    .object({
+      /** Largest model file an admin may upload (413 beyond it); the shipped one is ~2 MB. */
+      maxUploadBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(32 * 1024 * 1024)
+        .default(16 * 1024 * 1024),
+      /** How long a download link in a set-model command stays valid (a sensor away longer gets a 403). */
+      urlTtlS: z
+        .number()
+        .int()
+        .min(60)
+        .max(30 * 86_400)
+        .default(86_400),
+      /** Signs the download links; null: generated once and kept in `<dataDir>/models/url-secret`. */
+      urlSecret: z.string().min(16).nullable().default(null),
+      /** How long a rollout waits for each sensor of a batch to answer and report the new version. */
+      rolloutTimeoutS: z.number().int().min(5).max(86_400).default(600),
+    })
+    .prefault({}),
 });
 
 export type CloudConfig = z.infer<typeof CloudConfigSchema>;

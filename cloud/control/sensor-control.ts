@@ -150,6 +150,11 @@ export class SensorControl {
     this.changed(record);
   }
 
+  /** One command's record (a rollout waits on its answer). */
+  get(commandId: string): Promise<CommandRecord | null> {
+    return this.options.log.get(commandId);
+  }
+
   list(sensorId: string, limit = 50): Promise<CommandRecord[]> {
     return this.options.log.list(sensorId, limit);
   }

@@ -3,6 +3,7 @@ import type {
   EffectiveDetection,
   HeartbeatMessage,
   InputHealth,
+  ModelRollback,
   StatusMessage,
 } from '../../protocol/messages.ts';
 import type { SensorConfig } from '../config/schema.ts';
@@ -42,6 +43,8 @@ export interface SensorView {
   degraded?: boolean;
   /** The detection settings the sensor reported in its last online status (null: not reported). */
   detection?: EffectiveDetection | null;
+  /** The sensor's last automatic model rollback, as its online status reports it (null: none). */
+  modelRollback?: ModelRollback | null;
 }
 
 interface SensorState {
@@ -65,6 +68,7 @@ interface SensorState {
   /** `${health}|${since}` of the degradation already reported (one alert per episode). */
   degradedReported: string | null;
   detection: EffectiveDetection | null;
+  modelRollback: ModelRollback | null;
 }
 
 export interface SensorRegistryOptions {
@@ -128,6 +132,7 @@ export class SensorRegistry {
       healthSince: null,
       degradedReported: null,
       detection: null,
+      modelRollback: null,
     };
   }
 
@@ -211,6 +216,7 @@ export class SensorRegistry {
     if (m.modelVersion) s.modelVersion = m.modelVersion;
     if (m.daemonVersion) s.daemonVersion = m.daemonVersion;
     if (m.state === 'online' && m.detection) s.detection = m.detection;
+    if (m.state === 'online') s.modelRollback = m.modelRollback ?? null;
     if (m.state === 'online' && m.health) this.noteHealth(m.sensorId, s, m.health, m.since ?? m.timestamp);
   }
 
@@ -307,6 +313,7 @@ export class SensorRegistry {
       healthSince: s.healthSince,
       degraded: s.status === 'online' && s.health !== null && s.health !== 'ok',
       detection: s.detection,
+      modelRollback: s.modelRollback,
     };
   }
 

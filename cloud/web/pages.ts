@@ -1,6 +1,6 @@
 import type { Session } from './auth/sessions.ts';
 
-export type PageName = 'events' | 'event' | 'fleet' | 'sensor' | 'analyse' | 'live' | 'notfound';
+export type PageName = 'events' | 'event' | 'fleet' | 'sensor' | 'analyse' | 'live' | 'models' | 'notfound';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -9,6 +9,7 @@ export function escapeHtml(s: string): string {
 const NAV: { page: PageName; href: string; label: string }[] = [
   { page: 'events', href: '/events', label: 'Events' },
   { page: 'fleet', href: '/fleet', label: 'Fleet' },
+  { page: 'models', href: '/models', label: 'Models' },
   { page: 'analyse', href: '/analyse', label: 'Analyse a file' },
   { page: 'live', href: '/live', label: 'Live' },
 ];
@@ -20,6 +21,7 @@ const TITLES: Record<PageName, string> = {
   sensor: 'Sensor',
   analyse: 'Analyse a file',
   live: 'Live detection',
+  models: 'Models',
   notfound: 'Not found',
 };
 

@@ -24,6 +24,7 @@ import { commandRoutes } from './routes/commands.ts';
 import { eventRoutes } from './routes/events.ts';
 import { fleetRoutes } from './routes/fleet.ts';
 import { liveRoutes } from './routes/live.ts';
+import { modelRoutes } from './routes/models.ts';
 import { streamRoutes } from './routes/stream.ts';
 import type { WebDeps, WebService } from './types.ts';
 import { uploadTooLarge } from './upload-buffer.ts';
@@ -108,7 +109,8 @@ export function createWebService(deps: WebDeps): WebService {
     const user = session ? ctx.users.find((u) => u.username === session.username) : undefined;
     request.session = session && user ? { ...session, role: user.role } : null;
     const path = request.url.split('?')[0]!;
-    if (PUBLIC_PATHS.has(path) || path.startsWith('/static/')) {
+    // /model-files/: the sensors' model download, authorised by its signed link (routes/models.ts)
+    if (PUBLIC_PATHS.has(path) || path.startsWith('/static/') || path.startsWith('/model-files/')) {
       // login has no session to bind a token to; requiring JSON keeps a cross-site form from posting it
       if (path === '/api/login' && request.method === 'POST' && !isJson(request)) {
         throw new WebError('WEB_BAD_REQUEST', 'sign in with a JSON body (Content-Type: application/json)');
@@ -205,6 +207,7 @@ export function createWebService(deps: WebDeps): WebService {
   app.get('/sensors/:id', page('sensor'));
   app.get('/analyse', page('analyse'));
   app.get('/live', page('live'));
+  app.get('/models', page('models'));
 
   let released: Promise<void> | null = null;
   /** Once: after a failed start, stop() finds it done. */
@@ -259,6 +262,7 @@ export function createWebService(deps: WebDeps): WebService {
     eventRoutes(app, ctx);
     fleetRoutes(app, ctx);
     commandRoutes(app, ctx);
+    modelRoutes(app, ctx);
     analyseRoutes(app, ctx);
     endStreams = streamRoutes(app, ctx, feed);
     // open streams would keep app.close() waiting for their sockets

@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ScreamModel } from '../../core/model/scream-model.ts';
 import type { CommandRecord } from '../control/command-log.ts';
+import type { ModelLibrary } from '../control/model-library.ts';
+import type { ModelRollouts } from '../control/model-rollout.ts';
 import type { CommandRequest } from '../control/sensor-control.ts';
 import type { SensorHistoryView } from '../ingest/sensor-history.ts';
 import type { SensorView as RegistrySensorView } from '../ingest/sensor-registry.ts';
@@ -53,6 +55,7 @@ export type SensorView = Pick<
   | 'clockSkewS'
   | 'degraded'
   | 'detection'
+  | 'modelRollback'
 >;
 
 export interface SensorRegistryView {
@@ -65,6 +68,15 @@ export interface SensorCommands {
   send(sensorId: string, request: CommandRequest, issuedBy: string): Promise<CommandRecord>;
   list(sensorId: string, limit: number): Promise<CommandRecord[]>;
   subscribe(fn: (record: CommandRecord) => void): () => void;
+}
+
+/** Model files and rollouts (cloud/control/model-library.ts, model-rollout.ts). */
+export interface ModelRolloutDeps {
+  library: Pick<ModelLibrary, 'list' | 'get' | 'upload' | 'open'>;
+  rollouts: Pick<ModelRollouts, 'start' | 'list' | 'get'>;
+  /** The configured sensors of a group (sensors[].group). */
+  group(name: string): string[];
+  maxUploadBytes: number;
 }
 
 export interface ManualAlerts {
@@ -85,6 +97,8 @@ export interface WebDeps {
   alerts: ManualAlerts;
   /** Commands to sensors (set-detection, ping, reload) and their audit list; absent: none. */
   control?: SensorCommands;
+  /** Model upload, signed downloads for sensors, batch rollouts; absent: none. */
+  models?: ModelRolloutDeps;
   /** Stores (and alerts on) an event made on the dashboard: a live browser detection or an upload. */
   ingestLocal?: (event: StoredEvent) => Promise<void>;
   /** The server's IP geolocation, used when the browser does not share its position. */

@@ -39,15 +39,40 @@ export class StreamDetector {
   private current: ConfirmerOptions & { levelGateDbfs: number };
   private readonly stream = new WindowFeatureStream();
   private confirmer: ScreamConfirmer<DetectedWindow>;
-  /** Settings waiting for the open event to end (see reconfigure). */
+  /** Settings (and a model) waiting for the open event to end (see reconfigure, setModel). */
   private pending: (ConfirmerOptions & { levelGateDbfs: number }) | null = null;
+  private pendingModel: ScreamModel | null = null;
+  private scoring: ScreamModel;
 
-  constructor(
-    readonly model: ScreamModel,
-    options: DetectorOptions = {},
-  ) {
+  constructor(model: ScreamModel, options: DetectorOptions = {}) {
+    this.scoring = model;
     this.current = resolveOptions(model, options);
     this.confirmer = new ScreamConfirmer<DetectedWindow>(this.current);
+  }
+
+  /** The model scoring the windows now. */
+  get model(): ScreamModel {
+    return this.scoring;
+  }
+
+  /**
+   * Another model (same feature set: the window stream goes on) with the settings to use with
+   * it, while the stream runs (a remote set-model). Like reconfigure: validated now, applied
+   * from the next window, or once an open event has ended under the model that confirmed it.
+   */
+  setModel(model: ScreamModel, options: DetectorOptions = {}): void {
+    const next = resolveOptions(model, options);
+    const confirmer = new ScreamConfirmer<DetectedWindow>(next);
+    if (this.confirmer.isOpen) {
+      this.pending = next;
+      this.pendingModel = model;
+      return;
+    }
+    this.pending = null;
+    this.pendingModel = null;
+    this.scoring = model;
+    this.current = next;
+    this.confirmer = confirmer;
   }
 
   /** The settings in force (the model's defaults with the caller's overrides). */
@@ -62,7 +87,7 @@ export class StreamDetector {
    * confirm the same scream a second time.
    */
   reconfigure(options: DetectorOptions): void {
-    const next = resolveOptions(this.model, options);
+    const next = resolveOptions(this.pendingModel ?? this.scoring, options);
     const confirmer = new ScreamConfirmer<DetectedWindow>(next);
     if (this.confirmer.isOpen) {
       this.pending = next;
@@ -71,6 +96,8 @@ export class StreamDetector {
     this.pending = null;
     this.current = next;
     this.confirmer = confirmer;
+    if (this.pendingModel) this.scoring = this.pendingModel;
+    this.pendingModel = null;
   }
 
   push(samples16k: Float32Array): DetectorOutput {
@@ -86,7 +113,7 @@ export class StreamDetector {
   private score(windows: FeatureWindow[]): DetectorOutput {
     const out: DetectorOutput = { windows: [], updates: [] };
     if (windows.length === 0) return out;
-    const probs = this.model.predict(windows.map((w) => w.values));
+    const probs = this.scoring.predict(windows.map((w) => w.values));
     windows.forEach((w, i) => {
       const gated = w.levelDbfs < this.options.levelGateDbfs;
       const probability = gated ? 0 : probs[i]!;
@@ -105,6 +132,9 @@ export class StreamDetector {
         this.current = this.pending;
         this.confirmer = new ScreamConfirmer<DetectedWindow>(this.current);
         this.pending = null;
+        // the rest of this batch was scored by the old model; the next push uses the new one
+        if (this.pendingModel) this.scoring = this.pendingModel;
+        this.pendingModel = null;
       }
     });
     return out;

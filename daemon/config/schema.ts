@@ -172,9 +172,20 @@ export const DaemonConfigSchema = z
           .positive()
           .max(30 * 86_400)
           .default(7 * 86_400),
+        /**
+         * After a set-model swap: a restart within this many seconds (a crash loop under the new
+         * model, or a restart by hand) goes back to the previous model (MODEL_ROLLED_BACK).
+         */
+        modelTrialS: z
+          .number()
+          .min(0)
+          .max(7 * 86_400)
+          .default(600),
+        /** A set-model download that takes longer is abandoned (MODEL_DOWNLOAD_FAILED). */
+        modelDownloadTimeoutS: z.number().positive().max(3600).default(120),
       })
       .strict()
-      .default({ enabled: true, maxCommandAgeS: 7 * 86_400 }),
+      .default({ enabled: true, maxCommandAgeS: 7 * 86_400, modelTrialS: 600, modelDownloadTimeoutS: 120 }),
     /** Prometheus /metrics + /healthz + /livez, loopback only; off unless a port is set. */
     metrics: z
       .object({

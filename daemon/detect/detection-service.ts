@@ -112,12 +112,27 @@ export class DetectionService {
     );
   }
 
+  /**
+   * Another model while running (remote set-model), with the detection section to use with it:
+   * from the next window on, or once an open event has ended under the model that confirmed it
+   * (core/detect/detector.ts setModel). Events carry the version of the model that scored them.
+   */
+  setModel(model: ScreamModel, detection: DaemonConfig['detection']): void {
+    const from = this.detector.model.version;
+    this.detector.setModel(model, detectorOptions(detection));
+    this.detection = detection;
+    this.options.logger.info(
+      { from, modelVersion: model.version, ...this.detector.options },
+      this.eventOpen ? 'model switch waits for the open event to end' : 'model switched',
+    );
+  }
+
   async start(): Promise<void> {
     this.running = true;
     this.options.queue.setListener(() => this.schedule());
     this.options.logger.info(
       {
-        modelVersion: this.options.model.version,
+        modelVersion: this.detector.model.version,
         ...this.detector.options,
         reportThreshold: this.detection.reportThreshold,
       },
@@ -307,7 +322,7 @@ export class DetectionService {
       thresholdValue: threshold,
       audioSource: this.options.audioSource,
       levelDbfs: peak?.levelDbfs ?? this.inputLevelDbfs,
-      modelVersion: this.options.model.version,
+      modelVersion: this.detector.model.version,
       deviceInfo: this.options.deviceInfo,
       location: this.options.location,
       features: peak?.features,

@@ -29,9 +29,16 @@ export class HeartbeatService {
   private readonly startedAtMs: number;
   private lastCpu = process.cpuUsage();
   private lastAt = performance.now();
+  private modelVersion: string;
 
   constructor(private readonly options: HeartbeatServiceOptions) {
     this.startedAtMs = options.clock.now();
+    this.modelVersion = options.modelVersion;
+  }
+
+  /** The model in force after a set-model swap (the next heartbeat reports it). */
+  setModelVersion(version: string): void {
+    this.modelVersion = version;
   }
 
   async start(): Promise<void> {
@@ -62,7 +69,7 @@ export class HeartbeatService {
       lastMaxProbability: Math.min(1, Math.max(0, f.lastMaxProbability)),
       cpuPercent: this.cpuPercent(),
       rssBytes: process.memoryUsage.rss(),
-      modelVersion: this.options.modelVersion.slice(0, 100),
+      modelVersion: this.modelVersion.slice(0, 100),
       daemonVersion: DAEMON_VERSION,
       ...(f.outboxWritable !== undefined && { outboxWritable: f.outboxWritable }),
       ...(f.outboxLost !== undefined && { outboxLost: f.outboxLost }),

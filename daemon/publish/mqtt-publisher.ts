@@ -6,6 +6,7 @@ import { encodeStatus } from '../../protocol/codec.ts';
 import {
   type EffectiveDetection,
   type InputHealth,
+  type ModelRollback,
   PROTOCOL_VERSION,
   type StatusMessage,
 } from '../../protocol/messages.ts';
@@ -79,9 +80,12 @@ export class MqttPublisher extends EventEmitter {
   connects = 0;
   private health: { health: InputHealth; since: string } | null = null;
   private detection: EffectiveDetection | null = null;
+  private modelVersion: string;
+  private modelRollback: ModelRollback | null = null;
 
   constructor(private readonly options: MqttPublisherOptions) {
     super();
+    this.modelVersion = options.modelVersion;
     this.statusTopic = sensorTopic(options.topicRoot, options.sensorId, 'status');
     // Unreadable TLS files are a configuration error: fail at boot, naming key and file.
     this.tls = {};
@@ -315,6 +319,21 @@ export class MqttPublisher extends EventEmitter {
     if (!this.stopping) this.republishStatus();
   }
 
+  /**
+   * The model in force after a set-model swap or a rollback: the retained status says so at
+   * once (the bridge counts a sensor upgraded only when its status reports the new version).
+   */
+  setModelVersion(version: string): void {
+    this.modelVersion = version;
+    if (!this.stopping) this.republishStatus();
+  }
+
+  /** The last automatic rollback (null: none since the last swap), in the retained status. */
+  setModelRollback(rollback: ModelRollback | null): void {
+    this.modelRollback = rollback;
+    if (!this.stopping) this.republishStatus();
+  }
+
   /** Publishes the retained `online` status again (its facts changed, e.g. outboxWritable). */
   republishStatus(): void {
     if (!this.client || !this.connected) return;
@@ -330,7 +349,7 @@ export class MqttPublisher extends EventEmitter {
       state,
       timestamp: new Date(this.options.clock.now()).toISOString(),
       daemonVersion: DAEMON_VERSION,
-      modelVersion: this.options.modelVersion.slice(0, 100),
+      modelVersion: this.modelVersion.slice(0, 100),
     };
     // offline (the last will, a clean stop) says nothing about the microphone
     if (state === 'online' && this.health) {
@@ -338,6 +357,7 @@ export class MqttPublisher extends EventEmitter {
       m.since = this.health.since;
     }
     if (state === 'online' && this.detection) m.detection = this.detection;
+    if (state === 'online' && this.modelRollback) m.modelRollback = this.modelRollback;
     return encodeStatus(m);
   }
 

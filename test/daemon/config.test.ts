@@ -68,7 +68,7 @@ describe('daemon config', () => {
       },
       location: { latitude: null, longitude: null, accuracy: null, address: null, room: null },
       log: { level: 'info' },
-      control: { enabled: true, maxCommandAgeS: 604_800 },
+      control: { enabled: true, maxCommandAgeS: 604_800, modelTrialS: 600, modelDownloadTimeoutS: 120 },
       metrics: { port: null, host: '127.0.0.1' },
     });
   });

@@ -241,6 +241,12 @@ describe('today’s daemon encodes the golden bytes', () => {
       reportThreshold: null,
       remote: ['threshold'],
     });
+    publisher.setModelRollback({
+      from: 'forest-2026-03-10-d4e5f6a',
+      to: 'forest-2026-03-01-a1b2c3d',
+      at: '2026-03-14T09:20:00.000Z',
+      reason: 'restarted 42 s after the swap, within control.modelTrialS (600 s)',
+    });
     await publisher.start();
     await broker.waitFor(() => statuses().length >= 1);
     await publisher.stop();

@@ -4,6 +4,7 @@ import { initEventDetail } from './event-detail.ts';
 import { initEvents } from './events.ts';
 import { initFleet } from './fleet.ts';
 import { initLogin } from './login.ts';
+import { initModels } from './models.ts';
 import { initSensor } from './sensor.ts';
 import { initShell } from './shell.ts';
 
@@ -17,4 +18,5 @@ else if (main) {
   else if (page === 'fleet') void initFleet(main);
   else if (page === 'sensor') void initSensor(main);
   else if (page === 'analyse') initAnalyse(main);
+  else if (page === 'models') void initModels(main);
 }

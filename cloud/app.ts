@@ -23,6 +23,7 @@ import { SensorHistory } from './ingest/sensor-history.ts';
 import { SensorRegistry } from './ingest/sensor-registry.ts';
 import { BridgeMetrics } from './observability/bridge-metrics.ts';
 import { ObservedEventStore } from './store/observed-store.ts';
+import { RetentionService } from './store/retention.ts';
 import { SqliteEventStore } from './store/sqlite-store.ts';
 import type { EventStore } from './store/types.ts';
 import type { WebService } from './web/types.ts';
@@ -45,6 +46,8 @@ export interface CloudAppOptions {
   homeAssistantRefreshMs?: number;
   /** The model for dashboard uploads; default: loaded from config.modelPath / the shipped model. */
   model?: import('../core/model/scream-model.ts').ScreamModel;
+  /** The first retention purge after start (default 60 s; tests shorten it). */
+  retentionFirstRunMs?: number;
   /** Password-check limits for the embedded broker (tests shorten them). */
   passwordGate?: import('./auth/password-gate.ts').PasswordGate;
 }
@@ -106,6 +109,8 @@ export class CloudApp {
   readonly history: SensorHistory;
   readonly locator: Geolocator;
   alerts!: AlertService;
+  /** The daily purge of events past store.retentionDays (and their alert rows). */
+  retention!: RetentionService;
   ingest!: EventIngest;
   source!: MessageSource;
   /** The dashboard, when cloud/web/server.ts is present. */
@@ -231,6 +236,14 @@ export class CloudApp {
         tier: 'processing',
         start: () => this.startAlerts(),
         stop: () => this.alerts.stop(),
+      },
+      {
+        // stopped with the first tier: a purge under way ends its batch before the alert state
+        // and the store close under it (one tier's members stop at once)
+        name: 'retention',
+        tier: 'network',
+        start: () => this.startRetention(),
+        stop: () => this.retention.stop(),
       },
       { name: 'geo', tier: 'processing', start: () => this.locator.start(), stop: () => this.locator.stop() },
       {
@@ -388,6 +401,18 @@ export class CloudApp {
       onCommandResult: (m) => this.control.onResult(m),
     });
     await this.alerts.start();
+  }
+
+  private async startRetention(): Promise<void> {
+    this.retention = new RetentionService({
+      config: this.options.config.store,
+      store: this.store,
+      alerts: this.alerts.queue,
+      logger: this.logger.child({ component: 'retention' }),
+      clock: this.clock,
+      ...(this.options.retentionFirstRunMs !== undefined && { firstRunMs: this.options.retentionFirstRunMs }),
+    });
+    await this.retention.start();
   }
 
   private async startMqtt(): Promise<void> {

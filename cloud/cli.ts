@@ -10,6 +10,8 @@ import { CloudError } from './errors.ts';
 
 const USAGE = `usage: screamwatch cloud [--config FILE] [--mqtt-port PORT] [--http-port PORT] [--data-dir DIR] [--broker mqtt://HOST:PORT]
        screamwatch cloud hash-password      (reads a password on stdin, prints an scrypt hash for mqtt.sensors[].passwordHash)
+       screamwatch cloud backup --out DIR [--config FILE] [--data-dir DIR]
+                                            (online copy of events.sqlite + alerts.sqlite into the new directory DIR)
 
 Runs the cloud bridge: MQTT ingest (embedded broker unless --broker), alerts, event store
 (SQLite under --data-dir unless MONGODB_URI is set) and the dashboard.
@@ -38,9 +40,66 @@ async function hashPasswordCommand(): Promise<number> {
   return 0;
 }
 
+/**
+ * `screamwatch cloud backup --out DIR`: the SQLite event store and alert state, copied online
+ * (the bridge may be running) into DIR (cloud/store/backup.ts). With MONGODB_URI the data is in
+ * MongoDB: refused, pointing at mongodump.
+ */
+async function backupCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        out: { type: 'string', short: 'o' },
+        config: { type: 'string', short: 'c' },
+        'data-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  try {
+    if (typeof values.out !== 'string' || values.out === '')
+      throw new CloudError('CLI_USAGE', 'backup needs --out DIR (a new or empty directory)');
+    if (env.MONGODB_URI)
+      throw new CloudError(
+        'CLOUD_BACKUP_MONGODB',
+        'MONGODB_URI is set: the events and the alert state are in MongoDB, not in SQLite files. Back them up with mongodump, e.g. mongodump --uri "$MONGODB_URI" --gzip --out DIR (README: Backups)',
+      );
+    const dataDir = (values['data-dir'] as string | undefined) ?? env.STATE_DIRECTORY?.split(':')[0];
+    const config = loadCloudConfig({
+      file: (values.config as string | undefined) ?? null,
+      env,
+      overrides: dataDir === undefined ? {} : { dataDir },
+    });
+    const { backupSqlite } = await import('./store/backup.ts');
+    const result = await backupSqlite({ dataDir: config.dataDir, out: values.out });
+    for (const f of result.files)
+      process.stdout.write(
+        `${f.source} -> ${result.out}/${f.file}: ${f.rows} ${f.file === 'events.sqlite' ? 'events' : 'alert jobs'}, schema version ${f.schemaVersion}, ${f.bytes} bytes\n`,
+      );
+    process.stdout.write(`backup complete: ${result.out} (manifest.json, taken ${result.takenAt})\n`);
+    return 0;
+  } catch (err) {
+    const code = err instanceof ScreamwatchError ? err.code : 'CLOUD_BACKUP_FAILED';
+    process.stderr.write(`screamwatch cloud backup: [${code}] ${(err as Error).message}\n`);
+    return exitCodeFor(err);
+  }
+}
+
 /** `screamwatch cloud ...`: returns the exit code once the bridge has stopped (SIGINT/SIGTERM). */
 export async function runCloudCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'hash-password') return hashPasswordCommand();
+  if (argv[0] === 'backup') return backupCommand(argv.slice(1), process.env);
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({

@@ -149,6 +149,22 @@ export const ERRORS = {
   WEB_ANALYSIS_FAILED: { message: 'the analysis failed' },
   WEB_UNAVAILABLE: { message: 'the dashboard is shutting down', status: 503 },
   WEB_INTERNAL: { message: 'internal error' },
+  // --- storage lifecycle, both sides (runtime/sqlite-migrations.ts, cloud/store/retention.ts, backup) ---
+  /** A SQLite file written by a newer release (a rollback after an upgrade): refused, not guessed at. */
+  DB_SCHEMA_TOO_NEW: {
+    message:
+      '{file}: {name} schema version {found} is newer than this release knows ({known}); run the release that wrote it, or restore a backup',
+    config: true,
+  },
+  /** Logged: the daily purge of events past store.retentionDays failed; tried again in an hour. */
+  CLOUD_RETENTION_FAILED: { message: 'purging events past the retention period failed' },
+  /** `screamwatch cloud backup`: the backup could not be taken or written. */
+  CLOUD_BACKUP_FAILED: { message: 'backup to {out} failed' },
+  /** `screamwatch cloud backup` with MONGODB_URI: the data is in MongoDB (use mongodump). */
+  CLOUD_BACKUP_MONGODB: {
+    message: 'the events and alerts are in MongoDB (MONGODB_URI): back them up with mongodump',
+    config: true,
+  },
   // --- the demo and the generic runner ---
   DEMO_USAGE: { message: 'bad command line: {problem}', usage: true },
   DEMO_DATA_DIR: { message: '--data-dir {dir} cannot be created', config: true },

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { ScreamwatchError } from '../../protocol/errors.ts';
+import { type Migration, migrate } from '../../runtime/sqlite-migrations.ts';
 import { CloudError } from '../errors.ts';
 import type {
   AlertJob,
@@ -61,6 +63,77 @@ const toJob = (r: JobRow): AlertJob => ({
 const HOUR_MS = 3_600_000;
 
 /**
+ * The schema of alerts.sqlite, one step per `user_version` (runtime/sqlite-migrations.ts).
+ * Version 1 is today's schema; files of the releases before user_version (version 0) get it in
+ * place: the tables if missing, and the lease and closing columns that were added to those
+ * releases' files by hand. Add a step at the end; never edit a shipped one.
+ */
+export const ALERT_QUEUE_MIGRATIONS: readonly Migration[] = [
+  {
+    description: 'decisions, jobs (with leases), cooldowns, cooldown_suppressed, rate_reservations',
+    up: (db) => {
+      db.exec(`
+          CREATE TABLE IF NOT EXISTS decisions (
+            event_id TEXT PRIMARY KEY,
+            outcome TEXT NOT NULL,
+            decided_at INTEGER NOT NULL
+          );
+          CREATE TABLE IF NOT EXISTS jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            text TEXT NOT NULL,
+            html TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at INTEGER NOT NULL,
+            last_error TEXT,
+            provider_id TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            record_on_event INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (event_id, channel, recipient, kind)
+          );
+          CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, next_at);
+          CREATE INDEX IF NOT EXISTS jobs_recipient ON jobs (recipient, created_at);
+          CREATE TABLE IF NOT EXISTS cooldowns (
+            key TEXT PRIMARY KEY,
+            sensor_id TEXT NOT NULL,
+            policy_index INTEGER NOT NULL,
+            first_event_id TEXT NOT NULL,
+            until_ms INTEGER NOT NULL,
+            suppressed INTEGER NOT NULL DEFAULT 0,
+            peak REAL NOT NULL DEFAULT 0,
+            last_at TEXT
+          );
+          CREATE TABLE IF NOT EXISTS cooldown_suppressed (
+            key TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (key, event_id)
+          );
+          CREATE TABLE IF NOT EXISTS rate_reservations (
+            recipient TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            PRIMARY KEY (recipient, job_key)
+          );
+        `);
+      const has = (table: string, column: string) =>
+        (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some(
+          (c) => c.name === column,
+        );
+      if (!has('jobs', 'owner')) db.exec('ALTER TABLE jobs ADD COLUMN owner TEXT');
+      if (!has('jobs', 'lease_until')) db.exec('ALTER TABLE jobs ADD COLUMN lease_until INTEGER');
+      if (!has('cooldowns', 'closing_until'))
+        db.exec('ALTER TABLE cooldowns ADD COLUMN closing_until INTEGER NOT NULL DEFAULT 0');
+    },
+  },
+];
+
+/**
  * The durable alert queue of a single bridge: SQLite under the data dir (`alerts.sqlite`). A job
  * is unique per (event, channel, recipient, kind), so deciding twice never sends twice, and it
  * survives restarts: queued jobs resume with their attempt count and next-attempt time. Several
@@ -76,74 +149,20 @@ export class AlertQueue implements AlertStateStore {
   }
 
   async open(): Promise<void> {
+    let db: Database.Database | null = null;
     try {
       mkdirSync(dirname(this.path), { recursive: true });
-      const db = new Database(this.path);
+      db = new Database(this.path);
       db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode survives a process crash (the bridge's failure mode); only an OS crash
       // or power cut can lose the last commits, as for the event store.
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS decisions (
-          event_id TEXT PRIMARY KEY,
-          outcome TEXT NOT NULL,
-          decided_at INTEGER NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS jobs (
-          id INTEGER PRIMARY KEY AUTOINCREMENT,
-          event_id TEXT NOT NULL,
-          channel TEXT NOT NULL,
-          recipient TEXT NOT NULL,
-          kind TEXT NOT NULL,
-          subject TEXT NOT NULL,
-          text TEXT NOT NULL,
-          html TEXT NOT NULL,
-          status TEXT NOT NULL,
-          attempts INTEGER NOT NULL DEFAULT 0,
-          next_at INTEGER NOT NULL,
-          last_error TEXT,
-          provider_id TEXT,
-          created_at INTEGER NOT NULL,
-          updated_at INTEGER NOT NULL,
-          record_on_event INTEGER NOT NULL DEFAULT 1,
-          UNIQUE (event_id, channel, recipient, kind)
-        );
-        CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, next_at);
-        CREATE INDEX IF NOT EXISTS jobs_recipient ON jobs (recipient, created_at);
-        CREATE TABLE IF NOT EXISTS cooldowns (
-          key TEXT PRIMARY KEY,
-          sensor_id TEXT NOT NULL,
-          policy_index INTEGER NOT NULL,
-          first_event_id TEXT NOT NULL,
-          until_ms INTEGER NOT NULL,
-          suppressed INTEGER NOT NULL DEFAULT 0,
-          peak REAL NOT NULL DEFAULT 0,
-          last_at TEXT
-        );
-        CREATE TABLE IF NOT EXISTS cooldown_suppressed (
-          key TEXT NOT NULL,
-          event_id TEXT NOT NULL,
-          PRIMARY KEY (key, event_id)
-        );
-        CREATE TABLE IF NOT EXISTS rate_reservations (
-          recipient TEXT NOT NULL,
-          job_key TEXT NOT NULL,
-          at_ms INTEGER NOT NULL,
-          PRIMARY KEY (recipient, job_key)
-        );
-      `);
-      // Columns added after the first release: added in place to an existing file.
-      const has = (table: string, column: string) =>
-        (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some(
-          (c) => c.name === column,
-        );
-      if (!has('jobs', 'owner')) db.exec('ALTER TABLE jobs ADD COLUMN owner TEXT');
-      if (!has('jobs', 'lease_until')) db.exec('ALTER TABLE jobs ADD COLUMN lease_until INTEGER');
-      if (!has('cooldowns', 'closing_until'))
-        db.exec('ALTER TABLE cooldowns ADD COLUMN closing_until INTEGER NOT NULL DEFAULT 0');
+      migrate(db, ALERT_QUEUE_MIGRATIONS, { name: 'alerts', path: this.path });
       this.db = db;
     } catch (err) {
+      db?.close();
+      if ((err as ScreamwatchError).code === 'DB_SCHEMA_TOO_NEW') throw err;
       throw new CloudError(
         'CLOUD_ALERT_QUEUE',
         `cannot open alert queue ${this.path}: ${(err as Error).message}`,
@@ -415,6 +434,18 @@ export class AlertQueue implements AlertStateStore {
       this.st('UPDATE cooldowns SET closing_until = ? WHERE key = ?').run(nowMs + lease.ms, r.key);
       return this.cooldownSync(r.key);
     });
+  }
+
+  async purgeEvents(eventIds: readonly string[]): Promise<number> {
+    if (eventIds.length === 0) return 0;
+    const ids = JSON.stringify(eventIds);
+    return this.transaction(
+      () =>
+        this.st('DELETE FROM jobs WHERE event_id IN (SELECT value FROM json_each(?))').run(ids).changes +
+        this.st('DELETE FROM decisions WHERE event_id IN (SELECT value FROM json_each(?))').run(ids).changes +
+        this.st('DELETE FROM cooldown_suppressed WHERE event_id IN (SELECT value FROM json_each(?))').run(ids)
+          .changes,
+    );
   }
 
   async deleteCooldown(key: string, firstEventId: string): Promise<void> {

@@ -136,6 +136,13 @@ export interface AlertStateStore {
   /** Deletes the window if it is still the one that `firstEventId` opened. */
   deleteCooldown(key: string, firstEventId: string): Promise<void>;
 
+  /**
+   * Deletes the jobs and the decisions of these events (the retention purge, before it deletes
+   * the events themselves: a purge cut short leaves events that the next run finds again, never
+   * alert rows without their event). Returns how many rows went.
+   */
+  purgeEvents(eventIds: readonly string[]): Promise<number>;
+
   /** Readiness probe (/healthz): resolves when a write can be taken now, throws with the reason. */
   checkWritable(): Promise<void>;
   /** Jobs by channel and status (metrics: queue depth, outcomes so far). */

@@ -353,6 +353,14 @@ export class MongoAlertState implements AlertStateStore {
     return d ? toCooldown(d) : null;
   }
 
+  async purgeEvents(eventIds: readonly string[]): Promise<number> {
+    if (eventIds.length === 0) return 0;
+    const ids = [...eventIds];
+    const jobs = await this.jobs.deleteMany({ eventId: { $in: ids } });
+    const decisions = await this.c<DecisionDoc>('alert_decisions').deleteMany({ _id: { $in: ids } });
+    return jobs.deletedCount + decisions.deletedCount;
+  }
+
   async deleteCooldown(key: string, firstEventId: string): Promise<void> {
     await this.c<CooldownDoc>('alert_cooldowns').deleteOne({ _id: key, firstEventId });
   }

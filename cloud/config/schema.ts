@@ -147,6 +147,21 @@ export const CloudConfigSchema = z.object({
    */
   maxClockSkewS: z.number().min(1).default(300),
   geo: z.object({ ipDatabase: nullableString.default(null) }).prefault({}),
+  /** Data lifecycle of the event store and the alert state (SQLite and MongoDB alike). */
+  store: z
+    .object({
+      /**
+       * Events older than this (by `timestamp`) are purged daily, with their alert jobs and
+       * decisions; null = kept for good.
+       */
+      retentionDays: z.number().positive().max(36_500).nullable().default(365),
+      /**
+       * Events reviewed as false alarms are kept this long instead (retraining reads them);
+       * never shorter than retentionDays; null = kept for good.
+       */
+      keepReviewedDays: z.number().positive().max(36_500).nullable().default(730),
+    })
+    .prefault({}),
   alerts: z
     .object({
       policies: z.array(AlertPolicySchema).default([AlertPolicySchema.parse({})]),

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { ScreamwatchError } from '../../protocol/errors.ts';
+import { type Migration, migrate } from '../../runtime/sqlite-migrations.ts';
 import { CloudError } from '../errors.ts';
 
 /** A sensor's state as its history records it: degraded = online but its input is not ok. */
@@ -42,6 +44,26 @@ export interface SensorHistoryOptions {
   maxStatesPerSensor?: number;
 }
 
+/**
+ * The schema of sensor-history.sqlite, one step per `user_version` (runtime/sqlite-migrations.ts);
+ * version 1 is the first release's, and adopts such a file (version 0) as it is.
+ */
+export const SENSOR_HISTORY_MIGRATIONS: readonly Migration[] = [
+  {
+    description: 'heartbeat buckets and state changes per sensor',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS buckets (
+          sensor_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL, n INTEGER NOT NULL,
+          level_min REAL NOT NULL, level_max REAL NOT NULL, level_sum REAL NOT NULL,
+          max_prob REAL NOT NULL, PRIMARY KEY (sensor_id, bucket_ms)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS states (
+          sensor_id TEXT NOT NULL, at_ms INTEGER NOT NULL, state TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS states_by_sensor ON states (sensor_id, at_ms);
+      `),
+  },
+];
+
 const BUCKET_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 
@@ -69,21 +91,14 @@ export class SensorHistory implements SensorHistoryView {
 
   open(): void {
     if (this.db) return;
+    let db: Database.Database | null = null;
     try {
       // the data dir may not exist yet: with MONGODB_URI nothing else in it is a local file
       mkdirSync(dirname(this.options.path), { recursive: true });
-      const db = new Database(this.options.path);
+      db = new Database(this.options.path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS buckets (
-          sensor_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL, n INTEGER NOT NULL,
-          level_min REAL NOT NULL, level_max REAL NOT NULL, level_sum REAL NOT NULL,
-          max_prob REAL NOT NULL, PRIMARY KEY (sensor_id, bucket_ms)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS states (
-          sensor_id TEXT NOT NULL, at_ms INTEGER NOT NULL, state TEXT NOT NULL);
-        CREATE INDEX IF NOT EXISTS states_by_sensor ON states (sensor_id, at_ms);
-      `);
+      migrate(db, SENSOR_HISTORY_MIGRATIONS, { name: 'sensor-history', path: this.options.path });
       this.db = db;
       this.statements = this.prepare(db);
       for (const r of db
@@ -93,6 +108,8 @@ export class SensorHistory implements SensorHistoryView {
         .all() as { id: string; state: HistoryState }[])
         this.lastState.set(r.id, r.state);
     } catch (err) {
+      db?.close();
+      if ((err as ScreamwatchError).code === 'DB_SCHEMA_TOO_NEW') throw err;
       throw new CloudError(
         'CLOUD_STORE_OPEN_FAILED',
         `cannot open the sensor history ${this.options.path}: ${(err as Error).message}`,

@@ -10,6 +10,7 @@ import type {
   EventStore,
   ResponseChange,
   ResponseStatus,
+  RetentionCutoffs,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -222,5 +223,32 @@ export class MongoEventStore implements EventStore {
 
   async count(): Promise<number> {
     return this.c.countDocuments({});
+  }
+
+  /** The retention rule as a filter (uses the `time` index). */
+  private expired(cutoffs: RetentionCutoffs): Filter<EventDoc> {
+    const before = new Date(cutoffs.before);
+    const notFalseAlarm: Filter<EventDoc> = {
+      timestamp: { $lt: before },
+      'review.verdict': { $ne: 'false-alarm' },
+    };
+    if (cutoffs.keepReviewedBefore === null) return notFalseAlarm;
+    return { $or: [{ timestamp: { $lt: new Date(cutoffs.keepReviewedBefore) } }, notFalseAlarm] };
+  }
+
+  async findExpired(cutoffs: RetentionCutoffs, limit: number): Promise<string[]> {
+    const docs = await this.c
+      .find(this.expired(cutoffs), { projection: { _id: 0, eventId: 1 } })
+      .sort({ timestamp: 1 })
+      .limit(limit)
+      .toArray();
+    return docs.map((d) => d.eventId);
+  }
+
+  async deleteExpired(eventIds: readonly string[], cutoffs: RetentionCutoffs): Promise<number> {
+    if (eventIds.length === 0) return 0;
+    // The rule is checked again by the server: an event reviewed as a false alarm since stays.
+    const r = await this.c.deleteMany({ $and: [{ eventId: { $in: [...eventIds] } }, this.expired(cutoffs)] });
+    return r.deletedCount;
   }
 }

@@ -5,6 +5,7 @@ import type {
   EventStore,
   ResponseChange,
   ResponseStatus,
+  RetentionCutoffs,
   Review,
   StoredEvent,
 } from './types.ts';
@@ -97,5 +98,12 @@ export class ObservedEventStore implements EventStore, EventChanges {
   }
   count(): Promise<number> {
     return this.inner.count();
+  }
+  findExpired(cutoffs: RetentionCutoffs, limit: number): Promise<string[]> {
+    return this.inner.findExpired(cutoffs, limit);
+  }
+  /** Not reported: a purged event is a year old, nobody's page is showing it live. */
+  deleteExpired(eventIds: readonly string[], cutoffs: RetentionCutoffs): Promise<number> {
+    return this.inner.deleteExpired(eventIds, cutoffs);
   }
 }

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { ScreamwatchError } from '../../protocol/errors.ts';
+import { type Migration, migrate } from '../../runtime/sqlite-migrations.ts';
 import { CloudError } from '../errors.ts';
 import { mergeDelivery, summarise } from './deliveries.ts';
 import { clampLimit, decodeCursor, normaliseEvent } from './query.ts';
@@ -12,9 +14,36 @@ import type {
   EventStore,
   ResponseChange,
   ResponseStatus,
+  RetentionCutoffs,
   Review,
   StoredEvent,
 } from './types.ts';
+
+/**
+ * The schema of events.sqlite, one step per `user_version` (runtime/sqlite-migrations.ts).
+ * Version 1 is the schema of the first releases, which had no user_version: its CREATE ... IF
+ * NOT EXISTS also adopts such a file as it is. Add a step at the end; never edit a shipped one.
+ */
+export const EVENT_STORE_MIGRATIONS: readonly Migration[] = [
+  {
+    description: 'events table with the time and sensor+time indexes',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS events (
+          event_id   TEXT PRIMARY KEY,
+          sensor_id  TEXT NOT NULL,
+          ts_ms      INTEGER NOT NULL,
+          is_scream  INTEGER NOT NULL,
+          doc        TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS events_time ON events (ts_ms DESC, event_id DESC);
+        CREATE INDEX IF NOT EXISTS events_sensor_time ON events (sensor_id, ts_ms DESC, event_id DESC);
+      `),
+  },
+];
+
+/** The retention rule in SQL (the event's time; a reviewed false alarm is kept until keepReviewedBefore). */
+const EXPIRED = `ts_ms < @before AND (ts_ms < @keepReviewedBefore OR COALESCE(json_extract(doc, '$.review.verdict'), '') <> 'false-alarm')`;
 
 /**
  * The embedded default store: one SQLite file (WAL) under the data dir. The event is kept
@@ -28,28 +57,22 @@ export class SqliteEventStore implements EventStore {
 
   async start(): Promise<void> {
     if (this.db) return;
+    let db: Database.Database | null = null;
     try {
       if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
-      const db = new Database(this.path);
+      db = new Database(this.path);
       db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
       // and a full fsync per event would cap ingest far below what a fleet can burst.
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS events (
-          event_id   TEXT PRIMARY KEY,
-          sensor_id  TEXT NOT NULL,
-          ts_ms      INTEGER NOT NULL,
-          is_scream  INTEGER NOT NULL,
-          doc        TEXT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS events_time ON events (ts_ms DESC, event_id DESC);
-        CREATE INDEX IF NOT EXISTS events_sensor_time ON events (sensor_id, ts_ms DESC, event_id DESC);
-      `);
+      migrate(db, EVENT_STORE_MIGRATIONS, { name: 'events', path: this.path });
       this.db = db;
       this.stmts = this.prepare(db);
     } catch (err) {
+      db?.close();
+      // a file from a newer release keeps its own code (exit 78): the operator has to act
+      if ((err as ScreamwatchError).code === 'DB_SCHEMA_TOO_NEW') throw err;
       throw new CloudError(
         'CLOUD_STORE_OPEN_FAILED',
         `cannot open event store ${this.path}: ${(err as Error).message}`,
@@ -227,5 +250,31 @@ export class SqliteEventStore implements EventStore {
 
   async count(): Promise<number> {
     return (this.s.count.get() as { n: number }).n;
+  }
+
+  private cutoffParams(cutoffs: RetentionCutoffs) {
+    return {
+      before: Date.parse(cutoffs.before),
+      // null: reviewed false alarms are kept for good
+      keepReviewedBefore: cutoffs.keepReviewedBefore === null ? -1 : Date.parse(cutoffs.keepReviewedBefore),
+    };
+  }
+
+  async findExpired(cutoffs: RetentionCutoffs, limit: number): Promise<string[]> {
+    if (!this.db) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is not started`);
+    return this.db
+      .prepare(`SELECT event_id FROM events WHERE ${EXPIRED} ORDER BY ts_ms LIMIT @limit`)
+      .pluck()
+      .all({ ...this.cutoffParams(cutoffs), limit }) as string[];
+  }
+
+  async deleteExpired(eventIds: readonly string[], cutoffs: RetentionCutoffs): Promise<number> {
+    if (!this.db) throw new CloudError('CLOUD_STORE_OPEN_FAILED', `event store ${this.path} is not started`);
+    if (eventIds.length === 0) return 0;
+    const ids = JSON.stringify(eventIds);
+    // The rule is checked again: an event reviewed as a false alarm since findExpired stays.
+    return this.db
+      .prepare(`DELETE FROM events WHERE event_id IN (SELECT value FROM json_each(@ids)) AND ${EXPIRED}`)
+      .run({ ...this.cutoffParams(cutoffs), ids }).changes;
   }
 }

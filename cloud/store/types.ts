@@ -154,6 +154,18 @@ export interface EventQuery {
   before?: string;
 }
 
+/**
+ * Which events the retention purge removes (cloud/store/retention.ts): those whose `timestamp`
+ * is before `before`, except reviewed false alarms (review.verdict 'false-alarm', kept for
+ * retraining), which go only once before `keepReviewedBefore` too (null: kept for good).
+ */
+export interface RetentionCutoffs {
+  /** ISO. */
+  before: string;
+  /** ISO, or null. */
+  keepReviewedBefore: string | null;
+}
+
 export interface EventStore {
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -183,6 +195,13 @@ export interface EventStore {
     detail?: { suppressedBy?: AlertSuppression | null },
   ): Promise<void>;
   count(): Promise<number>;
+  /** Up to `limit` ids of events the retention rule removes, oldest first. */
+  findExpired(cutoffs: RetentionCutoffs, limit: number): Promise<string[]>;
+  /**
+   * Deletes those of `eventIds` that the rule still removes (one reviewed as a false alarm
+   * meanwhile stays); returns how many were deleted.
+   */
+  deleteExpired(eventIds: readonly string[], cutoffs: RetentionCutoffs): Promise<number>;
   /**
    * Readiness probe (/healthz): resolves when the store can take a write now, throws with the
    * reason otherwise. Optional: a store without it counts as ready once started.

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import type { ScreamwatchError } from '../../protocol/errors.ts';
+import { type Migration, migrate } from '../../runtime/sqlite-migrations.ts';
 import { ensureDir } from '../ensure-dir.ts';
 import { DaemonError } from '../errors.ts';
 
@@ -26,6 +28,26 @@ export interface AddResult {
   /** The outbox was at its cap when this row arrived. */
   full: boolean;
 }
+
+/**
+ * The schema of outbox.sqlite, one step per `user_version` (runtime/sqlite-migrations.ts);
+ * version 1 is the first release's, and adopts such a file (version 0) as it is. Add a step at
+ * the end; never edit a shipped one.
+ */
+export const OUTBOX_MIGRATIONS: readonly Migration[] = [
+  {
+    description: 'outbox table',
+    up: (db) =>
+      db.exec(`CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('event', 'report', 'heartbeat')),
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        event_id TEXT
+      )`),
+  },
+];
 
 export interface OutboxStoreOptions {
   /** Cap on rows; see `add` for what happens at the cap. */
@@ -58,19 +80,15 @@ export class OutboxStore {
       // right after a detection must not lose it. Writes are rare (events, a heartbeat a minute).
       this.db.pragma('synchronous = FULL');
       this.db.pragma('busy_timeout = 2000');
-      this.db.exec(`CREATE TABLE IF NOT EXISTS outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL CHECK (kind IN ('event', 'report', 'heartbeat')),
-        topic TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        created_at_ms INTEGER NOT NULL,
-        event_id TEXT
-      )`);
+      migrate(db, OUTBOX_MIGRATIONS, { name: 'outbox', path: this.path });
       this.stmts = prepareStatements(db);
       this.count = this.stmts.count.get() as number;
     } catch (err) {
       // a corrupt file fails here (SQLITE_NOTADB) or at the first read: close before reporting
       db?.close();
+      // a file from a newer release keeps its own code (exit 78); it is not corrupt, and moving
+      // it aside would lose the events in it
+      if ((err as ScreamwatchError).code === 'DB_SCHEMA_TOO_NEW') throw err;
       throw new DaemonError(
         'OUTBOX_OPEN_FAILED',
         `cannot open outbox ${this.path}: ${(err as Error).message} (check stateDir and its permissions)`,

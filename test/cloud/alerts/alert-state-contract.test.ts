@@ -232,6 +232,25 @@ export function alertStateContract(factory: StateFactory): void {
       await a.deleteCooldown('yard|1', 'E1');
       expect(await a.claimCooldown(row('E3', t0 + 9000), t0 + 2000)).toBe('held');
     });
+
+    it('purgeEvents deletes the jobs and decisions of those events only, from either bridge', async () => {
+      await a.addJob(job({ eventId: 'OLD1' }), t0);
+      await a.addJob(job({ eventId: 'OLD1', kind: 'follow-up' }), t0);
+      await a.addJob(job({ eventId: 'OLD2', channel: 'email', recipient: 'a@example.org' }), t0);
+      await a.addJob(job({ eventId: 'KEEP' }), t0);
+      await a.recordDecision('OLD1', 'alerted', t0);
+      await a.recordDecision('OLD2', 'none', t0);
+      await a.recordDecision('KEEP', 'alerted', t0);
+      expect(await b.purgeEvents(['OLD1', 'OLD2', 'NEVER-SEEN'])).toBe(5);
+      expect(await a.jobsForEvent('OLD1')).toEqual([]);
+      expect(await a.jobsForEvent('OLD2')).toEqual([]);
+      expect(await a.decided('OLD1')).toBeNull();
+      expect(await a.jobsForEvent('KEEP')).toHaveLength(1);
+      expect(await a.decided('KEEP')).toBe('alerted');
+      // repeating it (a purge cut short and run again) is harmless
+      expect(await a.purgeEvents(['OLD1', 'OLD2'])).toBe(0);
+      expect(await a.purgeEvents([])).toBe(0);
+    });
   });
 }
 

@@ -359,6 +359,50 @@ export function eventStoreContract(factory: StoreFactory): void {
       ).rejects.toMatchObject({ code: 'CLOUD_STORE_WRITE_FAILED' });
     });
 
+    it('retention: finds and deletes events before the cutoff, oldest first, keeping reviewed false alarms until theirs', async () => {
+      const day = 86_400_000;
+      const old = mk({}, base - 400 * day);
+      const older = mk({}, base - 500 * day);
+      const recent = mk({}, base - 10 * day);
+      const falseAlarm = mk({}, base - 400 * day);
+      const confirmed = mk({}, base - 400 * day);
+      const ancientFalseAlarm = mk({}, base - 800 * day);
+      for (const e of [old, older, recent, falseAlarm, confirmed, ancientFalseAlarm])
+        await store.insertIfNew(e);
+      const review = (verdict: 'false-alarm' | 'confirmed') => ({
+        verdict,
+        userId: 'ops',
+        at: new Date(base).toISOString(),
+      });
+      await store.setReview(falseAlarm.eventId, review('false-alarm'));
+      await store.setReview(ancientFalseAlarm.eventId, review('false-alarm'));
+      await store.setReview(confirmed.eventId, review('confirmed'));
+      const cutoffs = {
+        before: new Date(base - 365 * day).toISOString(),
+        keepReviewedBefore: new Date(base - 730 * day).toISOString(),
+      };
+      const found = await store.findExpired(cutoffs, 100);
+      // oldest first; the confirmed one is not kept longer, only false alarms are
+      expect(found[0]).toBe(ancientFalseAlarm.eventId);
+      expect(found[1]).toBe(older.eventId);
+      expect(found.slice(2).sort()).toEqual([old.eventId, confirmed.eventId].sort());
+      expect(await store.findExpired(cutoffs, 2)).toEqual(found.slice(0, 2));
+      // an event reviewed as a false alarm between the find and the delete stays
+      await store.setReview(old.eventId, review('false-alarm'));
+      expect(await store.deleteExpired([...found, recent.eventId], cutoffs)).toBe(3);
+      expect(await store.get(old.eventId)).not.toBeNull();
+      expect(await store.get(recent.eventId)).not.toBeNull();
+      expect(await store.get(falseAlarm.eventId)).not.toBeNull();
+      for (const gone of [older, confirmed, ancientFalseAlarm])
+        expect(await store.get(gone.eventId)).toBeNull();
+      expect(await store.count()).toBe(3);
+      expect(await store.findExpired(cutoffs, 100)).toEqual([]);
+      expect(await store.deleteExpired([], cutoffs)).toBe(0);
+      // keepReviewedBefore null: reviewed false alarms are kept for good
+      const forever = { before: new Date(base).toISOString(), keepReviewedBefore: null };
+      expect((await store.findExpired(forever, 100)).sort()).toEqual([recent.eventId].sort());
+    });
+
     it('keeps events across a restart', async () => {
       const e = mk();
       await store.insertIfNew(e);

@@ -9,6 +9,7 @@ import type {
   EffectiveDetection,
   ModelRef,
 } from '../../protocol/messages.ts';
+import { type Migration, migrate } from '../../runtime/sqlite-migrations.ts';
 import { CloudError } from '../errors.ts';
 
 /**
@@ -67,6 +68,21 @@ function resultOf(r: CommandResultMessage, receivedAt: string): NonNullable<Comm
   };
 }
 
+/** `commands.sqlite`'s schema, in order (runtime/sqlite-migrations.ts: PRAGMA user_version). */
+export const COMMAND_LOG_MIGRATIONS: readonly Migration[] = [
+  {
+    description: 'commands with their audit record as JSON, by sensor and time',
+    up: (db) =>
+      db.exec(`CREATE TABLE IF NOT EXISTS commands (
+        command_id TEXT PRIMARY KEY,
+        sensor_id TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        doc TEXT NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS commands_sensor ON commands (sensor_id, issued_at DESC, command_id DESC);`),
+  },
+];
+
 /** The embedded default: `<dataDir>/commands.sqlite` (one bridge). */
 export class SqliteCommandLog implements CommandLog {
   private db: Database.Database | null = null;
@@ -78,13 +94,12 @@ export class SqliteCommandLog implements CommandLog {
     const db = new Database(this.path);
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
-    db.exec(`CREATE TABLE IF NOT EXISTS commands (
-      command_id TEXT PRIMARY KEY,
-      sensor_id TEXT NOT NULL,
-      issued_at TEXT NOT NULL,
-      doc TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS commands_sensor ON commands (sensor_id, issued_at DESC, command_id DESC);`);
+    try {
+      migrate(db, COMMAND_LOG_MIGRATIONS, { name: 'commands', path: this.path });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     this.db = db;
   }
 

@@ -157,11 +157,13 @@ describe('ansible: rendered configs', () => {
     out: string;
   }
 
+  /** Renders into `<tmp>/<name>/out`; the same name again renders onto the same files (a re-run). */
   async function render(
     name: string,
     sensors: Record<string, Record<string, unknown>>,
     sensorPlay: Record<string, unknown> = {},
     cloudVars: Record<string, unknown> = {},
+    options: { limit?: string } = {},
   ): Promise<Rendered> {
     const dir = join(tmp, name);
     const out = join(dir, 'out');
@@ -172,11 +174,24 @@ describe('ansible: rendered configs', () => {
         vars: { ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3' },
         children: {
           cloud: {
-            hosts: { 'cloud-1': { cloud_web_public_url: 'https://cloud.example.org', ...cloudVars } },
+            hosts: {
+              'cloud-1': {
+                cloud_web_public_url: 'https://cloud.example.org',
+                screamwatch_config_dir: join(out, 'cloud-1'),
+                ...cloudVars,
+              },
+            },
           },
           sensors: {
             // hall-1 sets its broker URL; the others derive it from the cloud group's host.
-            hosts: Object.fromEntries(Object.entries(sensors).map(([id, vars]) => [`${id}.local`, vars])),
+            // Each host renders into its own config dir (they share this machine); a host var,
+            // so the sensor play's update of the cloud (--limit) finds the cloud's own.
+            hosts: Object.fromEntries(
+              Object.entries(sensors).map(([id, vars]) => [
+                `${id}.local`,
+                { screamwatch_config_dir: join(out, `${id}.local`), ...vars },
+              ]),
+            ),
           },
         },
       },
@@ -190,13 +205,11 @@ describe('ansible: rendered configs', () => {
         vault_cloud_web_users: [],
       }),
     );
-    // Each host renders into its own config dir (they share this machine).
     const play = [
       {
         name: 'Cloud config',
         hosts: 'cloud',
         gather_facts: false,
-        vars: { screamwatch_config_dir: `${out}/{{ inventory_hostname }}` },
         tasks: [
           {
             'ansible.builtin.file': {
@@ -213,7 +226,6 @@ describe('ansible: rendered configs', () => {
         hosts: 'sensors',
         gather_facts: false,
         ...sensorPlay,
-        vars: { screamwatch_config_dir: `${out}/{{ inventory_hostname }}` },
         tasks: [
           {
             'ansible.builtin.file': {
@@ -233,6 +245,7 @@ describe('ansible: rendered configs', () => {
         '-i',
         join(dir, 'hosts.yml'),
         join(dir, 'render.yml'),
+        ...(options.limit ? ['--limit', options.limit] : []),
         // The validate step runs the release's dist/*-check-config.mjs: this checkout's build.
         '-e',
         JSON.stringify({
@@ -299,6 +312,7 @@ describe('ansible: rendered configs', () => {
         'heartbeatIntervalS',
         'location',
         'log',
+        'metrics',
         'mqtt',
         'sensorId',
         'stateDir',
@@ -462,5 +476,115 @@ describe('ansible: rendered configs', () => {
     expect(bad.result.code).not.toBe(0);
     expect(bad.result.output).toMatch(/failed to validate/);
     expect(bad.result.output).toMatch(/detection\.k: k must be <= n/);
+  }, 90_000);
+
+  it('metrics, Home Assistant and retention: off / the schema defaults unless set, and passed through when set', async () => {
+    expect(good.result.code, good.result.output).toBe(0);
+    const daemon = loadDaemonConfig({ file: join(good.out, 'hall-1.local/daemon.yaml'), env: {} });
+    expect(daemon.metrics).toEqual({ port: null, host: '127.0.0.1' });
+    const cloud = loadCloudConfig({ file: join(good.out, 'cloud-1/cloud.yaml'), env: {} });
+    expect(cloud.metrics).toEqual({ port: null, host: '127.0.0.1' });
+    expect(cloud.homeAssistant).toEqual({
+      enabled: false,
+      discoveryPrefix: 'homeassistant',
+      screamOffAfterS: 30,
+    });
+    expect(cloud.store).toEqual({ retentionDays: 365, keepReviewedDays: 730 });
+
+    const r = await render(
+      'observability',
+      { 'hall-1': { ...hall, sensor_metrics_port: 9465 } },
+      {},
+      {
+        cloud_metrics_port: 9464,
+        cloud_metrics_host: '10.0.0.5',
+        cloud_home_assistant_enabled: true,
+        cloud_home_assistant_discovery_prefix: 'ha',
+        cloud_home_assistant_scream_off_after_s: 45,
+        cloud_store_retention_days: 90,
+        cloud_store_keep_reviewed_days: null,
+      },
+    );
+    expect(r.result.code, r.result.output).toBe(0);
+    expect(loadDaemonConfig({ file: join(r.out, 'hall-1.local/daemon.yaml'), env: {} }).metrics).toEqual({
+      port: 9465,
+      host: '127.0.0.1',
+    });
+    const on = loadCloudConfig({ file: join(r.out, 'cloud-1/cloud.yaml'), env: {} });
+    expect(on.metrics).toEqual({ port: 9464, host: '10.0.0.5' });
+    expect(on.homeAssistant).toEqual({ enabled: true, discoveryPrefix: 'ha', screamOffAfterS: 45 });
+    expect(on.store).toEqual({ retentionDays: 90, keepReviewedDays: null });
+    // the daemon's endpoint has no authentication: a non-loopback host is refused before the Pi
+    const bad = await render('metrics-host', { 'hall-1': { ...hall, sensor_metrics_host: '0.0.0.0' } });
+    expect(bad.result.code).not.toBe(0);
+    expect(bad.result.output).toMatch(/metrics\.host: must be a loopback address/);
+  }, 120_000);
+
+  it('a cloud.yaml change that only adds a sensor is applied with a reload; any other change with a restart', async () => {
+    const message = (r: Rendered) => /"msg": "cloud\.yaml ([^"]*)"/.exec(r.result.output)?.[1];
+    const first = await render('apply', { 'hall-1': hall });
+    expect(first.result.code, first.result.output).toBe(0);
+    expect(message(first)).toBe('changed beyond the sensors (*): restart');
+    const same = await render('apply', { 'hall-1': hall });
+    expect(message(same)).toBe('unchanged');
+    const added = await render('apply', { 'hall-1': hall, 'stairs-2': stairs });
+    expect(added.result.code, added.result.output).toBe(0);
+    expect(message(added)).toBe(
+      'changed in the sensors and their credentials only: reload (SIGHUP), the bridge keeps running',
+    );
+    // the handlers: the reload is notified, the restart is not
+    expect(added.result.output).toContain('RUNNING HANDLER [cloud : Reload screamwatch-cloud]');
+    expect(added.result.output).not.toContain('RUNNING HANDLER [cloud : Restart screamwatch-cloud]');
+    const moved = await render('apply', { 'hall-1': hall, 'stairs-2': stairs }, {}, { cloud_web_port: 8081 });
+    expect(message(moved)).toBe('changed beyond the sensors (web): restart');
+    const both = await render(
+      'apply',
+      { 'hall-1': hall },
+      {},
+      { cloud_web_port: 8081, cloud_mqtt_port: 1884 },
+    );
+    expect(message(both)).toBe('changed beyond the sensors (mqtt.port): restart');
+  }, 180_000);
+
+  it("--limit <new sensor>: the sensor play updates the cloud's sensor list and credentials itself, as a full run would render them", async () => {
+    const before = await render('limit', { 'hall-1': hall });
+    expect(before.result.code, before.result.output).toBe(0);
+    const cloudYaml = join(before.out, 'cloud-1/cloud.yaml');
+
+    // stairs-2 and yard-3 join the inventory; only they are in the run (one batch of two)
+    passwords['yard-3'] = 'yard-3-test-password-8910';
+    const fleet = { 'hall-1': hall, 'stairs-2': stairs, 'yard-3': { sensor_id: 'yard-3' } };
+    const only = { limit: 'stairs-2.local:yard-3.local' };
+    const limited = await render('limit', fleet, {}, {}, only);
+    expect(limited.result.code, limited.result.output).toBe(0);
+    // the cloud play had no host; the sensor play wrote the cloud's file (once for the batch)
+    // and says it reloaded
+    expect(limited.result.output).toMatch(/PLAY \[Cloud config\] \**\s+skipping: no hosts matched/);
+    const updated = 'cloud-1: cloud.yaml updated with the sensors and their credentials: reloaded (SIGHUP)';
+    expect(limited.result.output.split(updated)).toHaveLength(2);
+    expect(limited.result.output).not.toContain('hall-1.local');
+    const config = loadCloudConfig({ file: cloudYaml, env: {} });
+    expect(config.sensors.map((x) => x.id)).toEqual(['hall-1', 'stairs-2', 'yard-3']);
+    for (const id of ['stairs-2', 'yard-3']) {
+      const hash = config.mqtt.sensors.find((c) => c.sensorId === id)!.passwordHash;
+      expect(await verifyPassword(passwords[id]!, hash), id).toBe(true);
+    }
+    expect(config.web.sessionSecret).toBe(sessionSecret);
+    // byte for byte what a full run renders for this inventory...
+    const full = await render('limit-full', fleet);
+    expect(await readFile(cloudYaml, 'utf8')).toBe(
+      await readFile(join(full.out, 'cloud-1/cloud.yaml'), 'utf8'),
+    );
+    // ...so the next full run changes nothing, and a second limited run neither
+    const rerun = await render('limit', fleet);
+    expect(rerun.result.output).toContain('"msg": "cloud.yaml unchanged"');
+    const again = await render('limit', fleet, {}, {}, only);
+    expect(again.result.output).toContain('cloud-1: cloud.yaml already lists these sensors');
+  }, 240_000);
+
+  it('--limit <sensor> before the cloud was ever deployed: fails, saying to deploy the cloud first', async () => {
+    const r = await render('limit-no-cloud', { 'hall-1': hall }, {}, {}, { limit: 'hall-1.local' });
+    expect(r.result.code).not.toBe(0);
+    expect(r.result.output).toMatch(/cloud-1 has no \S+\/cloud\.yaml: deploy the cloud first/);
   }, 90_000);
 });

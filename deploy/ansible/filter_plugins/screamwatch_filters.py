@@ -36,6 +36,30 @@ def screamwatch_scrypt(password, sensor_id, seed=""):
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(key)}"
 
 
+def screamwatch_restart_keys(before, after):
+    """What changed in cloud.yaml beyond what the bridge takes on SIGHUP (cloud/app.ts reload():
+    the `sensors` list and `mqtt.sensors`, the broker credentials): the keys that need a restart,
+    as the bridge names them (`web`, `mqtt.port`, ...). ["*"] when there was no config before."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return ["*"]
+    keys = []
+    for key in list(after) + [k for k in before if k not in after]:
+        if key == "sensors":
+            continue
+        if key == "mqtt" and isinstance(before.get(key), dict) and isinstance(after.get(key), dict):
+            b, a = before[key], after[key]
+            for sub in list(a) + [k for k in b if k not in a]:
+                if sub != "sensors" and b.get(sub) != a.get(sub):
+                    keys.append(f"mqtt.{sub}")
+            continue
+        if before.get(key) != after.get(key):
+            keys.append(key)
+    return keys
+
+
 class FilterModule:
     def filters(self):
-        return {"screamwatch_scrypt": screamwatch_scrypt}
+        return {
+            "screamwatch_scrypt": screamwatch_scrypt,
+            "screamwatch_restart_keys": screamwatch_restart_keys,
+        }

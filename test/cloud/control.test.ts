@@ -15,6 +15,7 @@ import { captureLogs, daemonConfig, Teardown, tempDir } from '../daemon/helpers.
 import { roomToneWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { BRIDGE_USER, type LogCapture, SENSOR_PASSWORD, sensorHash, startBridge } from './bridge-harness.ts';
+import { apiLogin, commandAnswered } from './control-support.ts';
 
 /*
  * The remote control plane end to end: a dashboard admin changes a sensor's detection settings
@@ -38,17 +39,6 @@ let web: string;
 let admin: { cookie: string; csrf: string };
 let viewer: { cookie: string; csrf: string };
 
-async function login(user: { username: string; password: string }) {
-  const res = await fetch(`${web}/api/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(user),
-  });
-  expect(res.status).toBe(200);
-  const body = (await res.json()) as { csrfToken: string };
-  return { cookie: res.headers.get('set-cookie')!.split(';')[0]!, csrf: body.csrfToken };
-}
-
 async function send(
   who: { cookie: string; csrf: string },
   sensorId: string,
@@ -68,15 +58,7 @@ async function audit(sensorId: string): Promise<CommandRecord[]> {
   return ((await res.json()) as { commands: CommandRecord[] }).commands;
 }
 
-const answered = (sensorId: string, commandId: string) =>
-  eventually(
-    async () => {
-      const r = (await audit(sensorId)).find((c) => c.commandId === commandId);
-      return r?.result ? r : null;
-    },
-    15_000,
-    `the sensor's answer to ${commandId}`,
-  );
+const answered = (sensorId: string, commandId: string) => commandAnswered(audit, sensorId, commandId, 15_000);
 
 beforeAll(async () => {
   fixtures = await tempDir('sw-control-');
@@ -107,8 +89,8 @@ beforeAll(async () => {
   ));
   brokerUrl = `mqtt://127.0.0.1:${bridge.brokerPorts!.tcp}`;
   web = bridge.web!.url;
-  admin = await login(ADMIN);
-  viewer = await login(VIEWER);
+  admin = await apiLogin(web, ADMIN);
+  viewer = await apiLogin(web, VIEWER);
 });
 afterAll(async () => {
   await bridge?.stop();

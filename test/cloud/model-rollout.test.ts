@@ -14,6 +14,7 @@ import { captureLogs, daemonConfig, Teardown, tempDir } from '../daemon/helpers.
 import { roomToneWav, tinyModelFile } from '../support/audio-fixtures.ts';
 import { eventually } from '../support/eventually.ts';
 import { BRIDGE_USER, SENSOR_PASSWORD, sensorHash, startBridge } from './bridge-harness.ts';
+import { apiLogin, commandAnswered } from './control-support.ts';
 
 /*
  * Model rollout end to end: an admin uploads a model on the dashboard, rolls it to sensors in
@@ -37,17 +38,6 @@ let brokerUrl: string;
 let web: string;
 let admin: { cookie: string; csrf: string };
 let viewer: { cookie: string; csrf: string };
-
-async function login(user: { username: string; password: string }) {
-  const res = await fetch(`${web}/api/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(user),
-  });
-  expect(res.status).toBe(200);
-  const body = (await res.json()) as { csrfToken: string };
-  return { cookie: res.headers.get('set-cookie')!.split(';')[0]!, csrf: body.csrfToken };
-}
 
 async function upload(who: { cookie: string; csrf: string }, bytes: Buffer | string) {
   const form = new FormData();
@@ -84,15 +74,7 @@ async function audit(sensorId: string): Promise<CommandRecord[]> {
   return (await api<{ commands: CommandRecord[] }>(`/api/sensors/${sensorId}/commands`)).json.commands;
 }
 
-const answered = (sensorId: string, commandId: string) =>
-  eventually(
-    async () => {
-      const r = (await audit(sensorId)).find((c) => c.commandId === commandId);
-      return r?.result ? r : null;
-    },
-    20_000,
-    `the sensor's answer to ${commandId}`,
-  );
+const answered = (sensorId: string, commandId: string) => commandAnswered(audit, sensorId, commandId, 20_000);
 
 const finished = (rolloutId: string) =>
   eventually(
@@ -138,8 +120,8 @@ beforeAll(async () => {
   ));
   brokerUrl = `mqtt://127.0.0.1:${bridge.brokerPorts!.tcp}`;
   web = bridge.web!.url;
-  admin = await login(ADMIN);
-  viewer = await login(VIEWER);
+  admin = await apiLogin(web, ADMIN);
+  viewer = await apiLogin(web, VIEWER);
 });
 afterAll(async () => {
   await bridge?.stop();

@@ -1,3 +1,4 @@
+import { resample } from '../audio/resample.ts';
 /**
  * Training-time augmentation. Screams in the training data are ~15 dB louder and cleaner
  * than the other sounds; real sensors hear distant screams under TV, talk and traffic. So
@@ -239,6 +240,16 @@ export function applyGain(x: Float32Array, gainDb: number): Float32Array {
     out[i] = v > 1 ? 1 : v < -1 ? -1 : v;
   }
   return out;
+}
+
+/**
+ * The clip played `factor` times faster (pitch up and duration down together, as from a
+ * smaller throat or another voice actor), band-limited by the project's resampler.
+ */
+export function changeSpeed(x: Float32Array, factor: number): Float32Array {
+  if (!(factor > 0.5 && factor < 2)) throw new RangeError(`speed factor must be in (0.5, 2), got ${factor}`);
+  // read as if recorded at 16 kHz x factor; played back at 16 kHz it is `factor` times faster
+  return resample(x, Math.round(SR * factor), SR);
 }
 
 /** One random recording chain: what stands between the sound and our 16 kHz samples. */

@@ -3,6 +3,7 @@ import {
   activeRms,
   applyRecordingChain,
   bandEnergies,
+  changeSpeed,
   eqTilt,
   lowPass,
   randomRecordingChain,
@@ -92,5 +93,21 @@ describe('recording-chain augmentation', () => {
       expect(ya).toEqual(yb);
       expect(Math.max(...ya.map(Math.abs))).toBeLessThanOrEqual(1);
     }
+  });
+
+  it('a speed change moves pitch and length together, within the band', () => {
+    const x = Float32Array.from({ length: 16000 }, (_, i) => 0.5 * Math.sin((2 * Math.PI * 800 * i) / 16000));
+    const crossings = (y: Float32Array) => {
+      let n = 0;
+      for (let i = 1000; i < y.length - 1000; i++) if (y[i - 1]! < 0 && y[i]! >= 0) n++;
+      return n / ((y.length - 2000) / 16000);
+    };
+    for (const factor of [0.85, 1.15]) {
+      const y = changeSpeed(x, factor);
+      expect(Math.abs(y.length - 16000 / factor)).toBeLessThanOrEqual(2);
+      expect(crossings(y)).toBeCloseTo(800 * factor, -1);
+      expect(Math.max(...y.map(Math.abs))).toBeLessThan(0.52);
+    }
+    expect(() => changeSpeed(x, 3)).toThrow(/speed factor/);
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,5 +157,15 @@ describe('screamwatch analyze --json (contract)', () => {
     const r = await cli(['train', '--data', join(tmp.dir, 'clips'), '--out', join(tmp.dir, 'x.json')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/scream.*missing/);
+  });
+
+  it("train records the validation forests' size and refuses a bad --validation-trees before reading audio", async () => {
+    const model = JSON.parse(readFileSync(modelPath, 'utf8'));
+    // --trees 20: the validation folds grow min(40, 20) trees, the model 20
+    expect(model.training.forest.nEstimators).toBe(20);
+    expect(model.training.validationTrees).toBe(20);
+    const r = await cli(['train', '--data', join(tmp.dir, 'data'), '--validation-trees', '0']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--validation-trees must be a positive integer, got "0"/);
   });
 });

@@ -9,20 +9,22 @@ import {
   type ClipFeatures,
   chooseDefaults,
   compareRules,
-  crossValidate,
   DEFAULT_AUGMENT,
   DEFAULT_FOREST,
   decisionCandidates,
   fitForest,
   MAX_FALSE_ALARMS_PER_HOUR,
   type ModelDefaults,
+  mergeFolds,
   NOISY_SNRS_DB,
   report,
   SHORTCUT_WARN_AUC,
   type ValidationReport,
+  validationFolds,
   windowsOf,
 } from '../core/train/pipeline.ts';
 import { ProgressBar } from './progress.ts';
+import { defaultJobs, validateAndFit } from './train-pool.ts';
 
 /**
  * Validation folds grow forests of half the shipped size: twelve 80-tree folds were most of a
@@ -36,7 +38,9 @@ const USAGE = `usage: screamwatch train --data DIR [--out FILE] [--no-validate] 
   Validates the recipe leave-one-family-out, picks the default threshold, k-of-n and
   short-scream rule from it (at most 2 false alarms per hour of held-out audio),
   trains on everything and writes the model (default: the shipped models/screamwatch-forest.json).
-  --validation-trees N: trees of each validation fold's forest (default ${VALIDATION_TREES}; the model gets --trees).`;
+  --validation-trees N: trees of each validation fold's forest (default ${VALIDATION_TREES}; the model gets --trees).
+  --jobs N: worker threads for the folds and the forest (default: one per core, at most 4;
+  1 runs on one thread; the model is the same to the bit either way).`;
 
 export async function runTrain(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -47,6 +51,7 @@ export async function runTrain(argv: string[]): Promise<number> {
       'no-validate': { type: 'boolean', default: false },
       trees: { type: 'string' },
       'validation-trees': { type: 'string' },
+      jobs: { type: 'string' },
       seed: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -68,6 +73,7 @@ export async function runTrain(argv: string[]): Promise<number> {
   const validationTrees = values['validation-trees']
     ? positiveInt('--validation-trees', values['validation-trees'])
     : Math.min(VALIDATION_TREES, forest.nEstimators);
+  const jobs = values.jobs ? positiveInt('--jobs', values.jobs) : defaultJobs();
 
   const prepared = await prepare(values.data, bar);
   const { clips, features, mixes } = prepared;
@@ -77,20 +83,41 @@ export async function runTrain(argv: string[]): Promise<number> {
     levelGateDbfs: -60,
   };
   let validation: ValidationReport | undefined;
+  let forestJson: unknown;
   if (!values['no-validate']) {
     // Defaults are chosen leave-one-family-out: a sensor hears sources and kinds of sound
     // that are not in the folder, and the threshold must hold there, not only on new
     // recordings of familiar sources (that choice gave 25-75 false alarms an hour on
     // held-out sets).
-    const cv = crossValidate(
+    const { keys, folds } = validationFolds(clips, 'family');
+    const progress = { folds: 0, trees: 0, of: forest.nEstimators };
+    const show = () =>
+      bar.update(
+        `validate ${progress.folds}/${folds.length} folds, forest ${progress.trees}/${progress.of} trees`,
+        progress.folds + progress.trees / progress.of,
+        folds.length + 1,
+      );
+    const run = await validateAndFit({
       clips,
       features,
       mixes,
-      { ...forest, nEstimators: validationTrees },
-      (i, of, group) => bar.update(`validate: ${group}`, i - 1, of),
-      'family',
-    );
-    bar.update('validate', 1, 1);
+      keys,
+      folds,
+      foldForest: { ...forest, nEstimators: validationTrees },
+      forest,
+      jobs,
+      onFold: (done) => {
+        progress.folds = done;
+        show();
+      },
+      onTree: (tree, of) => {
+        progress.trees = tree;
+        progress.of = of;
+        show();
+      },
+    });
+    forestJson = run.forest;
+    const cv = mergeFolds(run.results);
     if (cv.folds.length === 0) log('validation skipped: needs recordings of both classes in several folds');
     else {
       const all = decisionCandidates(cv.scored, cv.noisyScored);
@@ -100,8 +127,9 @@ export async function runTrain(argv: string[]): Promise<number> {
         rules: compareRules(cv.scored, cv.noisyScored, all),
       };
     }
+  } else {
+    forestJson = fitForest([...features, ...mixes], forest, (t, of) => bar.update('train forest', t, of));
   }
-  const forestJson = fitForest([...features, ...mixes], forest, (t, of) => bar.update('train forest', t, of));
   const sources = summariseSources(clips);
   const file = buildModelFile(
     forestJson,

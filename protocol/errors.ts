@@ -165,6 +165,9 @@ export const ERRORS = {
     message: 'the events and alerts are in MongoDB (MONGODB_URI): back them up with mongodump',
     config: true,
   },
+  // --- `screamwatch train` ---
+  /** A worker thread of the training run failed (an exception, out of memory, killed). */
+  TRAIN_WORKER_FAILED: { message: 'a training worker failed: {message}' },
   // --- the demo and the generic runner ---
   DEMO_USAGE: { message: 'bad command line: {problem}', usage: true },
   DEMO_DATA_DIR: { message: '--data-dir {dir} cannot be created', config: true },

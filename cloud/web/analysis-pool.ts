@@ -2,8 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AnalysisResult } from '../../core/detect/analyze.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
+import { buildThenStopService } from '../../runtime/esbuild-service.ts';
 import { WebError } from './errors.ts';
-import { buildThenStopService } from './esbuild-service.ts';
 
 /** What the pool has done since start (metrics). */
 export interface AnalysisStats {

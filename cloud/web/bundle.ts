@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { buildThenStopService } from '../../runtime/esbuild-service.ts';
 import { WebError } from './errors.ts';
-import { buildThenStopService } from './esbuild-service.ts';
 
 export interface StaticAsset {
   body: Buffer;

@@ -568,20 +568,20 @@ function scoreWindows(model: ScreamModel, windows: readonly FeatureWindow[], lev
 export function noisyMixes(
   screams: readonly ClipFeatures[],
   negatives: readonly ClipFeatures[],
-  clips: readonly Clip[],
+  samplesOf: (clip: number) => Float32Array,
   random: () => number,
 ): { samples: Float32Array; snrDb: number }[] {
   const noiseLike = negatives.filter((f) => isNoiseLikeBackground(f, 3));
   const long = negatives.filter((f) => f.durationS >= 3);
   const pool =
     noiseLike.length >= 3
-      ? noiseLike.map((f) => clips[f.clip]!.samples)
+      ? noiseLike.map((f) => samplesOf(f.clip))
       : long.length
-        ? long.map((f) => clips[f.clip]!.samples)
+        ? long.map((f) => samplesOf(f.clip))
         : [colouredNoise('pink', 16000 * 10, random)];
   const out: { samples: Float32Array; snrDb: number }[] = [];
   for (const s of screams) {
-    const scream = clips[s.clip]!.samples;
+    const scream = samplesOf(s.clip);
     for (const snrDb of NOISY_SNRS_DB) {
       const lead = NOISY_LEAD_S * 16000;
       const padded = new Float32Array(lead + scream.length + 8000);
@@ -596,11 +596,121 @@ export function noisyMixes(
   return out;
 }
 
+/** One validation fold: the group held out, and its position among the sorted groups. */
+export interface FoldTask {
+  index: number;
+  heldOut: string;
+}
+
+export interface FoldResult {
+  fold: ValidationReport['folds'][number];
+  scored: GroupScoredClip[];
+  noisyScored: NoisyScoredClip[];
+}
+
+/** The validation folds: every clip's group and one fold per group, in sorted order. */
+export function validationFolds(
+  clips: readonly Clip[],
+  groupBy: GroupBy,
+): { keys: string[]; folds: FoldTask[] } {
+  const keys = foldKeys(clips, groupBy);
+  const folds = [...new Set(keys)].sort().map((heldOut, index) => ({ index, heldOut }));
+  return { keys, folds };
+}
+
+/** The clips a fold scores (and whose audio its noisy mixes are made of): the held-out group's. */
+export function foldTestClips(
+  features: readonly ClipFeatures[],
+  keys: readonly string[],
+  task: FoldTask,
+): number[] {
+  return features.filter((f) => keys[f.clip] === task.heldOut).map((f) => f.clip);
+}
+
 /**
- * Grouped cross-validation: for each group (a source family, a source, or a fold of whole
- * recordings), train on the other groups (their clips and the augmented copies made only
- * of their clips) and score the held-out group's clips, and its screams mixed into its own
- * backgrounds. No augmented row ever reaches a held-out fold.
+ * One fold of the grouped cross-validation: train on the other groups (their clips and the
+ * augmented copies made only of their clips) and score the held-out group's clips, and its
+ * screams mixed into its own backgrounds. Null when the other groups lack a class. A pure
+ * function of its inputs: folds may run in any order, on any thread, with the same result.
+ * `samplesOf` gives the audio of the held-out clips (foldTestClips) only.
+ */
+export function validateFold(
+  task: FoldTask,
+  keys: readonly string[],
+  features: readonly ClipFeatures[],
+  mixes: readonly Mix[],
+  samplesOf: (clip: number) => Float32Array,
+  forest: ForestOptions,
+  mining: MiningOptions = DEFAULT_MINING,
+  featurize: (samples: Float32Array) => FeatureWindow[] = windowsOf,
+): FoldResult | null {
+  const held = task.heldOut;
+  const gate = PLACEHOLDER_DEFAULTS.levelGateDbfs;
+  const test = features.filter((f) => keys[f.clip] === held);
+  const train = features.filter((f) => keys[f.clip] !== held);
+  const trainMixes = mixes.filter(
+    (m) => keys[m.clips[0]] !== held && (m.clips[1] < 0 || keys[m.clips[1]] !== held),
+  );
+  if (!train.some((f) => f.label === 1) || !train.some((f) => f.label === 0)) return null;
+  const fold = {
+    heldOut: held,
+    screamClips: test.filter((f) => f.label === 1).length,
+    nonScreamClips: test.filter((f) => f.label === 0).length,
+  };
+  const model = ScreamModel.fromJSON(
+    buildModelFile(fitForest([...train, ...trainMixes], forest, undefined, mining), PLACEHOLDER_DEFAULTS, {}),
+  );
+  const scored: GroupScoredClip[] = test.map((t) => ({
+    label: t.label,
+    durationS: t.durationS,
+    group: held,
+    windows: scoreWindows(model, t.windows, gate),
+  }));
+  const noisyScored: NoisyScoredClip[] = [];
+  const heldScreams = test.filter((f) => f.label === 1);
+  if (heldScreams.length) {
+    const mixed = noisyMixes(
+      heldScreams,
+      test.filter((f) => f.label === 0),
+      samplesOf,
+      seededRandom(1000 + task.index),
+    );
+    for (const m of mixed) {
+      noisyScored.push({
+        label: 1,
+        snrDb: m.snrDb,
+        group: held,
+        onsetS: NOISY_LEAD_S,
+        durationS: m.samples.length / 16000,
+        windows: scoreWindows(model, featurize(m.samples), gate),
+      });
+    }
+  }
+  return { fold, scored, noisyScored };
+}
+
+/** Fold results in fold order, as one validation: what chooseDefaults and report read. */
+export function mergeFolds(results: readonly (FoldResult | null)[]): {
+  scored: GroupScoredClip[];
+  noisyScored: NoisyScoredClip[];
+  folds: ValidationReport['folds'];
+} {
+  const scored: GroupScoredClip[] = [];
+  const noisyScored: NoisyScoredClip[] = [];
+  const folds: ValidationReport['folds'] = [];
+  for (const r of results) {
+    if (!r) continue;
+    folds.push(r.fold);
+    for (const x of r.scored) scored.push(x);
+    for (const x of r.noisyScored) noisyScored.push(x);
+  }
+  return { scored, noisyScored, folds };
+}
+
+/**
+ * Grouped cross-validation (a source family, a source, or a fold of whole recordings held
+ * out in turn), fold after fold on this thread. No augmented row ever reaches a held-out fold.
+ * `screamwatch train` runs the same folds on worker threads (cli/train-pool.ts).
  */
 export function crossValidate(
   clips: readonly Clip[],
@@ -616,61 +726,14 @@ export function crossValidate(
   noisyScored: NoisyScoredClip[];
   folds: ValidationReport['folds'];
 } {
-  const keys = foldKeys(clips, groupBy);
-  const groups = [...new Set(keys)].sort();
-  const scored: GroupScoredClip[] = [];
-  const noisyScored: NoisyScoredClip[] = [];
-  const folds: ValidationReport['folds'] = [];
-  const gate = PLACEHOLDER_DEFAULTS.levelGateDbfs;
-  groups.forEach((held, fi) => {
-    onFold?.(fi + 1, groups.length, held);
-    const test = features.filter((f) => keys[f.clip] === held);
-    const train = features.filter((f) => keys[f.clip] !== held);
-    const trainMixes = mixes.filter(
-      (m) => keys[m.clips[0]] !== held && (m.clips[1] < 0 || keys[m.clips[1]] !== held),
-    );
-    if (!train.some((f) => f.label === 1) || !train.some((f) => f.label === 0)) return;
-    folds.push({
-      heldOut: held,
-      screamClips: test.filter((f) => f.label === 1).length,
-      nonScreamClips: test.filter((f) => f.label === 0).length,
-    });
-    const model = ScreamModel.fromJSON(
-      buildModelFile(
-        fitForest([...train, ...trainMixes], forest, undefined, mining),
-        PLACEHOLDER_DEFAULTS,
-        {},
-      ),
-    );
-    for (const t of test) {
-      scored.push({
-        label: t.label,
-        durationS: t.durationS,
-        group: held,
-        windows: scoreWindows(model, t.windows, gate),
-      });
-    }
-    const heldScreams = test.filter((f) => f.label === 1);
-    if (heldScreams.length) {
-      const mixed = noisyMixes(
-        heldScreams,
-        test.filter((f) => f.label === 0),
-        clips,
-        seededRandom(1000 + fi),
-      );
-      for (const m of mixed) {
-        noisyScored.push({
-          label: 1,
-          snrDb: m.snrDb,
-          group: held,
-          onsetS: NOISY_LEAD_S,
-          durationS: m.samples.length / 16000,
-          windows: scoreWindows(model, featurize(m.samples), gate),
-        });
-      }
-    }
-  });
-  return { scored, noisyScored, folds };
+  const { keys, folds } = validationFolds(clips, groupBy);
+  const samplesOf = (clip: number) => clips[clip]!.samples;
+  return mergeFolds(
+    folds.map((task) => {
+      onFold?.(task.index + 1, folds.length, task.heldOut);
+      return validateFold(task, keys, features, mixes, samplesOf, forest, mining, featurize);
+    }),
+  );
 }
 
 /** The most false alarms per hour of held-out non-scream audio a default may cause. */
@@ -1001,7 +1064,7 @@ export function evaluateModel(
     for (const m of noisyMixes(
       screams,
       negatives.length ? negatives : features.filter((f) => f.label === 0),
-      clips,
+      (clip) => clips[clip]!.samples,
       random,
     )) {
       noisyScored.push({

@@ -23,7 +23,8 @@ export interface ValidateAndFitInput {
   keys: string[];
   folds: FoldTask[];
   foldForest: ForestOptions;
-  forest: ForestOptions;
+  /** The shipped forest, fitted on everything; null: the folds only (`eval --cross-validate`). */
+  forest: ForestOptions | null;
   /** Worker threads; 1 runs everything on this thread. */
   jobs: number;
   /** After each finished task: folds done so far (of all folds), and the fold's group. */
@@ -59,13 +60,14 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
       input.onFold?.(i + 1, folds.length, task.heldOut);
       return r;
     });
-    return { results, forest: fitForest([...features, ...mixes], input.forest, input.onTree) };
+    const forest = input.forest && fitForest([...features, ...mixes], input.forest, input.onTree);
+    return { results, forest };
   }
   const code = await workerCode();
   const data: TrainWorkerData = { keys, features, mixes, foldForest: input.foldForest, forest: input.forest };
   // the shipped forest first: it is the longest task, and the folds fill the other workers
   const queue: TrainTask[] = [
-    { id: 0, kind: 'fit' },
+    ...(input.forest ? [{ id: 0, kind: 'fit' as const }] : []),
     ...folds.map((task, i) => ({
       id: i + 1,
       kind: 'fold' as const,
@@ -77,7 +79,7 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
     })),
   ];
   const results: (FoldResult | null)[] = new Array(folds.length).fill(null);
-  let forest: unknown;
+  let forest: unknown = null;
   let foldsDone = 0;
   const workers: Worker[] = [];
   try {

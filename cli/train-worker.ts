@@ -16,8 +16,8 @@ export interface TrainWorkerData {
   mixes: Mix[];
   /** The forest of each validation fold (fewer trees than the shipped one). */
   foldForest: ForestOptions;
-  /** The shipped forest, fitted on every clip and copy. */
-  forest: ForestOptions;
+  /** The shipped forest, fitted on every clip and copy (null: no such task is sent). */
+  forest: ForestOptions | null;
 }
 
 export type TrainTask =
@@ -36,6 +36,7 @@ const port = parentPort!;
 port.on('message', (job: TrainTask) => {
   try {
     if (job.kind === 'fit') {
+      if (!data.forest) throw new Error('no forest options for the fit task');
       const forest = fitForest([...data.features, ...data.mixes], data.forest, (tree, of) =>
         port.postMessage({ id: job.id, kind: 'progress', tree, of } satisfies TrainReply),
       );

@@ -31,7 +31,7 @@ import { defaultJobs, validateAndFit } from './train-pool.ts';
  * 6-minute training run (limit 5), and a forest of 40 trees scores held-out families like
  * one of 80 (leave-one-family-out ROC-AUC within the seed-to-seed spread).
  */
-const VALIDATION_TREES = 40;
+export const VALIDATION_TREES = 40;
 
 const USAGE = `usage: screamwatch train --data DIR [--out FILE] [--no-validate] [--trees N] [--validation-trees N] [--seed N]
   DIR holds scream/ and non_scream/ (WAV/MP3, any rate) and optionally manifest.csv.

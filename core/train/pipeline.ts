@@ -707,35 +707,6 @@ export function mergeFolds(results: readonly (FoldResult | null)[]): {
   return { scored, noisyScored, folds };
 }
 
-/**
- * Grouped cross-validation (a source family, a source, or a fold of whole recordings held
- * out in turn), fold after fold on this thread. No augmented row ever reaches a held-out fold.
- * `screamwatch train` runs the same folds on worker threads (cli/train-pool.ts).
- */
-export function crossValidate(
-  clips: readonly Clip[],
-  features: readonly ClipFeatures[],
-  mixes: readonly Mix[],
-  forest: ForestOptions,
-  onFold?: (i: number, of: number, group: string) => void,
-  groupBy: GroupBy = 'family',
-  mining: MiningOptions = DEFAULT_MINING,
-  featurize: (samples: Float32Array) => FeatureWindow[] = windowsOf,
-): {
-  scored: GroupScoredClip[];
-  noisyScored: NoisyScoredClip[];
-  folds: ValidationReport['folds'];
-} {
-  const { keys, folds } = validationFolds(clips, groupBy);
-  const samplesOf = (clip: number) => clips[clip]!.samples;
-  return mergeFolds(
-    folds.map((task) => {
-      onFold?.(task.index + 1, folds.length, task.heldOut);
-      return validateFold(task, keys, features, mixes, samplesOf, forest, mining, featurize);
-    }),
-  );
-}
-
 /** The most false alarms per hour of held-out non-scream audio a default may cause. */
 export const MAX_FALSE_ALARMS_PER_HOUR = 2;
 

@@ -1,44 +1,34 @@
-import { resample } from '../../../core/audio/resample.ts';
+import { StreamResampler } from '../../../core/audio/resample.ts';
 
 export const DETECTOR_RATE = 16_000;
 
 /**
- * Resamples a live stream to 16 kHz in 0.25 s chunks with the core's sinc resampler.
- * Each chunk is resampled with 10 ms of real neighbouring audio on both sides (one chunk
- * of latency), so chunk edges do not click the way zero-padded edges would.
+ * Resamples a live stream to 16 kHz with the core's streaming sinc resampler and hands it on
+ * in 0.25 s chunks. The output is the same, bit for bit, as resampling the whole recording at
+ * once, which is what the sensor's decoder and the dashboard's upload analysis do: the browser
+ * scores the very samples they would. (An earlier version resampled each chunk with 10 ms of
+ * context either side: close, but not the same samples.) Latency: the resampler's right-hand
+ * taps (1 ms at 48 kHz) plus the chunk.
  */
 export class ChunkResampler {
-  private buf = new Float32Array(0);
-  private done = 0;
-  private readonly chunk: number;
-  private readonly pad: number;
+  private readonly stream: StreamResampler;
+  private readonly chunk = DETECTOR_RATE / 4;
+  /** Resampled samples not yet handed on: fewer than one chunk between calls. */
+  private pending = new Float32Array(0);
 
   constructor(readonly fromRate: number) {
-    this.chunk = Math.round(fromRate / 4);
-    this.pad = Math.round(fromRate / 100);
+    this.stream = new StreamResampler(fromRate, DETECTOR_RATE);
   }
 
   push(samples: Float32Array): Float32Array[] {
-    const next = new Float32Array(this.buf.length + samples.length);
-    next.set(this.buf);
-    next.set(samples, this.buf.length);
-    this.buf = next;
+    const ready = this.stream.push(samples);
+    const all = new Float32Array(this.pending.length + ready.length);
+    all.set(this.pending);
+    all.set(ready, this.pending.length);
     const out: Float32Array[] = [];
-    const ratio = DETECTOR_RATE / this.fromRate;
-    while (this.buf.length >= this.done + this.chunk + this.pad) {
-      const left = Math.min(this.pad, this.done);
-      const seg = this.buf.subarray(this.done - left, this.done + this.chunk + this.pad);
-      const res = resample(seg, this.fromRate, DETECTOR_RATE);
-      const from = Math.round(left * ratio);
-      out.push(res.slice(from, from + Math.round(this.chunk * ratio)));
-      this.done += this.chunk;
-    }
-    // keep one pad of history for the next chunk's left context
-    const keepFrom = Math.max(0, this.done - this.pad);
-    if (keepFrom > 0) {
-      this.buf = this.buf.slice(keepFrom);
-      this.done -= keepFrom;
-    }
+    let at = 0;
+    for (; at + this.chunk <= all.length; at += this.chunk) out.push(all.slice(at, at + this.chunk));
+    this.pending = all.slice(at);
     return out;
   }
 }

@@ -110,6 +110,96 @@ export class StreamResampler {
   }
 }
 
+/**
+ * The same kernel as `resample`, its taps computed once per phase instead of once per output
+ * sample: for rates with a large common divisor there are few phases (16 kHz from a multiple
+ * of 100 Hz: at most 160), and each output sample is then one dot product. The output equals
+ * `resample`'s within float rounding (the tap positions are exact fractions here); it is for
+ * training-time copies (`changeSpeed`), not for decoding, whose exact samples the shipped
+ * model's features are pinned to. Tables are cached per rate pair (a few kB each).
+ */
+export function resamplePolyphase(input: Float32Array, fromRate: number, toRate: number): Float32Array {
+  if (fromRate === toRate) return input;
+  if (!Number.isInteger(fromRate) || !Number.isInteger(toRate) || fromRate <= 0 || toRate <= 0)
+    throw new RangeError(`rates must be positive integers, got ${fromRate} and ${toRate}`);
+  const t = polyphaseTable(fromRate, toRate);
+  const out = new Float32Array(t.kernel.outputLength(input.length));
+  const n0 = input.length;
+  for (let n = 0, num = 0; n < out.length; n++, num += t.step) {
+    // input position of output n: num / phases, with num = n * step (step = from / g)
+    const base = Math.floor(num / t.phases);
+    const phase = num - base * t.phases;
+    const w = t.weights[phase]!;
+    const first = base + t.firstOffset[phase]!;
+    let acc = 0;
+    let norm = 0;
+    if (first >= 0 && first + w.length <= n0) {
+      for (let j = 0; j < w.length; j++) acc += input[first + j]! * w[j]!;
+      norm = t.sums[phase]!;
+    } else {
+      // near the ends, only the taps inside the input count (as in `resample`)
+      for (let j = 0; j < w.length; j++) {
+        const k = first + j;
+        if (k < 0 || k >= n0) continue;
+        acc += input[k]! * w[j]!;
+        norm += w[j]!;
+      }
+    }
+    out[n] = norm > 0 ? acc / norm : 0;
+  }
+  return out;
+}
+
+interface PolyphaseTable {
+  kernel: SincKernel;
+  phases: number;
+  step: number;
+  weights: Float64Array[];
+  firstOffset: Int32Array;
+  sums: Float64Array;
+}
+
+const polyphaseTables = new Map<string, PolyphaseTable>();
+/** More phases than this and a table costs more than it saves on a clip of a few seconds. */
+const MAX_PHASES = 4000;
+
+function polyphaseTable(fromRate: number, toRate: number): PolyphaseTable {
+  const key = `${fromRate}/${toRate}`;
+  const cached = polyphaseTables.get(key);
+  if (cached) return cached;
+  const g = gcd(fromRate, toRate);
+  const phases = toRate / g;
+  if (phases > MAX_PHASES)
+    throw new RangeError(`${fromRate} -> ${toRate} Hz needs ${phases} kernel phases (at most ${MAX_PHASES})`);
+  const kernel = new SincKernel(fromRate, toRate);
+  const weights: Float64Array[] = [];
+  const firstOffset = new Int32Array(phases);
+  const sums = new Float64Array(phases);
+  for (let p = 0; p < phases; p++) {
+    // output centre = base + p / phases; taps k with |k - centre| <= support, as in `resample`
+    const frac = p / phases;
+    const first = Math.ceil(frac - kernel.support);
+    const last = Math.floor(frac + kernel.support);
+    const w = new Float64Array(last - first + 1);
+    let sum = 0;
+    for (let k = first; k <= last; k++) {
+      w[k - first] = kernel.tap(k - frac);
+      sum += w[k - first]!;
+    }
+    weights.push(w);
+    firstOffset[p] = first;
+    sums[p] = sum;
+  }
+  const table = { kernel, phases, step: fromRate / g, weights, firstOffset, sums };
+  polyphaseTables.set(key, table);
+  return table;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
 /** The windowed-sinc kernel for one rate pair, shared by both resamplers. */
 class SincKernel {
   readonly ratio: number;
@@ -136,13 +226,16 @@ class SincKernel {
     let acc = 0;
     let norm = 0;
     for (let k = first; k <= last; k++) {
-      const x = k - center;
-      const w = kaiser(x / this.support, this.beta, this.i0Beta);
-      const s = sinc(x * this.cutoff) * this.cutoff * w;
+      const s = this.tap(k - center);
       acc += buf[k - base]! * s;
       norm += s;
     }
     return norm > 0 ? acc / norm : 0;
+  }
+
+  /** The kernel's weight for an input sample `x` input samples from the output sample's centre. */
+  tap(x: number): number {
+    return sinc(x * this.cutoff) * this.cutoff * kaiser(x / this.support, this.beta, this.i0Beta);
   }
 }
 

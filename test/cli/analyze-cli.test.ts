@@ -161,7 +161,7 @@ describe('screamwatch analyze --json (contract)', () => {
 
   it("train records the validation forests' size and refuses a bad --validation-trees before reading audio", async () => {
     const model = JSON.parse(readFileSync(modelPath, 'utf8'));
-    // --trees 20: the validation folds grow min(40, 20) trees, the model 20
+    // --trees 20: the validation folds grow as many trees as the model
     expect(model.training.forest.nEstimators).toBe(20);
     expect(model.training.validationTrees).toBe(20);
     const r = await cli(['train', '--data', join(tmp.dir, 'data'), '--validation-trees', '0']);

@@ -79,6 +79,7 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
     })),
   ];
   const results: (FoldResult | null)[] = new Array(folds.length).fill(null);
+  if (queue.length === 0) return { results, forest: null };
   let forest: unknown = null;
   let foldsDone = 0;
   const workers: Worker[] = [];

@@ -51,4 +51,18 @@ describe('screamwatch train on worker threads', () => {
     expect((err as Error).message).toMatch(/a training worker failed: .*no training rows/);
     // the leak check (test/support/leak-check.ts) fails the file if a worker were left running
   });
+
+  it('nothing to do is done at once (no folds, no forest), not a wait for workers that never start', async () => {
+    const run = await validateAndFit({
+      clips: [],
+      features: [],
+      mixes: [],
+      keys: [],
+      folds: [],
+      foldForest: DEFAULT_FOREST,
+      forest: null,
+      jobs: 2,
+    });
+    expect(run).toEqual({ results: [], forest: null });
+  });
 });

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { WINDOW_FEATURE_NAMES } from '../../core/features/window-features.ts';
+import type { FeatureWindow } from '../../core/features/window-stream.ts';
 import {
   activeRms,
   applyRecordingChain,
@@ -11,6 +13,8 @@ import {
   softClip,
   telephoneBand,
 } from '../../core/train/augment.ts';
+import type { Clip } from '../../core/train/dataset.ts';
+import { buildMixes, type ClipFeatures, DEFAULT_AUGMENT } from '../../core/train/pipeline.ts';
 import { seededRandom } from '../../core/train/random.ts';
 
 function whiteNoise(n: number, seed = 3): Float32Array {
@@ -109,5 +113,59 @@ describe('recording-chain augmentation', () => {
       expect(Math.max(...y.map(Math.abs))).toBeLessThan(0.52);
     }
     expect(() => changeSpeed(x, 3)).toThrow(/speed factor/);
+  });
+});
+
+describe('copies per non-scream clip', () => {
+  const random = seededRandom(5);
+  const clips: Clip[] = Array.from({ length: 42 }, (_, i) => ({
+    file: `${i < 2 ? 'scream' : 'non_scream'}/c${i}.wav`,
+    label: i < 2 ? 1 : 0,
+    source: `s${i % 3}`,
+    recording: `r${i}`,
+    license: 'test',
+    samples: Float32Array.from({ length: 16000 }, () => 0.2 * (random() - 0.5)),
+    durationS: 1,
+  }));
+  // one window per copy: the test counts copies, not features
+  const featurize = (): FeatureWindow[] => [
+    {
+      values: new Float64Array(WINDOW_FEATURE_NAMES.length),
+      levelDbfs: -20,
+      index: 0,
+      startS: 0,
+      endS: 1.024,
+    },
+  ];
+  const features: ClipFeatures[] = clips.map((c, i) => ({
+    clip: i,
+    label: c.label,
+    source: c.source,
+    durationS: 1,
+    windows: featurize(),
+  }));
+  const copiesPerClip = (share: number) => {
+    const mixes = buildMixes(
+      clips,
+      features,
+      3,
+      { ...DEFAULT_AUGMENT, nonScreamShare: share },
+      undefined,
+      featurize,
+    );
+    const n = new Map<number, number>();
+    for (const m of mixes) if (m.label === 0) n.set(m.clips[0], (n.get(m.clips[0]) ?? 0) + 1);
+    return clips.slice(2).map((_c, i) => n.get(i + 2) ?? 0);
+  };
+
+  it('a whole number is that many copies of every clip; a fraction adds one more by chance', () => {
+    expect(copiesPerClip(2)).toEqual(new Array(40).fill(2));
+    expect(copiesPerClip(1)).toEqual(new Array(40).fill(1));
+    const mixed = copiesPerClip(1.5);
+    expect(mixed.every((c) => c === 1 || c === 2)).toBe(true);
+    const total = mixed.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(50);
+    expect(total).toBeLessThan(70);
+    expect(copiesPerClip(0).every((c) => c === 0)).toBe(true);
   });
 });

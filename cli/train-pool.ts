@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Clip } from '../core/train/dataset.ts';
 import type { ForestOptions } from '../core/train/forest-trainer.ts';
@@ -13,7 +12,7 @@ import {
   validateFold,
 } from '../core/train/pipeline.ts';
 import { ScreamwatchError } from '../protocol/errors.ts';
-import { buildThenStopService } from '../runtime/esbuild-service.ts';
+import { bundleWorkerScript } from '../runtime/esbuild-service.ts';
 import type { TrainReply, TrainTask, TrainWorkerData } from './train-worker.ts';
 
 export interface ValidateAndFitInput {
@@ -144,28 +143,16 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
 
 let bundled: Promise<string> | null = null;
 
-/** The worker is the shared core bundled with esbuild (no build step; the same under tsx and vitest). */
+/** The worker script, bundled once per process (runtime/esbuild-service.ts). */
 function workerCode(): Promise<string> {
-  bundled ??= buildThenStopService({
-    entryPoints: [fileURLToPath(new URL('./train-worker.ts', import.meta.url))],
-    bundle: true,
-    write: false,
-    platform: 'node',
-    // CommonJS: an `eval` worker runs a script, and bundled dependencies use require()
-    format: 'cjs',
-    target: 'node20',
-    logLevel: 'silent',
-  }).then(
-    (out) => out.outputFiles[0]!.text,
-    (err) => {
-      bundled = null;
-      throw new ScreamwatchError(
-        'TRAIN_WORKER_FAILED',
-        `a training worker failed: bundling it failed: ${(err as Error).message}`,
-        { message: 'bundle' },
-        { cause: err },
-      );
-    },
-  );
+  bundled ??= bundleWorkerScript(new URL('./train-worker.ts', import.meta.url)).catch((err: unknown) => {
+    bundled = null;
+    throw new ScreamwatchError(
+      'TRAIN_WORKER_FAILED',
+      `a training worker failed: bundling it failed: ${(err as Error).message}`,
+      { message: 'bundle' },
+      { cause: err },
+    );
+  });
   return bundled;
 }

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { type BuildOptions, type BuildResult, build, stop } from 'esbuild';
 
 /** esbuild's own parameter type (not exported): T, with no key BuildOptions does not know. */
@@ -23,4 +24,23 @@ export async function buildThenStopService<T extends BuildOptions>(
     building -= 1;
     if (building === 0) await stop();
   }
+}
+
+/**
+ * A worker thread's script: `entry` (a .ts file) and everything it imports bundled into one
+ * CommonJS script for `new Worker(code, { eval: true })`. No build step, and it runs the same
+ * under tsx and vitest. CommonJS: an `eval` worker runs a script, and bundled dependencies
+ * use require().
+ */
+export async function bundleWorkerScript(entry: URL): Promise<string> {
+  const out = await buildThenStopService({
+    entryPoints: [fileURLToPath(entry)],
+    bundle: true,
+    write: false,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    logLevel: 'silent',
+  });
+  return out.outputFiles[0]!.text;
 }

@@ -1,8 +1,7 @@
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AnalysisResult } from '../../core/detect/analyze.ts';
 import { ScreamwatchError } from '../../protocol/errors.ts';
-import { buildThenStopService } from '../../runtime/esbuild-service.ts';
+import { bundleWorkerScript } from '../../runtime/esbuild-service.ts';
 import { WebError } from './errors.ts';
 
 /** What the pool has done since start (metrics). */
@@ -83,17 +82,7 @@ export class AnalysisPool {
 
   async start(): Promise<void> {
     try {
-      const out = await buildThenStopService({
-        entryPoints: [fileURLToPath(new URL('./analysis-worker.ts', import.meta.url))],
-        bundle: true,
-        write: false,
-        platform: 'node',
-        // CommonJS: an `eval` worker runs a script, and bundled dependencies use require()
-        format: 'cjs',
-        target: 'node20',
-        logLevel: 'silent',
-      });
-      this.code = out.outputFiles[0]!.text;
+      this.code = await bundleWorkerScript(new URL('./analysis-worker.ts', import.meta.url));
     } catch (err) {
       throw new WebError(
         'WEB_BUNDLE_FAILED',

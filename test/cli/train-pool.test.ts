@@ -9,6 +9,17 @@ import { makeToyDataset, tempDir } from '../support/audio-fixtures.ts';
 
 const tmp = tempDir();
 const quiet = { update() {} } as unknown as ProgressBar;
+/** No clips at all, on two workers: `forest` null asks for the folds only. */
+const noRows = (forest: typeof DEFAULT_FOREST | null) => ({
+  clips: [],
+  features: [],
+  mixes: [],
+  keys: [],
+  folds: [],
+  foldForest: DEFAULT_FOREST,
+  forest,
+  jobs: 2,
+});
 let prepared: Awaited<ReturnType<typeof prepare>>;
 beforeAll(async () => {
   await makeToyDataset(join(tmp.dir, 'data'), 8);
@@ -35,16 +46,7 @@ describe('screamwatch train on worker threads', () => {
 
   it('a task that throws in a worker fails the run with TRAIN_WORKER_FAILED and stops every worker', async () => {
     // no rows at all: the shipped forest's fit throws inside the worker
-    const run = validateAndFit({
-      clips: [],
-      features: [],
-      mixes: [],
-      keys: [],
-      folds: [],
-      foldForest: DEFAULT_FOREST,
-      forest: DEFAULT_FOREST,
-      jobs: 2,
-    });
+    const run = validateAndFit(noRows(DEFAULT_FOREST));
     const err = await run.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ScreamwatchError);
     expect((err as ScreamwatchError).code).toBe('TRAIN_WORKER_FAILED');
@@ -53,16 +55,7 @@ describe('screamwatch train on worker threads', () => {
   });
 
   it('nothing to do is done at once (no folds, no forest), not a wait for workers that never start', async () => {
-    const run = await validateAndFit({
-      clips: [],
-      features: [],
-      mixes: [],
-      keys: [],
-      folds: [],
-      foldForest: DEFAULT_FOREST,
-      forest: null,
-      jobs: 2,
-    });
+    const run = await validateAndFit(noRows(null));
     expect(run).toEqual({ results: [], forest: null });
   });
 });

@@ -34,7 +34,7 @@ import { defaultJobs, validateAndFit } from './train-pool.ts';
  */
 export const VALIDATION_TREES = DEFAULT_FOREST.nEstimators;
 
-const USAGE = `usage: screamwatch train --data DIR [--out FILE] [--no-validate] [--trees N] [--validation-trees N] [--seed N]
+const USAGE = `usage: screamwatch train --data DIR [--out FILE] [--no-validate] [--trees N] [--validation-trees N] [--jobs N] [--seed N]
   DIR holds scream/ and non_scream/ (WAV/MP3, any rate) and optionally manifest.csv.
   Validates the recipe leave-one-family-out, picks the default threshold, k-of-n and
   short-scream rule from it (at most 2 false alarms per hour of held-out audio),

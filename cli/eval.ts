@@ -59,16 +59,9 @@ export async function runEval(argv: string[]): Promise<number> {
     return 2;
   }
   // the folds of `train` by default, so `eval --cross-validate` reproduces the model card's figures
-  const trees = values.trees === undefined ? VALIDATION_TREES : Number(values.trees);
-  if (!Number.isInteger(trees) || trees < 1) {
-    process.stderr.write(`--trees must be a positive integer, got ${JSON.stringify(values.trees)}\n`);
-    return 2;
-  }
-  const jobs = values.jobs === undefined ? defaultJobs() : Number(values.jobs);
-  if (!Number.isInteger(jobs) || jobs < 1) {
-    process.stderr.write(`--jobs must be a positive integer, got ${JSON.stringify(values.jobs)}\n`);
-    return 2;
-  }
+  const trees = countFlag('--trees', values.trees, VALIDATION_TREES);
+  const jobs = countFlag('--jobs', values.jobs, defaultJobs());
+  if (trees === null || jobs === null) return 2;
   const bar = new ProgressBar();
   const model = values['cross-validate'] ? null : loadModelFile(values.model);
   const { clips, features, mixes } = await prepare(values.data, bar, model === null);
@@ -107,4 +100,12 @@ export async function runEval(argv: string[]): Promise<number> {
   bar.update('shortcut check', 1, 1);
   process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatReport(r)}\n`);
   return 0;
+}
+
+/** A positive whole-number flag, or its default; null (after saying why) for anything else. */
+function countFlag(name: string, value: string | undefined, fallback: number): number | null {
+  const n = value === undefined ? fallback : Number(value);
+  if (Number.isInteger(n) && n >= 1) return n;
+  process.stderr.write(`${name} must be a positive integer, got ${JSON.stringify(value)}\n`);
+  return null;
 }

@@ -73,7 +73,7 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
       task,
       // only the held-out clips' audio: the fold scores them and mixes its screams into them
       samples: foldTestClips(features, keys, task).map(
-        (c) => [c, clips[c]!.samples] as [number, Float32Array],
+        (f) => [f.clip, clips[f.clip]!.samples] as [number, Float32Array],
       ),
     })),
   ];
@@ -85,11 +85,11 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
   try {
     await new Promise<void>((resolve, reject) => {
       let running = 0;
-      // settled: resolved or failed; later events (terminate()'s exits) change nothing
-      let failed = false;
+      // resolved or rejected: later events (terminate()'s exits) change nothing
+      let settled = false;
       const fail = (message: string, cause?: unknown) => {
-        if (failed) return;
-        failed = true;
+        if (settled) return;
+        settled = true;
         reject(
           new ScreamwatchError(
             'TRAIN_WORKER_FAILED',
@@ -102,8 +102,8 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
       const next = (w: Worker) => {
         const job = queue.shift();
         if (!job) {
-          if (running === 0 && !failed) {
-            failed = true;
+          if (running === 0 && !settled) {
+            settled = true;
             resolve();
           }
           return;
@@ -126,7 +126,7 @@ export async function validateAndFit(input: ValidateAndFitInput): Promise<{
             foldsDone++;
             input.onFold?.(foldsDone, folds.length, folds[reply.id - 1]!.heldOut);
           }
-          if (!failed) next(w);
+          if (!settled) next(w);
         });
         w.on('error', (err) => fail(err.message, err));
         w.on('exit', (exitCode) => {

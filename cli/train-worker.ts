@@ -14,7 +14,7 @@ export interface TrainWorkerData {
   keys: string[];
   features: ClipFeatures[];
   mixes: Mix[];
-  /** The forest of each validation fold (fewer trees than the shipped one). */
+  /** The forest of each validation fold (`--validation-trees`). */
   foldForest: ForestOptions;
   /** The shipped forest, fitted on every clip and copy (null: no such task is sent). */
   forest: ForestOptions | null;

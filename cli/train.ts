@@ -91,11 +91,11 @@ export async function runTrain(argv: string[]): Promise<number> {
     // recordings of familiar sources (that choice gave 25-75 false alarms an hour on
     // held-out sets).
     const { keys, folds } = validationFolds(clips, 'family');
-    const progress = { folds: 0, trees: 0, of: forest.nEstimators };
+    const progress = { folds: 0, trees: 0 };
     const show = () =>
       bar.update(
-        `validate ${progress.folds}/${folds.length} folds, forest ${progress.trees}/${progress.of} trees`,
-        progress.folds + progress.trees / progress.of,
+        `validate ${progress.folds}/${folds.length} folds, forest ${progress.trees}/${forest.nEstimators} trees`,
+        progress.folds + progress.trees / forest.nEstimators,
         folds.length + 1,
       );
     const run = await validateAndFit({
@@ -111,9 +111,8 @@ export async function runTrain(argv: string[]): Promise<number> {
         progress.folds = done;
         show();
       },
-      onTree: (tree, of) => {
+      onTree: (tree) => {
         progress.trees = tree;
-        progress.of = of;
         show();
       },
     });

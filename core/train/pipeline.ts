@@ -631,8 +631,8 @@ export function foldTestClips(
   features: readonly ClipFeatures[],
   keys: readonly string[],
   task: FoldTask,
-): number[] {
-  return features.filter((f) => keys[f.clip] === task.heldOut).map((f) => f.clip);
+): ClipFeatures[] {
+  return features.filter((f) => keys[f.clip] === task.heldOut);
 }
 
 /**
@@ -654,7 +654,7 @@ export function validateFold(
 ): FoldResult | null {
   const held = task.heldOut;
   const gate = PLACEHOLDER_DEFAULTS.levelGateDbfs;
-  const test = features.filter((f) => keys[f.clip] === held);
+  const test = foldTestClips(features, keys, task);
   const train = features.filter((f) => keys[f.clip] !== held);
   const trainMixes = mixes.filter(
     (m) => keys[m.clips[0]] !== held && (m.clips[1] < 0 || keys[m.clips[1]] !== held),

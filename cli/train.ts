@@ -222,6 +222,8 @@ export function formatReport(r: ValidationReport): string {
     `Windows (${w.count}, ${w.screams} scream):`,
     `  ROC-AUC ${w.rocAuc.toFixed(3)}   average precision ${w.averagePrecision.toFixed(3)}`,
     `  at threshold ${a.threshold}: precision ${pct(a.precision)}  recall ${pct(a.recall)}  F1 ${a.f1.toFixed(3)}  false-positive rate ${pct(a.falsePositiveRate)}`,
+    `Clips (${r.clips.count}, ${r.clips.screams} scream; each scored by its highest window):`,
+    `  ROC-AUC ${r.clips.rocAuc.toFixed(3)}   average precision ${r.clips.averagePrecision.toFixed(3)}`,
     `Events (confirmed at ${rule}):`,
     `  scream clips detected ${pct(r.events.eventRecall)} of ${r.events.screamClips}`,
     `  false alarms ${r.events.falseAlarms} in ${(r.events.nonScreamHours * 60).toFixed(1)} min of non-scream audio = ${r.events.falseAlarmsPerHour.toFixed(2)} per hour`,
@@ -240,14 +242,28 @@ export function formatReport(r: ValidationReport): string {
   }
   if (r.groups.length) {
     lines.push(
-      'Per held-out group: screams/non-screams, window ROC-AUC, window FPR, clip event recall, false alarms/h, recall at 0/5/10/20 dB, latency median/p90',
+      'Per held-out group: screams/non-screams, window ROC-AUC, clip ROC-AUC, window FPR, clip event recall, false alarms/h, recall at 0/5/10/20 dB, latency median/p90',
     );
     for (const g of r.groups) {
       const noisy = NOISY_SNRS_DB.map((s) => pct(g.noisyRecall.find((n) => n.snrDb === s)?.eventRecall)).join(
         '/',
       );
       lines.push(
-        `  ${g.group.padEnd(28)} ${String(g.screamClips).padStart(3)}/${String(g.nonScreamClips).padEnd(4)} AUC ${num(g.rocAuc, 3).padStart(5)}  FPR ${pct(g.windowFalsePositiveRate).padStart(5)}  recall ${pct(g.eventRecall).padStart(6)}  FA/h ${num(g.falseAlarmsPerHour, 1).padStart(5)} (${g.falseAlarms})  noisy ${noisy}  lat ${num(g.medianLatencyS)}/${num(g.p90LatencyS)} s`,
+        `  ${g.group.padEnd(28)} ${String(g.screamClips).padStart(3)}/${String(g.nonScreamClips).padEnd(4)} AUC ${num(g.rocAuc, 3).padStart(5)}  clip AUC ${num(g.clipRocAuc, 3).padStart(5)}  FPR ${pct(g.windowFalsePositiveRate).padStart(5)}  recall ${pct(g.eventRecall).padStart(6)}  FA/h ${num(g.falseAlarmsPerHour, 1).padStart(5)} (${g.falseAlarms})  noisy ${noisy}  lat ${num(g.medianLatencyS)}/${num(g.p90LatencyS)} s`,
+      );
+    }
+  }
+  if (r.baseline) {
+    const b = r.baseline;
+    lines.push(
+      `Baseline on the same folds (${b.description}):`,
+      `  clip ROC-AUC ${b.clips.rocAuc.toFixed(3)}   average precision ${b.clips.averagePrecision.toFixed(3)}   (this recipe: ${r.clips.rocAuc.toFixed(3)} / ${r.clips.averagePrecision.toFixed(3)})`,
+    );
+    for (const g of b.groups) {
+      const ours = r.groups.find((x) => x.group === g.group)?.clipRocAuc;
+      if (g.clipRocAuc === null) continue;
+      lines.push(
+        `  ${g.group.padEnd(28)} clip ROC-AUC baseline ${num(g.clipRocAuc, 3)}  this recipe ${num(ours, 3)}`,
       );
     }
   }

@@ -11,6 +11,7 @@ import {
   mixAtSnr,
   randomRecordingChain,
 } from './augment.ts';
+import type { BaselineReport } from './baseline.ts';
 import type { Clip } from './dataset.ts';
 import { familyOf } from './families.ts';
 import { type ForestOptions, trainForest, trainForestWithOob } from './forest-trainer.ts';
@@ -486,6 +487,8 @@ export interface GroupFigures {
   nonScreamMinutes: number;
   /** Window ROC-AUC where the group holds both classes. */
   rocAuc: number | null;
+  /** Clip ROC-AUC (each clip scored by its highest window) where the group holds both classes. */
+  clipRocAuc: number | null;
   /** Share of the group's non-scream windows at or over the threshold. */
   windowFalsePositiveRate: number | null;
   eventRecall: number | null;
@@ -522,6 +525,13 @@ export interface ValidationReport {
     averagePrecision: number;
     atThreshold: ThresholdMetrics;
   };
+  /**
+   * Whole clips, each scored by its highest window probability (what `screamwatch analyze`
+   * reports as a file's `max p`): how well the model ranks recordings rather than windows.
+   */
+  clips: { count: number; screams: number; rocAuc: number; averagePrecision: number };
+  /** The plain whole-clip baseline validated on the same folds (`eval --cross-validate --baseline`). */
+  baseline?: BaselineReport;
   events: EventMetrics;
   /** Held-out screams mixed into held-out backgrounds, per SNR. */
   noisy: { snrDb: number; eventRecall: number; medianLatencyS: number; p90LatencyS: number; clips: number }[];
@@ -933,6 +943,7 @@ export function report(
       nonScreamClips: mine.length - screamClips,
       nonScreamMinutes: e.nonScreamHours * 60,
       rocAuc: hasBoth ? rocAuc(w.scores, w.labels) : null,
+      clipRocAuc: hasBoth ? clipScores(mine).rocAuc : null,
       windowFalsePositiveRate: negs
         ? metricsAt(w.scores, w.labels, defaults.threshold).falsePositiveRate
         : null,
@@ -963,6 +974,7 @@ export function report(
       averagePrecision: averagePrecision(scores, labels),
       atThreshold: metricsAt(scores, labels, defaults.threshold),
     },
+    clips: clipScores(scored),
     events: eventMetrics(scored, confirm),
     noisy: NOISY_SNRS_DB.map((snrDb) => {
       const subset = noisyScored.filter((c) => c.snrDb === snrDb);
@@ -978,6 +990,18 @@ export function report(
     latencyFromOnset: { medianS: quantileOf(latencies, 0.5), p90S: quantileOf(latencies, 0.9) },
     groups,
     defaults,
+  };
+}
+
+/** Each clip scored by its highest window (0 for a clip with none), ranked against its label. */
+export function clipScores(scored: readonly ScoredClip[]): ValidationReport['clips'] {
+  const scores = scored.map((c) => c.windows.reduce((m, w) => Math.max(m, w.probability), 0));
+  const labels = scored.map((c) => c.label);
+  return {
+    count: scored.length,
+    screams: labels.filter((l) => l === 1).length,
+    rocAuc: rocAuc(scores, labels),
+    averagePrecision: averagePrecision(scores, labels),
   };
 }
 

@@ -153,6 +153,35 @@ describe('screamwatch analyze --json (contract)', () => {
     expect(m.noisy.map((n: { snrDb: number }) => n.snrDb)).toEqual([0, 5, 10, 20]);
   });
 
+  it('eval --cross-validate --baseline compares clip ranking with the plain method on the same folds', async () => {
+    const r = await cli([
+      'eval',
+      '--data',
+      join(tmp.dir, 'data'),
+      '--cross-validate',
+      '--group-by',
+      'recording',
+      '--baseline',
+      '--trees',
+      '10',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const m = JSON.parse(r.stdout);
+    expect(m.clips.count).toBe(20);
+    expect(m.clips.rocAuc).toBeGreaterThan(0.8);
+    expect(m.baseline.description).toMatch(/time means of 13 MFCC, 12 chroma, ZCR and RMS/);
+    // the same folds: every clip the recipe scored, the baseline scored too
+    expect(m.baseline.clips.count).toBe(m.clips.count);
+    expect(m.baseline.groups.map((g: { group: string }) => g.group)).toEqual(
+      m.groups.map((g: { group: string }) => g.group),
+    );
+    expect(m.baseline.clips.rocAuc).toBeGreaterThan(0.8);
+    const text = await cli(['eval', '--data', join(tmp.dir, 'data'), '--model', modelPath, '--baseline']);
+    expect(text.code).toBe(2);
+    expect(text.stderr).toMatch(/--baseline .* needs --cross-validate/);
+  });
+
   it('train refuses a folder without scream/ and non_scream/', async () => {
     const r = await cli(['train', '--data', join(tmp.dir, 'clips'), '--out', join(tmp.dir, 'x.json')]);
     expect(r.code).toBe(1);

@@ -6,8 +6,9 @@ usage: screamwatch <command> [options]      (screamwatch <command> --help for it
 
   demo                     a complete installation on this machine (cloud + dashboard + one sensor)
   analyze <file|dir>...    score WAV/MP3 files (--json: one JSON object per file per line)
-  train --data DIR         train the forest (leave-one-source-out validated) and write the model
+  train --data DIR         train the forest (validated leave-one-family-out) and write the model
   eval --data DIR          score a model on a labelled folder (or --cross-validate the recipe)
+  model-card               rewrite the model card's tables from the model file (--check: verify)
   daemon                   the sensor service (capture, detect, outbox, MQTT)
   cloud                    the bridge (broker, ingest, alerts, store, dashboard)
 `;
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   analyze: async () => (await import('./analyze.ts')).runAnalyze,
   train: async () => (await import('./train.ts')).runTrain,
   eval: async () => (await import('./eval.ts')).runEval,
+  'model-card': async () => (await import('./model-card.ts')).runModelCard,
   daemon: async () => (await import('../daemon/cli.ts')).runDaemonCommand,
   cloud: async () => (await import('../cloud/cli.ts')).runCloudCommand,
   demo: async () => (await import('./demo.ts')).runDemo,

@@ -106,7 +106,9 @@ function validationTable(r: Partial<ValidationReport>): string {
     rows.push([
       'plain whole-clip baseline on the same folds: clip ROC-AUC',
       num(r.baseline.clips.rocAuc, 3),
-      'to beat',
+      r.clips
+        ? `this recipe ${r.clips.rocAuc >= r.baseline.clips.rocAuc ? 'ahead' : 'behind'} by ${Math.abs(r.clips.rocAuc - r.baseline.clips.rocAuc).toFixed(3)}`
+        : '',
     ]);
   if (at)
     rows.push([

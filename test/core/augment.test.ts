@@ -14,7 +14,7 @@ import {
   telephoneBand,
 } from '../../core/train/augment.ts';
 import type { Clip } from '../../core/train/dataset.ts';
-import { buildMixes, type ClipFeatures, DEFAULT_AUGMENT } from '../../core/train/pipeline.ts';
+import { buildMixes, type ClipFeatures, DEFAULT_AUGMENT, windowsOf } from '../../core/train/pipeline.ts';
 import { seededRandom } from '../../core/train/random.ts';
 
 function whiteNoise(n: number, seed = 3): Float32Array {
@@ -167,5 +167,81 @@ describe('copies per non-scream clip', () => {
     expect(total).toBeGreaterThan(50);
     expect(total).toBeLessThan(70);
     expect(copiesPerClip(0).every((c) => c === 0)).toBe(true);
+  });
+});
+
+describe('scream copies set inside their background', () => {
+  // one 0.6 s scream-like sweep, and noise-like non-scream clips to serve as backgrounds
+  const random = seededRandom(9);
+  const scream = Float32Array.from(
+    { length: 9600 },
+    (_, i) => 0.5 * Math.sin(2 * Math.PI * (900 + i / 20) * (i / 16000)),
+  );
+  const clips: Clip[] = [
+    {
+      file: 'scream/s.wav',
+      label: 1,
+      source: 'a',
+      recording: 'a',
+      license: 't',
+      samples: scream,
+      durationS: 0.6,
+    },
+    ...Array.from({ length: 4 }, (_, i) => ({
+      file: `non_scream/n${i}.wav`,
+      label: 0 as const,
+      source: 'b',
+      recording: `b${i}`,
+      license: 't',
+      samples: Float32Array.from({ length: 16000 * 4 }, () => 0.1 * (random() * 2 - 1)),
+      durationS: 4,
+    })),
+  ];
+  const features: ClipFeatures[] = clips.map((c, i) => ({
+    clip: i,
+    label: c.label,
+    source: c.source,
+    durationS: c.durationS,
+    windows: windowsOf(c.samples),
+  }));
+  const copies = (mixContext?: { leadMaxS: number; tailMinS: number; tailMaxS: number }) => {
+    const heard: Float32Array[] = [];
+    const mixes = buildMixes(
+      clips,
+      features,
+      4,
+      { ...DEFAULT_AUGMENT, perScream: 12, nonScreamShare: 0, mixShare: 1, speedShare: 0, mixContext },
+      undefined,
+      (samples) => {
+        heard.push(samples);
+        return windowsOf(samples);
+      },
+    );
+    return mixes.map((m, i) => ({ mix: m, samples: heard[i]! }));
+  };
+
+  it('puts 0..lead s of the room before the scream and tail s after, and keeps only the windows on the scream', () => {
+    const withContext = copies({ leadMaxS: 1.5, tailMinS: 1, tailMaxS: 1.5 });
+    expect(withContext).toHaveLength(12);
+    for (const { mix, samples } of withContext) {
+      const extraS = samples.length / 16000 - 0.6;
+      expect(extraS).toBeGreaterThanOrEqual(1 - 1e-3);
+      expect(extraS).toBeLessThanOrEqual(3 + 1e-3);
+      // the last second is the room alone, not digital silence
+      const tail = samples.subarray(samples.length - 16000);
+      expect(Math.sqrt(tail.reduce((a, v) => a + v * v, 0) / tail.length)).toBeGreaterThan(1e-4);
+      // a 0.6 s scream is one clean window: every copy keeps the window nearest to where the
+      // lead put it (one, or two when the scream straddles a hop), never the room before it
+      expect(mix.windows.length).toBeGreaterThanOrEqual(1);
+      expect(mix.windows.length).toBeLessThanOrEqual(2);
+      expect(mix.windows[0]!.startS).toBeLessThanOrEqual(extraS - 1 + 0.256 + 1e-9);
+    }
+    // the leads differ from copy to copy
+    expect(new Set(withContext.map((c) => c.samples.length)).size).toBeGreaterThan(6);
+    // without it a copy is exactly as long as its clip (and padded with silence to one window)
+    for (const { samples, mix } of copies(undefined)) {
+      expect(samples.length).toBe(9600);
+      expect(mix.windows).toHaveLength(1);
+    }
   });
 });

@@ -9,10 +9,9 @@ import { loadModelFile } from '../core/model/load.ts';
 import { loadDataset } from '../core/train/dataset.ts';
 import {
   buildMixes,
-  type ClipFeatures,
+  clipFeaturesOf,
   DEFAULT_FOREST,
   fitForest,
-  windowsOf,
 } from '../core/train/pipeline.ts';
 
 /** Speech-like test signal: harmonic tone with moving pitch, noise and pauses. */
@@ -60,13 +59,7 @@ export async function runCoreBench(): Promise<Record<string, number | string>> {
   if (existsSync(data)) {
     const t2 = performance.now();
     const clips = await loadDataset(data);
-    const features: ClipFeatures[] = clips.map((c, i) => ({
-      clip: i,
-      label: c.label,
-      source: c.source,
-      durationS: c.durationS,
-      windows: windowsOf(c.samples),
-    }));
+    const features = clipFeaturesOf(clips);
     const mixes = buildMixes(clips, features, 7);
     const t3 = performance.now();
     fitForest([...features, ...mixes], DEFAULT_FOREST);

@@ -7,8 +7,8 @@ import { loadDataset } from '../core/train/dataset.ts';
 import {
   buildMixes,
   buildModelFile,
-  type ClipFeatures,
   chooseDefaults,
+  clipFeaturesOf,
   compareRules,
   DEFAULT_AUGMENT,
   DEFAULT_FOREST,
@@ -22,7 +22,6 @@ import {
   SHORTCUT_WARN_AUC,
   type ValidationReport,
   validationFolds,
-  windowsOf,
 } from '../core/train/pipeline.ts';
 import { ProgressBar } from './progress.ts';
 import { defaultJobs, validateAndFit } from './train-pool.ts';
@@ -174,16 +173,7 @@ export async function runTrain(argv: string[]): Promise<number> {
 
 export async function prepare(dataDir: string, bar: ProgressBar, augment = true) {
   const clips = await loadDataset(dataDir, { onClip: (d, t) => bar.update('decode clips', d, t) });
-  const features: ClipFeatures[] = clips.map((c, i) => {
-    bar.update('features', i + 1, clips.length);
-    return {
-      clip: i,
-      label: c.label,
-      source: c.source,
-      durationS: c.durationS,
-      windows: windowsOf(c.samples),
-    };
-  });
+  const features = clipFeaturesOf(clips, (d, t) => bar.update('features', d, t));
   const mixes = augment
     ? buildMixes(clips, features, 7, DEFAULT_AUGMENT, (d, t) => bar.update('augment', d, t))
     : [];

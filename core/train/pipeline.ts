@@ -57,6 +57,23 @@ export function windowsOf(samples: Float32Array): FeatureWindow[] {
  * Training rows of one clip. Labels are clip-level and scream clips contain breaths and
  * gaps; windows far below the clip's peak level are left out rather than taught as screams.
  */
+/** Every clip's feature windows, with what validation and augmentation need to know of it. */
+export function clipFeaturesOf(
+  clips: readonly Clip[],
+  onProgress?: (done: number, of: number) => void,
+): ClipFeatures[] {
+  return clips.map((c, i) => {
+    onProgress?.(i + 1, clips.length);
+    return {
+      clip: i,
+      label: c.label,
+      source: c.source,
+      durationS: c.durationS,
+      windows: windowsOf(c.samples),
+    };
+  });
+}
+
 export function rowsOf(cf: { label: 0 | 1; windows: FeatureWindow[]; screamWindowsOnly?: boolean }): {
   rows: Float64Array[];
   labels: number[];

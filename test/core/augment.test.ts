@@ -14,7 +14,13 @@ import {
   telephoneBand,
 } from '../../core/train/augment.ts';
 import type { Clip } from '../../core/train/dataset.ts';
-import { buildMixes, type ClipFeatures, DEFAULT_AUGMENT, windowsOf } from '../../core/train/pipeline.ts';
+import {
+  buildMixes,
+  type ClipFeatures,
+  clipFeaturesOf,
+  DEFAULT_AUGMENT,
+  windowsOf,
+} from '../../core/train/pipeline.ts';
 import { seededRandom } from '../../core/train/random.ts';
 
 function whiteNoise(n: number, seed = 3): Float32Array {
@@ -197,13 +203,7 @@ describe('scream copies set inside their background', () => {
       durationS: 4,
     })),
   ];
-  const features: ClipFeatures[] = clips.map((c, i) => ({
-    clip: i,
-    label: c.label,
-    source: c.source,
-    durationS: c.durationS,
-    windows: windowsOf(c.samples),
-  }));
+  const features = clipFeaturesOf(clips);
   const copies = (mixContext?: { leadMaxS: number; tailMinS: number; tailMaxS: number }) => {
     const heard: Float32Array[] = [];
     const mixes = buildMixes(

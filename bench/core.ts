@@ -7,12 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { analyzeSamples } from '../core/detect/analyze.ts';
 import { loadModelFile } from '../core/model/load.ts';
 import { loadDataset } from '../core/train/dataset.ts';
-import {
-  buildMixes,
-  clipFeaturesOf,
-  DEFAULT_FOREST,
-  fitForest,
-} from '../core/train/pipeline.ts';
+import { buildMixes, clipFeaturesOf, DEFAULT_FOREST, fitForest } from '../core/train/pipeline.ts';
 
 /** Speech-like test signal: harmonic tone with moving pitch, noise and pauses. */
 function testSignal(seconds: number): Float32Array {

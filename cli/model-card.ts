@@ -1,9 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH } from '../core/model/load.ts';
-import { ModelError } from '../core/model/scream-model.ts';
-import { type CardModel, cardSections, renderCard } from '../core/train/model-card.ts';
+import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
+import { type CardModel, cardBlocks, cardSections, renderCard } from '../core/train/model-card.ts';
 
 const USAGE = `usage: screamwatch model-card [--model FILE] [--card FILE] [--check]
   Rewrites the generated tables of the model card (--card, default MODEL_CARD.md beside the
@@ -29,13 +28,10 @@ export async function runModelCard(argv: string[]): Promise<number> {
   }
   const modelPath = resolve(values.model ?? DEFAULT_MODEL_PATH);
   const cardPath = resolve(values.card ?? join(dirname(modelPath), 'MODEL_CARD.md'));
+  // loads (and so checks) the model as a sensor would: MODEL_NOT_FOUND, MODEL_INVALID, ...
+  loadModelFile(modelPath);
   const text = await readFile(modelPath, 'utf8');
   const model = JSON.parse(text) as CardModel;
-  if (typeof model.version !== 'string' || !Array.isArray(model.featureNames))
-    throw new ModelError(
-      'MODEL_INVALID',
-      `${modelPath} is not a screamwatch model file (no version or featureNames)`,
-    );
   const card = await readFile(cardPath, 'utf8');
   const sections = cardSections(model, Buffer.byteLength(text));
   const next = renderCard(card, sections);
@@ -44,9 +40,9 @@ export async function runModelCard(argv: string[]): Promise<number> {
       process.stdout.write(`${cardPath} is up to date with model ${model.version}\n`);
       return 0;
     }
-    const stale = Object.keys(sections).find(
-      (name) => !card.includes(`generated: ${name} -->\n${sections[name]}\n`),
-    );
+    const blocks = cardBlocks(card);
+    const stale =
+      Object.keys(sections).find((name) => blocks.get(name) !== sections[name]) ?? '(outside the tables)';
     process.stderr.write(
       `${cardPath} is out of date with model ${model.version} (table "${stale}"): run screamwatch model-card\n`,
     );

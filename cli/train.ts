@@ -253,7 +253,7 @@ export function formatReport(r: ValidationReport): string {
       );
     }
   }
-  if (r.baseline) {
+  if (r.baseline && Number.isFinite(r.baseline.clips.rocAuc)) {
     const b = r.baseline;
     lines.push(
       `Baseline on the same folds (${b.description}):`,

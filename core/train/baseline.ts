@@ -1,7 +1,7 @@
 import { FRAME_SIZE, FrameFeatureExtractor, N_CHROMA, N_MFCC } from '../features/frame-features.ts';
 import { loadBareForest } from '../model/scream-model.ts';
 import { type ForestOptions, trainForest } from './forest-trainer.ts';
-import { averagePrecision, rocAuc } from './metrics.ts';
+import { rankSummary, rocAuc } from './metrics.ts';
 
 /**
  * The plain method this product replaced (issue 10): one row per whole clip, the time means of
@@ -11,8 +11,6 @@ import { averagePrecision, rocAuc } from './metrics.ts';
  * than its own past. Reimplemented from the issue's description with this project's frame
  * features (Meyda's MFCC and chroma on 32 ms frames), so it is a reference, not the original.
  */
-export const BASELINE_DESCRIPTION = `plain whole-clip baseline: time means of ${N_MFCC} MFCC, ${N_CHROMA} chroma, ZCR and RMS level over the clip's non-silent 32 ms frames, one ${100}-tree forest, no augmentation`;
-
 export const BASELINE_FOREST: ForestOptions = {
   nEstimators: 100,
   maxDepth: 30,
@@ -21,9 +19,14 @@ export const BASELINE_FOREST: ForestOptions = {
   seed: 1,
 };
 
+/** What the report says the baseline is. */
+export function baselineDescription(forest: ForestOptions = BASELINE_FOREST): string {
+  return `plain whole-clip baseline: time means of ${N_MFCC} MFCC, ${N_CHROMA} chroma, ZCR and RMS level over the clip's non-silent 32 ms frames, one ${forest.nEstimators}-tree forest (class-balanced bootstraps drawn evenly across sources, as the recipe's), no augmentation`;
+}
+
 export interface BaselineReport {
   description: string;
-  clips: { count: number; screams: number; rocAuc: number; averagePrecision: number };
+  clips: ReturnType<typeof rankSummary>;
   groups: { group: string; clipRocAuc: number | null }[];
 }
 
@@ -91,13 +94,8 @@ export function validateBaseline(
   });
   const all = pooled(scoredIdx);
   return {
-    description: BASELINE_DESCRIPTION,
-    clips: {
-      count: scoredIdx.length,
-      screams: all.labels.filter((l) => l === 1).length,
-      rocAuc: rocAuc(all.scores, all.labels),
-      averagePrecision: averagePrecision(all.scores, all.labels),
-    },
+    description: baselineDescription(forest),
+    clips: rankSummary(all.scores, all.labels),
     groups: names.map((group) => {
       const mine = pooled(scoredIdx.filter((i) => groups[i] === group));
       const both = mine.labels.includes(1) && mine.labels.includes(0);

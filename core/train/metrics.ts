@@ -46,6 +46,19 @@ export function averagePrecision(scores: readonly number[], labels: readonly num
   return ap;
 }
 
+/** How well scores rank one label over the other: counts, ROC-AUC and average precision. */
+export function rankSummary(
+  scores: readonly number[],
+  labels: readonly number[],
+): { count: number; screams: number; rocAuc: number; averagePrecision: number } {
+  return {
+    count: scores.length,
+    screams: labels.filter((l) => l === 1).length,
+    rocAuc: rocAuc(scores, labels),
+    averagePrecision: averagePrecision(scores, labels),
+  };
+}
+
 export interface ThresholdMetrics {
   threshold: number;
   precision: number;

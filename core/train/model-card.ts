@@ -102,11 +102,11 @@ function validationTable(r: Partial<ValidationReport>): string {
       ['ROC-AUC (clips, each by its highest window)', num(r.clips.rocAuc, 3), ''],
       ['average precision (clips)', num(r.clips.averagePrecision, 3), ''],
     );
-  if (r.baseline)
+  if (r.baseline && Number.isFinite(r.baseline.clips.rocAuc))
     rows.push([
       'plain whole-clip baseline on the same folds: clip ROC-AUC',
       num(r.baseline.clips.rocAuc, 3),
-      r.clips
+      r.clips && Number.isFinite(r.clips.rocAuc)
         ? `this recipe ${r.clips.rocAuc >= r.baseline.clips.rocAuc ? 'ahead' : 'behind'} by ${Math.abs(r.clips.rocAuc - r.baseline.clips.rocAuc).toFixed(3)}`
         : '',
     ]);
@@ -194,7 +194,14 @@ export function cardSections(m: CardModel, bytes: number): Record<string, string
   };
 }
 
-const MARKER = /<!-- BEGIN generated: ([a-z]+) -->\n([\s\S]*?)<!-- END generated: \1 -->/g;
+const MARKER = /<!-- BEGIN generated: ([\w-]+) -->\r?\n([\s\S]*?)<!-- END generated: \1 -->/g;
+
+/** The body of every generated block of a card, by name. */
+export function cardBlocks(card: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of card.matchAll(MARKER)) out.set(m[1]!, m[2]!.replace(/\r?\n$/, ''));
+  return out;
+}
 
 /**
  * The card with every `<!-- BEGIN generated: name -->` ... `<!-- END generated: name -->`
@@ -203,12 +210,17 @@ const MARKER = /<!-- BEGIN generated: ([a-z]+) -->\n([\s\S]*?)<!-- END generated
  */
 export function renderCard(card: string, sections: Record<string, string>): string {
   const seen = new Set<string>();
+  const begins = [...card.matchAll(/<!-- BEGIN generated: ([^\s>]*)/g)].map((m) => m[1]!);
   const out = card.replace(MARKER, (_all, name: string) => {
     const body = sections[name];
     if (body === undefined) throw new Error(`model card: no generated section named "${name}"`);
+    if (seen.has(name)) throw new Error(`model card: the section "${name}" is marked twice`);
     seen.add(name);
     return `<!-- BEGIN generated: ${name} -->\n${body}\n<!-- END generated: ${name} -->`;
   });
+  const unclosed = begins.find((n) => !seen.has(n));
+  if (unclosed !== undefined)
+    throw new Error(`model card: <!-- BEGIN generated: ${unclosed} --> has no matching END marker`);
   const missing = Object.keys(sections).filter((n) => !seen.has(n));
   if (missing.length)
     throw new Error(

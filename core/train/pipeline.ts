@@ -20,6 +20,7 @@ import {
   type EventMetrics,
   eventMetrics,
   metricsAt,
+  rankSummary,
   rocAuc,
   type ScoredClip,
   type ThresholdMetrics,
@@ -273,8 +274,9 @@ export function buildMixes(
       snrDb,
       windows,
       screamWindowsOnly: true,
-      // the check measures what reaches the forest: a scream copy's rows are its windows on
-      // the scream, never the room around it (whose level would read as a level cue)
+      // the check measures what the forest learns from: a scream copy's rows are its windows
+      // on the scream (they reach up to a window past it), never the room before or long after
+      // it, whose level would read as a level cue
       shortcut: shortcutFeatures(span ? audio.subarray(span[0], span[1]) : audio),
     });
   });
@@ -1044,13 +1046,10 @@ export function report(
 /** Each clip scored by its highest window (0 for a clip with none), ranked against its label. */
 export function clipScores(scored: readonly ScoredClip[]): ValidationReport['clips'] {
   const scores = scored.map((c) => c.windows.reduce((m, w) => Math.max(m, w.probability), 0));
-  const labels = scored.map((c) => c.label);
-  return {
-    count: scored.length,
-    screams: labels.filter((l) => l === 1).length,
-    rocAuc: rocAuc(scores, labels),
-    averagePrecision: averagePrecision(scores, labels),
-  };
+  return rankSummary(
+    scores,
+    scored.map((c) => c.label),
+  );
 }
 
 /**

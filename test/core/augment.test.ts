@@ -234,8 +234,12 @@ describe('scream copies set inside their background', () => {
       // lead put it (one, or two when the scream straddles a hop), never the room before it
       expect(mix.windows.length).toBeGreaterThanOrEqual(1);
       expect(mix.windows.length).toBeLessThanOrEqual(2);
+      // lead = extra - tail with the tail in 1..1.5 s: the first kept window starts within
+      // half a hop of the lead (a mapping that ignored the lead would keep the room's window 0)
       expect(mix.windows[0]!.startS).toBeLessThanOrEqual(extraS - 1 + 0.256 + 1e-9);
+      expect(mix.windows[0]!.startS).toBeGreaterThanOrEqual(extraS - 1.5 - 0.256 - 1e-9);
     }
+    expect(withContext.some(({ mix }) => mix.windows[0]!.startS >= 0.5)).toBe(true);
     // the leads differ from copy to copy
     expect(new Set(withContext.map((c) => c.samples.length)).size).toBeGreaterThan(6);
     // without it a copy is exactly as long as its clip (and padded with silence to one window)

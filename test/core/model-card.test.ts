@@ -58,9 +58,23 @@ describe('model card', () => {
     expect(() =>
       renderCard(`${card}<!-- BEGIN generated: bogus -->\nx\n<!-- END generated: bogus -->\n`, sections),
     ).toThrow(/no generated section named "bogus"/);
-    expect(() => renderCard(card.replace('generated: rules -->', 'generated: rule -->'), sections)).toThrow(
-      /marker for section "rules"/,
-    );
+    // a BEGIN without its END fails, so its stale numbers cannot stay unnoticed
+    expect(() =>
+      renderCard(card.replace('<!-- END generated: rules -->', '<!-- END generated: rulez -->'), sections),
+    ).toThrow(/BEGIN generated: rules --> has no matching END/);
+    expect(() =>
+      renderCard(
+        `${card}<!-- BEGIN generated: per-family -->\nx\n<!-- END generated: per-family -->\n`,
+        sections,
+      ),
+    ).toThrow(/no generated section named "per-family"/);
+    expect(() =>
+      renderCard(`${card}<!-- BEGIN generated: rules -->\nx\n<!-- END generated: rules -->\n`, sections),
+    ).toThrow(/"rules" is marked twice/);
+    // a card saved with CRLF line ends still renders
+    expect(renderCard(card.replace(/\n/g, '\r\n'), sections)).toContain(sections.model);
+    const noRules = card.replace(/<!-- BEGIN generated: rules -->[\s\S]*?<!-- END generated: rules -->/, '');
+    expect(() => renderCard(noRules, sections)).toThrow(/marker for section "rules"/);
   });
 
   it('screamwatch model-card --check names a stale table and exits 1; without --check it rewrites the card', async () => {
@@ -84,6 +98,15 @@ describe('model card', () => {
     writeFileSync(notModel, '{"hello": 1}');
     const bad = await cli(['model-card', '--model', notModel, '--card', card]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/MODEL_INVALID.*not a screamwatch model file/);
+    expect(bad.stderr).toMatch(/MODEL_INVALID.*x\.json: not a screamwatch-forest\/1 model file/);
+    const missing = await cli(['model-card', '--model', join(tmp.dir, 'none.json'), '--card', card]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/MODEL_NOT_FOUND.*none\.json/);
+    // a stale table whose fresh version is a prefix of it (a row left over) is named too
+    const families = shipped.indexOf('<!-- END generated: families -->');
+    writeFileSync(card, `${shipped.slice(0, families)}| left-over | row |\n${shipped.slice(families)}`);
+    const leftover = await cli(['model-card', '--model', model, '--check']);
+    expect(leftover.code).toBe(1);
+    expect(leftover.stderr).toMatch(/\(table "families"\)/);
   });
 });

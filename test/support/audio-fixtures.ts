@@ -22,9 +22,13 @@ export function tempDir(prefix = 'screamwatch-'): { dir: string; cleanup: () => 
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Runs sox with the given arguments. */
+/**
+ * Runs sox with the given arguments, in its repeatable mode (-R): its noise generators and
+ * dither start from a fixed seed, so a fixture (and a toy model trained on fixtures) is the
+ * same on every run, and a test that fails fails every time.
+ */
 export async function sox(...args: string[]): Promise<void> {
-  await run('sox', args);
+  await run('sox', ['-R', ...args]);
 }
 
 /** Generates `path` (16 kHz mono 16-bit) from sox's null input and the given effects. */

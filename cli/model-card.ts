@@ -1,7 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, loadModelFile } from '../core/model/load.ts';
+import { DEFAULT_MODEL_PATH, readModelFile } from '../core/model/load.ts';
+import { ScreamModel } from '../core/model/scream-model.ts';
 import { type CardModel, cardBlocks, cardSections, renderCard } from '../core/train/model-card.ts';
 
 const USAGE = `usage: screamwatch model-card [--model FILE] [--card FILE] [--check]
@@ -28,10 +29,10 @@ export async function runModelCard(argv: string[]): Promise<number> {
   }
   const modelPath = resolve(values.model ?? DEFAULT_MODEL_PATH);
   const cardPath = resolve(values.card ?? join(dirname(modelPath), 'MODEL_CARD.md'));
-  // loads (and so checks) the model as a sensor would: MODEL_NOT_FOUND, MODEL_INVALID, ...
-  loadModelFile(modelPath);
-  const text = await readFile(modelPath, 'utf8');
-  const model = JSON.parse(text) as CardModel;
+  const { text, json } = readModelFile(modelPath);
+  // checked as a sensor checks a model (MODEL_INVALID naming what is wrong) before it is described
+  ScreamModel.fromJSON(json, modelPath);
+  const model = json as CardModel;
   const card = await readFile(cardPath, 'utf8');
   const sections = cardSections(model, Buffer.byteLength(text));
   const next = renderCard(card, sections);

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_PATH } from '../core/model/load.ts';
 import { validateBaseline } from '../core/train/baseline.ts';
 import { loadDataset } from '../core/train/dataset.ts';
+import { num, pct } from '../core/train/model-card.ts';
 import {
   buildMixes,
   buildModelFile,
@@ -128,11 +129,7 @@ export async function runTrain(argv: string[]): Promise<number> {
         ...report(cv.scored, cv.noisyScored, cv.folds, defaults, 'family'),
         rules: compareRules(cv.scored, cv.noisyScored, all),
         // the plain method on the same folds: the bar the recipe must clear (about 30 s)
-        baseline: validateBaseline(
-          clips,
-          keys,
-          clips.map((c) => c.source),
-        ),
+        baseline: validateBaseline(clips, keys),
       };
       bar.update('baseline', 1, 1);
     }
@@ -209,10 +206,6 @@ function positiveInt(name: string, v: string): number {
 }
 
 export function formatReport(r: ValidationReport): string {
-  const pct = (x: number | null | undefined) =>
-    x === null || x === undefined || Number.isNaN(x) ? '-' : `${(x * 100).toFixed(1)}%`;
-  const num = (x: number | null | undefined, d = 2) =>
-    x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d);
   const w = r.windows;
   const a = w.atThreshold;
   const c = r.defaults.confirm;

@@ -8,6 +8,16 @@ export const DEFAULT_MODEL_PATH = fileURLToPath(
 );
 
 export function loadModelFile(path: string = DEFAULT_MODEL_PATH): ScreamModel {
+  const { json } = readModelFile(path);
+  return ScreamModel.fromJSON(json, path);
+}
+
+/**
+ * A model file's text and parsed JSON, not yet checked as a model (MODEL_NOT_FOUND when it
+ * cannot be read, MODEL_INVALID when it is not JSON). For tools that need the file's own
+ * fields (size, training record) beside the loaded model.
+ */
+export function readModelFile(path: string): { text: string; json: unknown } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -23,5 +33,5 @@ export function loadModelFile(path: string = DEFAULT_MODEL_PATH): ScreamModel {
   } catch (err) {
     throw new ModelError('MODEL_INVALID', `${path}: not JSON (${(err as Error).message})`);
   }
-  return ScreamModel.fromJSON(json, path);
+  return { text, json };
 }

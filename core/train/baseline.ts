@@ -55,13 +55,12 @@ export function baselineFeatures(samples: Float32Array): Float64Array {
 /**
  * Validates the baseline by group: each group held out in turn (where the others hold both
  * classes), its clips scored by a forest trained on every other group's clips. `groups[i]` is
- * clip i's fold key, `sources[i]` its source (bootstraps draw evenly across sources, as the
+ * clip i's fold key (bootstraps draw evenly across the clips' sources, as the
  * recipe's do).
  */
 export function validateBaseline(
-  clips: readonly { label: 0 | 1; samples: Float32Array }[],
+  clips: readonly { label: 0 | 1; samples: Float32Array; source: string }[],
   groups: readonly string[],
-  sources: readonly string[],
   forest: ForestOptions = BASELINE_FOREST,
 ): BaselineReport {
   const rows = clips.map((c) => baselineFeatures(c.samples));
@@ -80,7 +79,7 @@ export function validateBaseline(
       train.map((i) => labels[i]!),
       forest,
       undefined,
-      train.map((i) => sources[i]!),
+      train.map((i) => clips[i]!.source),
     );
     const p = loadBareForest(json).predict(test.map((i) => rows[i]!));
     test.forEach((i, j) => {

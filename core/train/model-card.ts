@@ -37,9 +37,11 @@ export const CARD_TARGETS = {
   medianLatencyS: 1.5,
 };
 
-const pct = (x: number | null | undefined) =>
+/** A share as a percentage with one decimal, '-' for a figure that does not exist. */
+export const pct = (x: number | null | undefined) =>
   x === null || x === undefined || Number.isNaN(x) ? '-' : `${(x * 100).toFixed(1)}%`;
-const num = (x: number | null | undefined, d: number) =>
+/** A number with `d` decimals, '-' for a figure that does not exist. */
+export const num = (x: number | null | undefined, d = 2) =>
   x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d);
 const cell = (s: string) => s.replace(/\|/g, '/').replace(/\s+/g, ' ').trim();
 const met = (ok: boolean) => (ok ? 'met' : 'missed');

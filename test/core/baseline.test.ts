@@ -39,20 +39,18 @@ describe('plain whole-clip baseline', () => {
 
   it('ranks held-out groups it can tell apart, deterministically, and skips folds without both classes to train on', () => {
     const random = seededRandom(5);
-    const clips: { label: 0 | 1; samples: Float32Array }[] = [];
+    const clips: { label: 0 | 1; samples: Float32Array; source: string }[] = [];
     const groups: string[] = [];
-    const sources: string[] = [];
     for (let g = 0; g < 4; g++) {
       for (let i = 0; i < 6; i++) {
-        clips.push({ label: 1, samples: tone(900 + 150 * i + 40 * g, 1, 0.1 + 0.05 * g) });
-        clips.push({ label: 0, samples: noise(1, 0.1 + 0.05 * g, random) });
+        clips.push({ label: 1, samples: tone(900 + 150 * i + 40 * g, 1, 0.1 + 0.05 * g), source: `s${g}` });
+        clips.push({ label: 0, samples: noise(1, 0.1 + 0.05 * g, random), source: `s${g}` });
         groups.push(`g${g}`, `g${g}`);
-        sources.push(`s${g}`, `s${g}`);
       }
     }
     const options = { nEstimators: 20, maxDepth: 8, minSamplesSplit: 2, minSamplesLeaf: 1, seed: 1 };
-    const a = validateBaseline(clips, groups, sources, options);
-    const b = validateBaseline(clips, groups, sources, options);
+    const a = validateBaseline(clips, groups, options);
+    const b = validateBaseline(clips, groups, options);
     expect(a).toEqual(b);
     expect(a.clips.count).toBe(48);
     expect(a.clips.rocAuc).toBeGreaterThan(0.95);
@@ -62,7 +60,7 @@ describe('plain whole-clip baseline', () => {
     // with every scream in one group, holding that group out leaves no scream to train on:
     // its clips are not scored at all, rather than scored by a one-class forest
     const onlyScreams = clips.map((c, i) => (c.label === 1 ? 'screams' : groups[i]!));
-    const c = validateBaseline(clips, onlyScreams, sources, options);
+    const c = validateBaseline(clips, onlyScreams, options);
     expect(c.clips.count).toBe(24);
     expect(c.clips.screams).toBe(0);
     expect(c.groups.find((x) => x.group === 'screams')?.clipRocAuc).toBeNull();

@@ -100,7 +100,7 @@ export async function runEval(argv: string[]): Promise<number> {
     };
     if (values.baseline) {
       bar.update('baseline', 0, 1);
-      r.baseline = validateBaseline(clips, keys);
+      r.baseline = validateBaseline(features, keys);
       bar.update('baseline', 1, 1);
     }
   }

@@ -28,6 +28,9 @@ export class WindowFeatureStream {
   private framesSeen = 0;
   private windowIndex = 0;
 
+  /** `onFrame` sees every 32 ms frame's features once, in order (training's whole-clip means). */
+  constructor(private readonly onFrame?: (frame: FrameFeatures) => void) {}
+
   push(samples16k: Float32Array): FeatureWindow[] {
     let buf: Float32Array;
     if (this.pending.length === 0) buf = samples16k;
@@ -39,7 +42,9 @@ export class WindowFeatureStream {
     const out: FeatureWindow[] = [];
     let at = 0;
     while (at + FRAME_SIZE <= buf.length) {
-      this.frames.push(this.extractor.extract(buf.subarray(at, at + FRAME_SIZE)));
+      const frame = this.extractor.extract(buf.subarray(at, at + FRAME_SIZE));
+      this.onFrame?.(frame);
+      this.frames.push(frame);
       this.framesSeen++;
       at += FRAME_SIZE;
       if (this.frames.length === FRAMES_PER_WINDOW) {

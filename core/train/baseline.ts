@@ -1,4 +1,10 @@
-import { FRAME_SIZE, FrameFeatureExtractor, N_CHROMA, N_MFCC } from '../features/frame-features.ts';
+import {
+  FRAME_SIZE,
+  FrameFeatureExtractor,
+  type FrameFeatures,
+  N_CHROMA,
+  N_MFCC,
+} from '../features/frame-features.ts';
 import { loadBareForest } from '../model/scream-model.ts';
 import { type ForestOptions, trainForest } from './forest-trainer.ts';
 import { rankSummary, rocAuc } from './metrics.ts';
@@ -24,46 +30,76 @@ export function baselineDescription(forest: ForestOptions = BASELINE_FOREST): st
   return `plain whole-clip baseline: time means of ${N_MFCC} MFCC, ${N_CHROMA} chroma, ZCR and RMS level over the clip's non-silent 32 ms frames, one ${forest.nEstimators}-tree forest (class-balanced bootstraps drawn evenly across sources, as the recipe's), no augmentation`;
 }
 
+export interface BaselineClip {
+  label: 0 | 1;
+  source: string;
+  baselineRow?: Float64Array;
+  samples?: Float32Array;
+}
+
 export interface BaselineReport {
   description: string;
   clips: ReturnType<typeof rankSummary>;
   groups: { group: string; clipRocAuc: number | null }[];
 }
 
-/** The baseline's row for one clip (16 kHz): 13 MFCC, 12 chroma, ZCR, RMS dBFS, each a time mean. */
-export function baselineFeatures(samples: Float32Array): Float64Array {
-  const fx = new FrameFeatureExtractor();
-  const out = new Float64Array(N_MFCC + N_CHROMA + 2);
-  let n = 0;
-  for (let o = 0; o + FRAME_SIZE <= samples.length; o += FRAME_SIZE) {
-    const f = fx.extract(samples.subarray(o, o + FRAME_SIZE));
-    if (f.silent) continue;
-    for (let i = 0; i < N_MFCC; i++) out[i]! += f.mfcc[i]!;
-    for (let i = 0; i < N_CHROMA; i++) out[N_MFCC + i]! += f.chroma[i]!;
-    out[N_MFCC + N_CHROMA]! += f.zcr;
-    out[N_MFCC + N_CHROMA + 1]! += f.rmsDb;
-    n++;
+/**
+ * The baseline's row for one clip, built frame by frame: 13 MFCC, 12 chroma, ZCR and RMS dBFS,
+ * each a time mean over the non-silent frames. `clipFeaturesOf` feeds it the frames the
+ * window features are made of, so `train` does not analyse every clip a second time.
+ */
+export class BaselineMeans {
+  private readonly sums = new Float64Array(N_MFCC + N_CHROMA + 2);
+  private n = 0;
+
+  add(f: FrameFeatures): void {
+    if (f.silent) return;
+    const s = this.sums;
+    for (let i = 0; i < N_MFCC; i++) s[i]! += f.mfcc[i]!;
+    for (let i = 0; i < N_CHROMA; i++) s[N_MFCC + i]! += f.chroma[i]!;
+    s[N_MFCC + N_CHROMA]! += f.zcr;
+    s[N_MFCC + N_CHROMA + 1]! += f.rmsDb;
+    this.n++;
   }
-  if (n === 0) {
-    out[N_MFCC + N_CHROMA + 1] = -200;
+
+  row(): Float64Array {
+    const out = new Float64Array(this.sums.length);
+    if (this.n === 0) {
+      // digital silence: no spectral shape, and a level marker instead of NaN
+      out[N_MFCC + N_CHROMA + 1] = -200;
+      return out;
+    }
+    for (let i = 0; i < out.length; i++) out[i] = this.sums[i]! / this.n;
     return out;
   }
-  for (let i = 0; i < out.length; i++) out[i]! /= n;
-  return out;
+}
+
+/** The baseline's row for one clip (16 kHz), from its consecutive 32 ms frames. */
+export function baselineFeatures(samples: Float32Array): Float64Array {
+  const fx = new FrameFeatureExtractor();
+  const means = new BaselineMeans();
+  for (let o = 0; o + FRAME_SIZE <= samples.length; o += FRAME_SIZE) {
+    means.add(fx.extract(samples.subarray(o, o + FRAME_SIZE)));
+  }
+  return means.row();
 }
 
 /**
  * Validates the baseline by group: each group held out in turn (where the others hold both
  * classes), its clips scored by a forest trained on every other group's clips. `groups[i]` is
- * clip i's fold key (bootstraps draw evenly across the clips' sources, as the
- * recipe's do).
+ * clip i's fold key; bootstraps draw evenly across the clips' sources, as the recipe's do.
+ * A clip brings its row (`baselineRow`, from `clipFeaturesOf`) or its samples.
  */
 export function validateBaseline(
-  clips: readonly { label: 0 | 1; samples: Float32Array; source: string }[],
+  clips: readonly BaselineClip[],
   groups: readonly string[],
   forest: ForestOptions = BASELINE_FOREST,
 ): BaselineReport {
-  const rows = clips.map((c) => baselineFeatures(c.samples));
+  const rows = clips.map((c) => {
+    if (c.baselineRow) return c.baselineRow;
+    if (!c.samples) throw new TypeError('a baseline clip needs its baselineRow or its samples');
+    return baselineFeatures(c.samples);
+  });
   const labels = clips.map((c) => c.label);
   const score = new Float64Array(clips.length).fill(Number.NaN);
   const names = [...new Set(groups)].sort();

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ConfirmerOptions } from '../detect/confirmer.ts';
+import { FRAME_SIZE, type FrameFeatures } from '../features/frame-features.ts';
 import { FEATURE_SET, HOP_S, WINDOW_FEATURE_NAMES } from '../features/window-features.ts';
 import { type FeatureWindow, padToOneWindow, WindowFeatureStream } from '../features/window-stream.ts';
 import { loadBareForest, MODEL_FORMAT, type ModelFile, ScreamModel } from '../model/scream-model.ts';
@@ -11,7 +12,7 @@ import {
   mixAtSnr,
   randomRecordingChain,
 } from './augment.ts';
-import type { BaselineReport } from './baseline.ts';
+import { BaselineMeans, type BaselineReport } from './baseline.ts';
 import type { Clip } from './dataset.ts';
 import { familyOf } from './families.ts';
 import { type ForestOptions, trainForest, trainForestWithOob } from './forest-trainer.ts';
@@ -47,17 +48,15 @@ export interface ClipFeatures {
   source: string;
   durationS: number;
   windows: FeatureWindow[];
+  /** The plain baseline's whole-clip row (`BaselineMeans`), from the same frames as `windows`. */
+  baselineRow?: Float64Array;
 }
 
 /** Feature windows of a whole clip, padded with silence to at least one window. */
-export function windowsOf(samples: Float32Array): FeatureWindow[] {
-  return new WindowFeatureStream().push(padToOneWindow(samples));
+export function windowsOf(samples: Float32Array, onFrame?: (frame: FrameFeatures) => void): FeatureWindow[] {
+  return new WindowFeatureStream(onFrame).push(padToOneWindow(samples));
 }
 
-/**
- * Training rows of one clip. Labels are clip-level and scream clips contain breaths and
- * gaps; windows far below the clip's peak level are left out rather than taught as screams.
- */
 /** Every clip's feature windows, with what validation and augmentation need to know of it. */
 export function clipFeaturesOf(
   clips: readonly Clip[],
@@ -65,16 +64,27 @@ export function clipFeaturesOf(
 ): ClipFeatures[] {
   return clips.map((c, i) => {
     onProgress?.(i + 1, clips.length);
+    // whole frames of the clip only: a short clip's last frame runs into its padding
+    const means = new BaselineMeans();
+    let frames = 0;
+    const windows = windowsOf(c.samples, (f) => {
+      if (++frames * FRAME_SIZE <= c.samples.length) means.add(f);
+    });
     return {
       clip: i,
       label: c.label,
       source: c.source,
       durationS: c.durationS,
-      windows: windowsOf(c.samples),
+      windows,
+      baselineRow: means.row(),
     };
   });
 }
 
+/**
+ * Training rows of one clip. Labels are clip-level and scream clips contain breaths and
+ * gaps; windows far below the clip's peak level are left out rather than taught as screams.
+ */
 export function rowsOf(cf: { label: 0 | 1; windows: FeatureWindow[]; screamWindowsOnly?: boolean }): {
   rows: Float64Array[];
   labels: number[];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { baselineFeatures, validateBaseline } from '../../core/train/baseline.ts';
-import { clipScores } from '../../core/train/pipeline.ts';
+import { clipFeaturesOf, clipScores } from '../../core/train/pipeline.ts';
 import { seededRandom } from '../../core/train/random.ts';
 
 const RATE = 16000;
@@ -35,6 +35,34 @@ describe('plain whole-clip baseline', () => {
     const f = baselineFeatures(new Float32Array(RATE));
     expect(f[26]).toBe(-200);
     expect([...f.subarray(0, 26)].every((v) => v === 0)).toBe(true);
+  });
+
+  it('takes its rows from the frames clipFeaturesOf already analysed, bit for bit, short and odd-length clips too', () => {
+    const random = seededRandom(9);
+    const samples = [
+      tone(700, 2.3, 0.3),
+      noise(0.4, 0.2, random),
+      tone(1500, 1.01, 0.1),
+      new Float32Array(5000),
+    ];
+    const clips = samples.map((x, i) => ({
+      label: (i % 2) as 0 | 1,
+      source: `s${i}`,
+      recording: `s${i}/c${i}.wav`,
+      license: 'test',
+      durationS: x.length / RATE,
+      file: `c${i}.wav`,
+      samples: x,
+    }));
+    const features = clipFeaturesOf(clips);
+    for (const [i, f] of features.entries()) {
+      expect([...f.baselineRow!]).toEqual([...baselineFeatures(samples[i]!)]);
+    }
+    // and validation on those rows is validation on the samples
+    const groups = ['a', 'a', 'b', 'b'];
+    const options = { nEstimators: 5, maxDepth: 4, minSamplesSplit: 2, minSamplesLeaf: 1, seed: 1 };
+    expect(validateBaseline(features, groups, options)).toEqual(validateBaseline(clips, groups, options));
+    expect(() => validateBaseline([{ label: 0, source: 'x' }], ['a'])).toThrow(/baselineRow or its samples/);
   });
 
   it('ranks held-out groups it can tell apart, deterministically, and skips folds without both classes to train on', () => {
